@@ -1,0 +1,98 @@
+"""FastAPI app factory: mounts the faces, one error handler, health and metrics, and runs the
+dispatcher and sweeper for the life of the server."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
+
+from docmill import __version__, dispatch, errors
+from docmill.core import sweeper as sweeper_mod
+from docmill.core.db import session_scope
+from docmill.faces import native
+from docmill.faces.convertapi.routes import build_router as convertapi_router
+from docmill.faces.common import BodyLimitMiddleware, renderer_for
+from docmill.faces.docraptor import routes as docraptor
+from docmill.settings import get_settings
+
+log = logging.getLogger("docmill")
+
+
+def create_app(*, run_workers: bool = True, run_sweeper: bool = True) -> FastAPI:
+    settings = get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        dispatcher = dispatch.install(dispatch.build(no_workers=not run_workers))
+        dispatcher.start()
+        sweeper = sweeper_mod.Sweeper() if run_sweeper else None
+        if sweeper:
+            sweeper.start()
+        app.state.dispatcher = dispatcher
+        try:
+            yield
+        finally:
+            if sweeper:
+                sweeper.stop()
+            await run_in_threadpool(dispatcher.stop, settings.shutdown_grace_s)
+
+    app = FastAPI(title="Docmill", version=__version__, lifespan=lifespan,
+                  description="Self-hosted asynchronous document processing.")
+    # Room for base64's 4/3 growth and form fields on top of the largest allowed file.
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_upload_bytes * 4 // 3 + (1 << 20))
+
+    @app.exception_handler(errors.DocmillError)
+    async def docmill_error(request: Request, exc: errors.DocmillError) -> Response:
+        render = renderer_for(request.url.path) or native.render_error
+        return render(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        problems = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+                    for e in exc.errors()]
+        message = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+        return await docmill_error(request, errors.InvalidInput(message, problems=problems))
+
+    app.include_router(native.router)
+    app.include_router(docraptor.router)
+    app.include_router(convertapi_router())
+
+    @app.get("/healthz", tags=["ops"], summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"], summary="The database answers and workers run")
+    async def readyz(request: Request) -> JSONResponse:
+        checks: dict[str, Any] = {}
+        try:
+            await run_in_threadpool(_ping_database)
+            checks["database"] = "ok"
+        except Exception as exc:  # noqa: BLE001 - report, don't crash
+            checks["database"] = f"error: {type(exc).__name__}"
+        dispatcher = getattr(request.app.state, "dispatcher", None)
+        checks["dispatcher"] = type(dispatcher).__name__ if dispatcher else "none"
+        ok = checks["database"] == "ok"
+        return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks},
+                            status_code=200 if ok else 503)
+
+    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics")
+    async def metrics() -> Response:
+        from docmill.core import metrics as _metrics  # noqa: F401 - registers collectors
+
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def _ping_database() -> None:
+    with session_scope(readonly=True) as session:
+        session.execute(text("SELECT 1"))

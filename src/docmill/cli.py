@@ -1,0 +1,293 @@
+"""The `docmill` command: run the server, manage keys, submit and inspect jobs.
+
+`serve`, `migrate` and `keys` work on the configured database directly (they are the
+operator's tools); `submit` and `jobs` are HTTP clients of a running server, like any user.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+app = typer.Typer(help="Docmill: self-hosted asynchronous document processing.",
+                  no_args_is_help=True)
+keys_app = typer.Typer(help="API keys (stored hashed; a key is shown once).", no_args_is_help=True)
+jobs_app = typer.Typer(help="Jobs on a running server.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(jobs_app, name="jobs")
+console = Console()
+err = Console(stderr=True)
+
+ServerOpt = Annotated[str, typer.Option("--server", envvar="DOCMILL_SERVER",
+                                        help="Base URL of the Docmill server.")]
+KeyOpt = Annotated[Optional[str], typer.Option("--key", envvar="DOCMILL_API_KEY",
+                                               help="API key (or DOCMILL_API_KEY).")]
+DEFAULT_SERVER = "http://127.0.0.1:8000"
+
+
+def _fail(message: str) -> None:
+    err.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(1)
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the database schema."""
+    from docmill.core.migrate import upgrade
+    from docmill.settings import get_settings
+
+    upgrade()
+    console.print(f"database at [bold]{_redact(get_settings().database_url)}[/bold] is up to date")
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001
+        return url
+
+
+@app.command()
+def serve(
+    host: Annotated[Optional[str], typer.Option(help="Interface to listen on.")] = None,
+    port: Annotated[Optional[int], typer.Option(help="Port to listen on.")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Local worker processes.")] = None,
+    no_workers: Annotated[bool, typer.Option("--no-workers",
+                                             help="Run the API only.")] = False,
+) -> None:
+    """Run the API server with its local worker pool."""
+    import uvicorn
+
+    from docmill.core.auth import any_key_exists, create_key
+    from docmill.core.migrate import upgrade
+    from docmill.core.models import Role
+    from docmill.settings import get_settings
+
+    for name, value in (("HOST", host), ("PORT", port), ("WORKERS", workers)):
+        if value is not None:
+            os.environ[f"DOCMILL_{name}"] = str(value)
+    get_settings.cache_clear()
+    settings = get_settings()
+    upgrade()
+    console.print(f"Docmill on [bold]http://{settings.host}:{settings.port}[/bold]  "
+                  f"(docs at /docs)")
+    console.print(f"data folder: [bold]{settings.data_dir.resolve()}[/bold]  "
+                  f"database: {_redact(settings.database_url)}")
+    if not any_key_exists():
+        key, info = create_key(settings.bootstrap_org, Role.ADMIN, name="bootstrap admin")
+        console.print(f"first start: admin API key for organization '{info.org_slug}' "
+                      f"(shown once, keep it):\n  [bold green]{key}[/bold green]")
+    from docmill.app import create_app
+
+    uvicorn.run(create_app(run_workers=not no_workers), host=settings.host, port=settings.port,
+                log_level="info", timeout_graceful_shutdown=int(settings.shutdown_grace_s))
+
+
+@app.command()
+def worker(
+    queues: Annotated[Optional[str], typer.Option(
+        help="Comma-separated Celery queues to consume (default: all).")] = None,
+    concurrency: Annotated[Optional[int], typer.Option(
+        help="Worker processes (default: DOCMILL_WORKERS).")] = None,
+    hostname: Annotated[Optional[str], typer.Option(help="Celery node name.")] = None,
+) -> None:
+    """Run a Celery worker (DOCMILL_DISPATCHER=celery) with Docmill's settings."""
+    from docmill.dispatch.celery_app import all_queues, celery_app
+    from docmill.settings import get_settings
+
+    settings = get_settings()
+    if settings.dispatcher != "celery":
+        _fail("`docmill worker` needs DOCMILL_DISPATCHER=celery (the local dispatcher runs its "
+              "workers inside `docmill serve`)")
+    argv = ["worker", "--loglevel=INFO", "-O", "fair",
+            "-Q", queues or ",".join(all_queues(settings)),
+            "-c", str(concurrency or max(1, settings.workers))]
+    if hostname:
+        argv += ["-n", hostname]
+    celery_app().worker_main(argv)
+
+
+@keys_app.command("create")
+def keys_create(
+    org: Annotated[str, typer.Option(help="Organization slug (created if new).")],
+    admin: Annotated[bool, typer.Option("--admin", help="Give the key the admin role.")] = False,
+    name: Annotated[str, typer.Option(help="A label for the key.")] = "",
+) -> None:
+    """Create a key; it is printed once and stored only as a hash."""
+    from docmill.core.auth import create_key
+    from docmill.core.migrate import upgrade
+    from docmill.core.models import Role
+    from docmill.errors import DocmillError
+
+    upgrade()
+    try:
+        key, info = create_key(org, Role.ADMIN if admin else Role.USER, name)
+    except DocmillError as exc:
+        _fail(exc.message)
+    err.print(f"created {info.role} key {info.prefix} for '{info.org_slug}' (shown once):")
+    print(key)
+
+
+@keys_app.command("list")
+def keys_list(org: Annotated[Optional[str], typer.Option(help="Only this organization.")] = None
+              ) -> None:
+    """List keys (prefixes only; the keys themselves are not stored)."""
+    from docmill.core.auth import list_keys
+
+    table = Table("prefix", "org", "role", "name", "created", "last used", "revoked")
+    for info in list_keys(org):
+        table.add_row(info.prefix, info.org_slug, info.role, info.name, info.created_at[:19],
+                      (info.last_used_at or "")[:19], "yes" if info.revoked else "")
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(prefix: Annotated[str, typer.Argument(help="The key's prefix or id.")]) -> None:
+    """Revoke a key at once."""
+    from docmill.core.auth import revoke_key
+    from docmill.errors import DocmillError
+
+    try:
+        info = revoke_key(prefix)
+    except DocmillError as exc:
+        _fail(exc.message)
+    console.print(f"revoked key {info.prefix} of '{info.org_slug}'")
+
+
+# --- HTTP client commands -----------------------------------------------------------------
+
+def _client(server: str, key: str | None) -> httpx.Client:
+    if not key:
+        _fail("an API key is needed: --key or DOCMILL_API_KEY")
+    return httpx.Client(base_url=server, headers={"Authorization": f"Bearer {key}"},
+                        timeout=httpx.Timeout(60, connect=10), trust_env=False)
+
+
+def _check(response: httpx.Response) -> Any:
+    if response.status_code >= 400:
+        try:
+            error = response.json()["error"]
+            _fail(f"{error['code']}: {error['message']}")
+        except (ValueError, KeyError, TypeError):
+            _fail(f"HTTP {response.status_code}: {response.text[:300]}")
+    return response.json() if response.content else None
+
+
+def _parse_param(text: str) -> tuple[str, Any]:
+    name, sep, raw = text.partition("=")
+    if not sep or not name:
+        _fail(f"--param takes name=value, got {text!r}")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return name, value
+
+
+@app.command()
+def submit(
+    files: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, readable=True)],
+    op: Annotated[str, typer.Option("--op", help="Operation, e.g. pdf.to-image.")],
+    param: Annotated[Optional[list[str]], typer.Option("--param", help="name=value (JSON values"
+                                                        " allowed); repeatable.")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Show progress and fetch outputs.")] = False,
+    out: Annotated[Path, typer.Option(help="Folder for downloaded outputs.")] = Path("."),
+    server: ServerOpt = DEFAULT_SERVER,
+    key: KeyOpt = None,
+) -> None:
+    """Submit FILES as one job."""
+    params = dict(_parse_param(p) for p in (param or []))
+    with _client(server, key) as client:
+        handles = [path.open("rb") for path in files]
+        try:
+            job = _check(client.post(
+                "/v1/jobs", data={"operation": op, "params": json.dumps(params)},
+                files=[("file", (path.name, handle)) for path, handle in zip(files, handles)]))
+        finally:
+            for handle in handles:
+                handle.close()
+        if not wait:
+            console.print_json(data=job)
+            return
+        job = _follow(client, job)
+        if job["status"] != "SUCCESS":
+            error = job.get("error") or {}
+            _fail(f"job {job['id']} {job['status']}: {error.get('code')}: {error.get('message')}")
+        out.mkdir(parents=True, exist_ok=True)
+        for item in job["files"]:
+            target = out / item["name"]
+            with client.stream("GET", item["url"]) as response, target.open("wb") as sink:
+                if response.status_code != 200:
+                    _fail(f"download of {item['name']} answered HTTP {response.status_code}")
+                for chunk in response.iter_bytes():
+                    sink.write(chunk)
+            print(target)  # plain, one per line: scripts read these
+
+
+def _follow(client: httpx.Client, job: dict[str, Any]) -> dict[str, Any]:
+    columns = (TextColumn("[bold]{task.fields[status]}"), BarColumn(), TaskProgressColumn(),
+               TimeElapsedColumn(), TextColumn("{task.description}"))
+    with Progress(*columns, console=err, transient=False) as bar:
+        task = bar.add_task(job.get("message", ""), total=100, status=job["status"])
+        while True:
+            bar.update(task, completed=job["progress"], description=job.get("message") or "",
+                       status=job["status"])
+            if job["status"] in ("SUCCESS", "ERROR", "EXPIRED", "DELETED"):
+                return job
+            time.sleep(0.25)
+            job = _check(client.get(f"/v1/jobs/{job['id']}"))
+
+
+@jobs_app.command("ls")
+def jobs_ls(
+    status: Annotated[Optional[str], typer.Option(help="Only this status.")] = None,
+    operation: Annotated[Optional[str], typer.Option(help="Only this operation.")] = None,
+    limit: Annotated[int, typer.Option(help="How many.")] = 20,
+    server: ServerOpt = DEFAULT_SERVER,
+    key: KeyOpt = None,
+) -> None:
+    """List recent jobs."""
+    query = {k: v for k, v in {"status": status, "operation": operation, "limit": limit}.items()
+             if v is not None}
+    with _client(server, key) as client:
+        page = _check(client.get("/v1/jobs", params=query))
+    table = Table("id", "operation", "status", "progress", "created", "message")
+    for job in page["jobs"]:
+        table.add_row(job["id"], job["operation"], job["status"], f"{job['progress']}%",
+                      job["created_at"][:19], (job.get("message") or "")[:60])
+    console.print(table)
+
+
+@jobs_app.command("show")
+def jobs_show(job_id: str, server: ServerOpt = DEFAULT_SERVER, key: KeyOpt = None) -> None:
+    """Show one job as JSON."""
+    with _client(server, key) as client:
+        console.print_json(data=_check(client.get(f"/v1/jobs/{job_id}")))
+
+
+@jobs_app.command("rm")
+def jobs_rm(job_id: str, server: ServerOpt = DEFAULT_SERVER, key: KeyOpt = None) -> None:
+    """Delete a job and its files."""
+    with _client(server, key) as client:
+        _check(client.delete(f"/v1/jobs/{job_id}"))
+    console.print(f"deleted {job_id}")
+
+
+def main() -> None:  # pragma: no cover - entry point
+    app(prog_name="docmill")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,221 @@
+"""SQLAlchemy models: the whole persistent state of Docmill.
+
+Portable between SQLite and PostgreSQL: JSON columns, string ids, UTC timestamps stored
+through one type so that both databases hand back aware datetimes.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class UTCDateTime(TypeDecorator):
+    """Stores aware datetimes as UTC and always returns them aware (SQLite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON}
+
+
+class JobStatus(str, enum.Enum):
+    ENQUEUED = "ENQUEUED"
+    PROCESSING = "PROCESSING"
+    SUCCESS = "SUCCESS"
+    ERROR = "ERROR"
+    EXPIRED = "EXPIRED"
+    DELETED = "DELETED"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+    @property
+    def is_gone(self) -> bool:
+        """Expired and deleted jobs answer 404 on every face."""
+        return self in (JobStatus.EXPIRED, JobStatus.DELETED)
+
+
+TERMINAL_STATUSES = frozenset(
+    {JobStatus.SUCCESS, JobStatus.ERROR, JobStatus.EXPIRED, JobStatus.DELETED}
+)
+
+
+class Role(str, enum.Enum):
+    ADMIN = "admin"
+    USER = "user"
+
+
+class Organization(Base):
+    __tablename__ = "organizations"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    webhook_secret: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16), default=Role.USER.value)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    org: Mapped[Organization] = relationship(lazy="joined")
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    face: Mapped[str] = mapped_column(String(32), default="native")
+    operation: Mapped[str] = mapped_column(String(64))
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.ENQUEUED.value)
+    progress: Mapped[int] = mapped_column(Integer, default=0)
+    message: Mapped[str] = mapped_column(Text, default="")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    lease_owner: Mapped[str | None] = mapped_column(String(128), default=None)
+    lease_until: Mapped[datetime | None] = mapped_column(default=None)
+    timeout_s: Mapped[float] = mapped_column(default=600.0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    expires_at: Mapped[datetime]
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    error_code: Mapped[str | None] = mapped_column(String(64), default=None)
+    error_message: Mapped[str | None] = mapped_column(Text, default=None)
+    webhook_url: Mapped[str | None] = mapped_column(Text, default=None)
+    face_state: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    dispatched_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    files: Mapped[list["JobFile"]] = relationship(
+        back_populates="job", order_by="JobFile.position", cascade="all, delete-orphan"
+    )
+
+    __table_args__ = (
+        Index("ix_jobs_status_lease", "status", "lease_until"),
+        Index("ix_jobs_org_created", "org_id", "created_at"),
+        Index("ix_jobs_expires", "expires_at"),
+    )
+
+    @property
+    def job_status(self) -> JobStatus:
+        return JobStatus(self.status)
+
+    def files_of(self, role: str) -> list["JobFile"]:
+        return [f for f in self.files if f.role == role]
+
+
+class JobFile(Base):
+    """An input (`role="input"`) or output (`role="output"`) file of a job, in the blob store."""
+
+    __tablename__ = "job_files"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(8))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    name: Mapped[str] = mapped_column(String(255))
+    blob_key: Mapped[str] = mapped_column(String(512))
+    size: Mapped[int] = mapped_column(Integer)
+    content_type: Mapped[str] = mapped_column(String(128))
+
+    job: Mapped[Job] = relationship(back_populates="files")
+
+
+class JobEvent(Base):
+    """One row per state transition: the audit trail (and how tests count successes)."""
+
+    __tablename__ = "job_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    status: Mapped[str] = mapped_column(String(16))
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    owner: Mapped[str | None] = mapped_column(String(128), default=None)
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class WebhookDelivery(Base):
+    """Outbox row: written in the transaction that finishes a job, sent later with retries."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    org_id: Mapped[str] = mapped_column(String(36))
+    url: Mapped[str] = mapped_column(Text)
+    method: Mapped[str] = mapped_column(String(8), default="POST")
+    body: Mapped[str | None] = mapped_column(Text, default=None)
+    headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    sign: Mapped[bool] = mapped_column(default=False)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    last_status: Mapped[int | None] = mapped_column(Integer, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    __table_args__ = (Index("ix_webhook_due", "state", "next_attempt_at"),)
+
+
+class PublicFile(Base):
+    """A file reachable by an unguessable id without an API key (ConvertAPI's `/d/{FileId}`,
+    DocRaptor's `download_url`): an upload, or a published output of a job. Expiry, deletion
+    and a download budget are enforced here; the bytes stay in the blob store."""
+
+    __tablename__ = "public_files"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    job_id: Mapped[str | None] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), default=None, index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    blob_key: Mapped[str] = mapped_column(String(512))
+    size: Mapped[int] = mapped_column(Integer)
+    content_type: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    downloads_left: Mapped[int | None] = mapped_column(Integer, default=None)

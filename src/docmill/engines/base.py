@@ -1,0 +1,121 @@
+"""The engine interface and the operation registry.
+
+An engine is a plain class that knows documents, not HTTP, jobs or tenants. It offers
+operations; each operation declares its parameters (a pydantic model), the input types it
+accepts (sniffed MIME types) and the formats it produces, so `/v1/operations` and the vendor
+faces' converter lists are generated from here. `run` gets local input files, a work folder
+and a progress callback, and returns output files (in the work folder) plus result JSON.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from docmill.errors import InvalidInput
+
+Progress = Callable[[float, str], None]
+"""progress(percent 0-100, phase message); engines call it freely, the runner throttles."""
+
+
+class Params(BaseModel):
+    """Base of every operation's parameters: unknown parameters are an error, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class EngineInput:
+    path: Path
+    name: str
+    content_type: str
+
+
+@dataclass
+class EngineOutput:
+    path: Path
+    content_type: str
+    name: str | None = None  # defaults to path.name
+
+
+@dataclass
+class EngineResult:
+    outputs: list[EngineOutput] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    pages: int = 0  # pages processed (billing-style "cost" for faces that report one)
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str
+    summary: str
+    params: type[Params]
+    accepts: frozenset[str]
+    produces: tuple[str, ...]
+    min_inputs: int = 1
+    max_inputs: int = 1
+    engine: str = ""
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "summary": self.summary,
+            "engine": self.engine,
+            "accepts": sorted(self.accepts),
+            "produces": list(self.produces),
+            "inputs": {"min": self.min_inputs, "max": self.max_inputs},
+            "params_schema": self.params.model_json_schema(),
+        }
+
+
+class Engine(ABC):
+    """A family of operations sharing one warm resource (a library, a process pool...)."""
+
+    name: ClassVar[str]
+    operations: ClassVar[tuple[Operation, ...]]
+
+    def start(self) -> None:
+        """Load heavy resources; called once per worker process before the first job."""
+
+    def stop(self) -> None:
+        """Release resources at worker shutdown."""
+
+    @abstractmethod
+    def run(self, operation: str, inputs: Sequence[EngineInput], params: Params,
+            workdir: Path, progress: Progress) -> EngineResult: ...
+
+
+# --- shared helpers for engines ------------------------------------------------------------
+
+_RANGE_RE = re.compile(r"^\s*(\d+)?\s*(-\s*(\d+)?)?\s*$")
+
+
+def parse_page_ranges(spec: str | None, page_count: int) -> list[int]:
+    """'1-3,5,8-' -> zero-based page indexes, in order, validated against the page count."""
+    if spec is None or not spec.strip() or spec.strip().lower() == "all":
+        return list(range(page_count))
+    pages: list[int] = []
+    for part in spec.split(","):
+        match = _RANGE_RE.match(part)
+        if not match or (match.group(1) is None and match.group(3) is None):
+            raise InvalidInput(f"invalid page range {part.strip()!r}; use e.g. 1-3,5,8-")
+        start = int(match.group(1)) if match.group(1) else 1
+        end = (int(match.group(3)) if match.group(3) else page_count) if match.group(2) else start
+        if start < 1 or end < start:
+            raise InvalidInput(f"invalid page range {part.strip()!r}")
+        if start > page_count:
+            raise InvalidInput(f"page {start} is past the end of a {page_count}-page document")
+        pages.extend(range(start - 1, min(end, page_count)))
+    return pages
+
+
+def output_stem(name: str) -> str:
+    stem = Path(name).stem or "document"
+    return re.sub(r"[^\w.\- ]+", "_", stem)[:100]

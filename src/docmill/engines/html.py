@@ -1,0 +1,342 @@
+"""HTML and Markdown to PDF with WeasyPrint, every resource fetched through the SSRF guard.
+
+The HTML comes from an uploaded file, never from a path: WeasyPrint gets the bytes and an
+explicit `base_url` (or none), so a relative reference can only resolve against a URL the
+client named. `GuardedFetcher` is the only way WeasyPrint reaches anything outside the
+document: `data:` URIs are decoded, `http`/`https` go through `security.ssrf.open_url` (public
+addresses only unless allow-listed, redirects checked hop by hop) with a size and time cap per
+resource, a cap on the number of resources and a time budget for the whole document; every
+other scheme (`file:`, `ftp:`, ...) is refused. Each refused or failed resource is reported in
+the job's warnings and the document is rendered without it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator
+
+from docmill.engines.base import (
+    Engine,
+    EngineInput,
+    EngineOutput,
+    EngineResult,
+    Operation,
+    Params,
+    Progress,
+    output_stem,
+)
+from docmill.errors import DocmillError, DownloadFailed, EngineFailed, InvalidInput, UnsafeUrl
+
+log = logging.getLogger(__name__)
+
+HTML_TYPES = frozenset({"text/html", "application/xhtml+xml", "text/xml", "text/plain"})
+MARKDOWN_TYPES = frozenset({"text/markdown", "text/x-markdown", "text/plain"})
+MAX_WARNINGS = 50
+NO_BASE = "http://no-base-url.invalid/"  # reserved TLD: never resolved, refused by name
+PDF_VARIANTS = {"pdf": None, "pdfa-1b": "pdf/a-1b", "pdfa-2b": "pdf/a-2b",
+                "pdfa-3b": "pdf/a-3b", "pdfua-1": "pdf/ua-1"}
+
+# CSS values taken from parameters go into a stylesheet: allow only what a size or a margin
+# can look like, so a parameter cannot smuggle in rules (or url()s).
+_LENGTH = r"(?:0|\d+(?:\.\d+)?(?:mm|cm|in|pt|px|pc|q|em|rem))"
+_SIZE_RE = re.compile(r"^(?:(?:a[0-9]|a10|b[0-9]|b10|c[0-9]|c10|letter|legal|ledger|jis-b[0-9])"
+                      r"(?:\s+(?:portrait|landscape))?|" + _LENGTH + r"(?:\s+" + _LENGTH +
+                      r")?|auto|portrait|landscape)$", re.IGNORECASE)
+_MARGIN_RE = re.compile(r"^" + _LENGTH + r"(?:\s+" + _LENGTH + r"){0,3}$", re.IGNORECASE)
+
+
+class HtmlToPdfParams(Params):
+    base_url: str | None = Field(None, description="Absolute http(s) URL that relative links "
+                                 "in the document resolve against; without it they are "
+                                 "ignored.")
+    media: Literal["print", "screen"] = Field("print", description="CSS media type.")
+    page_size: str | None = Field(None, description="CSS @page size, e.g. 'A4', "
+                                  "'letter landscape', '210mm 297mm'.")
+    margin: str | None = Field(None, description="CSS @page margin, e.g. '2cm' or "
+                               "'1in 0.75in'.")
+    pdf_format: Literal["pdf", "pdfa-1b", "pdfa-2b", "pdfa-3b", "pdfua-1"] = "pdf"
+
+    @field_validator("base_url")
+    @classmethod
+    def _absolute_http(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("base_url must be an absolute http or https URL")
+        return value.strip()
+
+    @field_validator("page_size")
+    @classmethod
+    def _size(cls, value: str | None) -> str | None:
+        if value is not None and not _SIZE_RE.match(value.strip()):
+            raise ValueError("page_size must be a page name (A4, letter...) with an optional "
+                             "orientation, or one or two CSS lengths")
+        return value.strip() if value else None
+
+    @field_validator("margin")
+    @classmethod
+    def _margin(cls, value: str | None) -> str | None:
+        if value is not None and not _MARGIN_RE.match(value.strip()):
+            raise ValueError("margin must be one to four CSS lengths, e.g. '2cm' or '1in 2cm'")
+        return value.strip() if value else None
+
+
+class MarkdownToPdfParams(HtmlToPdfParams):
+    title: str | None = Field(None, max_length=500, description="Document title (metadata).")
+
+
+def _fetcher_class() -> type:
+    """Built on first use: importing WeasyPrint loads pango, which the API process never
+    needs."""
+    from weasyprint.urls import URLFetcher, URLFetcherResponse
+
+    from docmill.security.ssrf import open_url, policy_from_settings
+    from docmill.settings import get_settings
+
+    class GuardedFetcher(URLFetcher):  # type: ignore[misc, valid-type]
+        def __init__(self) -> None:
+            settings = get_settings()
+            super().__init__(timeout=settings.html_resource_timeout_s,
+                             allowed_protocols={"data"}, allow_redirects=False,
+                             fail_on_errors=False)
+            self.policy = policy_from_settings()
+            self.timeout = settings.html_resource_timeout_s
+            self.max_bytes = settings.html_resource_max_bytes
+            self.max_resources = settings.html_max_resources
+            self.budget_end = time.monotonic() + settings.html_fetch_budget_s
+            self.max_redirects = settings.outbound_max_redirects
+            self.warnings: list[str] = []
+            self.refused: list[str] = []
+            self.fetched: list[str] = []
+            self.seen: set[str] = set()
+
+        def _note(self, url: str, message: str, refused: bool) -> None:
+            if url in self.seen:
+                return
+            self.seen.add(url)
+            if refused:
+                self.refused.append(url)
+            self.warnings.append(message)
+
+        def fetch(self, url: str, headers: dict[str, str] | None = None) -> Any:
+            shown = url if len(url) <= 200 else url[:197] + "..."
+            parts = urlsplit(url)
+            scheme = parts.scheme.lower()
+            if scheme == "data":
+                return super().fetch(url, headers)
+            if url.startswith(NO_BASE):
+                relative = url[len(NO_BASE):]
+                self._note(url, f"ignored the relative URL {relative!r}: give base_url to load "
+                           "relative resources", refused=True)
+                raise UnsafeUrl("relative URL without base_url")
+            if scheme not in ("http", "https"):
+                self._note(url, f"refused {shown}: only http, https and data URLs may be "
+                           "loaded", refused=True)
+                raise UnsafeUrl(f"refused {shown}")
+            if len(self.fetched) >= self.max_resources:
+                self._note(url, f"skipped {shown}: the document loads more than "
+                           f"{self.max_resources} resources", refused=True)
+                raise DownloadFailed("too many resources")
+            remaining = self.budget_end - time.monotonic()
+            if remaining <= 0:
+                self._note(url, f"skipped {shown}: the time budget for loading resources "
+                           "is spent", refused=True)
+                raise DownloadFailed("fetch budget spent")
+            timeout = min(self.timeout, remaining)
+            deadline = time.monotonic() + timeout
+            self.fetched.append(url)
+            try:
+                with open_url(self.policy, url, timeout=timeout,
+                              max_redirects=self.max_redirects) as response:
+                    if response.status_code >= 400:
+                        raise DownloadFailed(f"HTTP {response.status_code}")
+                    declared = response.headers.get("content-length", "")
+                    if declared.isdigit() and int(declared) > self.max_bytes:
+                        raise DownloadFailed(f"larger than {self.max_bytes} bytes")
+                    body = bytearray()
+                    for chunk in response.iter_bytes(64 * 1024):
+                        body += chunk
+                        if len(body) > self.max_bytes:
+                            raise DownloadFailed(f"larger than {self.max_bytes} bytes")
+                        if time.monotonic() > deadline:
+                            raise DownloadFailed(f"took longer than {timeout:.3g} s")
+                    content_type = response.headers.get("content-type", "")
+                    final_url = str(response.url)
+            except UnsafeUrl as exc:
+                self._note(url, f"refused {shown}: {exc.message}", refused=True)
+                raise
+            except DocmillError as exc:
+                self._note(url, f"could not load {shown}: {exc.message}", refused=False)
+                raise DownloadFailed(exc.message) from exc
+            except Exception as exc:  # httpx errors while streaming the body
+                self._note(url, f"could not load {shown}: {type(exc).__name__}: {exc}",
+                           refused=False)
+                raise DownloadFailed(str(exc)) from exc
+            return URLFetcherResponse(final_url, bytes(body),
+                                      {"Content-Type": content_type} if content_type else {})
+
+    return GuardedFetcher
+
+
+def make_fetcher() -> Any:
+    return _fetcher_class()()
+
+
+class _Collect(logging.Handler):
+    """WeasyPrint's own complaints (bad CSS, unreadable images...) for the job's warnings."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.messages.append(record.getMessage())
+        except Exception:
+            pass
+
+
+@contextmanager
+def _weasyprint_messages() -> Iterator[_Collect]:
+    logger = logging.getLogger("weasyprint")
+    handler = _Collect()
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+
+
+def page_css(params: HtmlToPdfParams) -> str:
+    rules = []
+    if params.page_size:
+        rules.append(f"size: {params.page_size};")
+    if params.margin:
+        rules.append(f"margin: {params.margin};")
+    return "@page { " + " ".join(rules) + " }" if rules else ""
+
+
+def render_html(html: bytes | str, params: HtmlToPdfParams, target: Path,
+                progress: Progress, extra_css: str = "") -> EngineResult:
+    """Render HTML to `target` (PDF) with the guarded fetcher; the shared path of both
+    operations."""
+    try:
+        import weasyprint
+    except (ImportError, OSError) as exc:
+        raise EngineFailed(f"WeasyPrint cannot load (is pango installed? run "
+                           f"scripts/setup.sh): {exc}") from exc
+
+    fetcher = make_fetcher()
+    progress(10, "loading html")
+    stylesheets = []
+    css = "\n".join(c for c in (extra_css, page_css(params)) if c)
+    with _weasyprint_messages() as collected:
+        try:
+            if css:
+                stylesheets.append(weasyprint.CSS(string=css, url_fetcher=fetcher))
+            progress(30, "rendering pages")
+            try:
+                rendered = weasyprint.HTML(
+                    string=html, base_url=params.base_url, url_fetcher=fetcher,
+                    media_type=params.media).render(stylesheets=stylesheets)
+            except Exception as exc:
+                # WeasyPrint raises (instead of warning) on a relative CSS @import with no
+                # base URL; render again against a base that the fetcher refuses by name.
+                if params.base_url or "without a base URI" not in str(exc):
+                    raise
+                rendered = weasyprint.HTML(
+                    string=html, base_url=NO_BASE, url_fetcher=fetcher,
+                    media_type=params.media).render(stylesheets=stylesheets)
+            pages = len(rendered.pages)
+            if pages == 0:
+                raise InvalidInput("the document has no content to render")
+            progress(80, f"writing pdf of {pages} pages")
+            rendered.write_pdf(target, pdf_variant=PDF_VARIANTS[params.pdf_format])
+        except DocmillError:
+            raise
+        except Exception as exc:  # WeasyPrint's parser and layout raise assorted types
+            log.exception("weasyprint failed")
+            raise EngineFailed(f"cannot render the HTML: {type(exc).__name__}: {exc}") from exc
+    warnings = list(fetcher.warnings)
+    for message in collected.messages:  # skip WeasyPrint's echo of what we already reported
+        if not any(url in message for url in fetcher.seen):
+            warnings.append(message)
+    if len(warnings) > MAX_WARNINGS:
+        warnings = warnings[:MAX_WARNINGS] + [f"... and {len(warnings) - MAX_WARNINGS} more"]
+    progress(98, "pdf written")
+    return EngineResult(
+        outputs=[EngineOutput(target, "application/pdf")],
+        data={"pages": pages,
+              "resources_loaded": [u for u in fetcher.fetched if u not in fetcher.seen],
+              "resources_refused": fetcher.refused},
+        warnings=warnings, pages=pages)
+
+
+MARKDOWN_CSS = """
+body { font-family: "DejaVu Sans", "Noto Sans", sans-serif; font-size: 11pt; line-height: 1.45; }
+pre, code { font-family: "DejaVu Sans Mono", monospace; font-size: 9.5pt; }
+pre { background: #f5f5f5; padding: 0.6em; white-space: pre-wrap; }
+table { border-collapse: collapse; }
+th, td { border: 1px solid #999; padding: 0.25em 0.5em; }
+th { background: #eee; }
+img { max-width: 100%; }
+"""
+
+
+def markdown_to_html(text: str, title: str | None) -> str:
+    import html as html_lib
+
+    import markdown
+
+    body = markdown.markdown(text, extensions=["extra", "sane_lists", "toc"],
+                             output_format="html")
+    head = f"<title>{html_lib.escape(title)}</title>" if title else ""
+    return (f'<!DOCTYPE html><html><head><meta charset="utf-8">{head}</head>'
+            f"<body>{body}</body></html>")
+
+
+def read_text(path: Path) -> str:
+    raw = path.read_bytes()
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return raw.decode("utf-16")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+class HtmlEngine(Engine):
+    name = "html"
+    operations = (
+        Operation("html.to-pdf", "Render an HTML document to PDF (WeasyPrint). Resources "
+                  "load only from http(s) URLs that pass the SSRF guard, relative to "
+                  "base_url.", HtmlToPdfParams, HTML_TYPES, ("pdf",), engine="html"),
+        Operation("markdown.to-pdf", "Render Markdown to PDF through the same HTML path.",
+                  MarkdownToPdfParams, MARKDOWN_TYPES, ("pdf",), engine="html"),
+    )
+
+    def start(self) -> None:
+        try:
+            import weasyprint  # noqa: F401 - load pango and fonts once per worker
+        except (ImportError, OSError) as exc:  # pango missing: jobs fail, the worker lives
+            log.warning("html: WeasyPrint cannot load: %s", exc)
+
+    def run(self, operation: str, inputs: Sequence[EngineInput], params: Params,
+            workdir: Path, progress: Progress) -> EngineResult:
+        source = inputs[0]
+        target = workdir / f"{output_stem(source.name)}.pdf"
+        if operation == "markdown.to-pdf":
+            assert isinstance(params, MarkdownToPdfParams)
+            html = markdown_to_html(read_text(source.path), params.title)
+            return render_html(html, params, target, progress, extra_css=MARKDOWN_CSS)
+        assert isinstance(params, HtmlToPdfParams)
+        return render_html(source.path.read_bytes(), params, target, progress)

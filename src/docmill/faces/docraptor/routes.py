@@ -1,0 +1,443 @@
+"""DocRaptor's HTTP endpoints over the core's service functions.
+
+    POST  /docs                synchronous: the document's bytes (async: true -> status_id)
+    POST  /async_docs          {"status_id"}; validation errors surface as status "failed"
+    POST  /hosted_docs         synchronous, hosted: the completed status JSON
+    POST  /hosted_async_docs   {"status_id"} of a hosted document
+    GET   /status/{id}         queued -> working -> completed | failed
+    GET   /download/{id}       the bytes, without credentials; budget and expiry enforced
+    PATCH /expire/{id}         the document goes away; later downloads fail
+
+Every success is exactly 200 (the client types a response by its exact status code), every
+body is UTF-8, errors are `<errors><error>…</error></errors>` XML. Credentials come as HTTP
+Basic with the key as user name (the password is ignored) or `?user_credentials=KEY`. Each
+route is also served with a doubled leading slash: a client host configured with a trailing
+slash sends `//docs`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from base64 import b64decode
+from binascii import Error as BinasciiError
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+from xml.sax.saxutils import escape
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from docmill import errors
+from docmill.core import public_files, service
+from docmill.core.auth import Principal, authenticate
+from docmill.core.files import get_blob_store
+from docmill.core.models import Job, JobStatus, utcnow
+from docmill.faces.common import FaceErrors, read_form, register_face_errors
+from docmill.faces.docraptor import webhook
+from docmill.faces.docraptor.request import (
+    BadRequest,
+    DocRequest,
+    as_bool,
+    form_fields,
+    parse_body,
+    query_fields,
+    read_doc,
+)
+from docmill.security.ssrf import policy_from_settings
+from docmill.settings import get_settings
+
+FACE = webhook.FACE
+JSON_TYPE = "application/json; charset=utf-8"
+XML_TYPE = "application/xml; charset=utf-8"
+DOWNLOAD_KEY_ERROR = "[Download Key Error] The supplied download key is not valid."
+STATUS_FORBIDDEN = ("[Authentication Error] You do not have permission to view the status "
+                    "of this document.")
+EXPIRE_FORBIDDEN = "[Authentication Error] You do not have permission to expire this document."
+SYNC_GRACE_S = 2.0  # the job's own timeout fires first and gives the better message
+_XML_BAD = re.compile(r"[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+class DownloadKeyError(errors.NotFound):
+    """An unknown, expired, used-up or unfinished download (400 with the vendor's text)."""
+
+    code = "download_key_error"
+
+
+class NoPermission(errors.Forbidden):
+    code = "forbidden"
+
+
+class DocumentFailed(errors.InvalidInput):
+    """A document that could not be made (422), one <error> per line of its message."""
+
+    code = "document_failed"
+
+
+# --- errors --------------------------------------------------------------------------------
+
+
+def error_status(exc: errors.DocmillError) -> int:
+    if isinstance(exc, errors.Unauthorized):
+        return 401
+    if isinstance(exc, DownloadKeyError | BadRequest | errors.TooLarge | errors.Conflict):
+        return 400
+    if isinstance(exc, errors.Forbidden | errors.NotFound):
+        return 403
+    if isinstance(exc, errors.InvalidInput | errors.UnsupportedFormat | errors.EngineFailed
+                  | errors.Timeout):
+        return 422
+    return 500
+
+
+def xml_errors(messages: list[str]) -> bytes:
+    items = "".join(f"\n  <error>{escape(_XML_BAD.sub('', m))}</error>" for m in messages if m)
+    text = f'<?xml version="1.0" encoding="UTF-8"?>\n<errors>{items}\n</errors>\n'
+    return text.encode("utf-8", "replace")  # a lone surrogate from JSON must not break it
+
+
+def render_error(request: Request, exc: errors.DocmillError) -> Response:
+    lines = exc.details.get("errors") if isinstance(exc.details.get("errors"), list) else None
+    if lines is None:
+        lines = [line for line in exc.message.split("\n") if line.strip()] or [exc.code]
+    headers = ({"WWW-Authenticate": 'Basic realm="DocRaptor API"'}
+               if isinstance(exc, errors.Unauthorized) else None)
+    return Response(xml_errors([str(x) for x in lines]), status_code=error_status(exc),
+                    media_type=XML_TYPE, headers=headers)
+
+
+def _json(body: dict[str, Any]) -> Response:
+    return Response(json.dumps(body).encode(), status_code=200, media_type=JSON_TYPE)
+
+
+# --- routing -------------------------------------------------------------------------------
+
+router = APIRouter(tags=["docraptor"])
+_PREFIX = get_settings().docraptor_prefix.rstrip("/")
+_ROOTS = ("/docs", "/async_docs", "/hosted_docs", "/hosted_async_docs", "/status/",
+          "/download/", "/expire/")
+register_face_errors(FaceErrors(
+    tuple(p for root in _ROOTS for p in (_PREFIX + root, _PREFIX + "/" + root)), render_error))
+
+
+def _route(method: str, path: str, summary: str) -> Callable[[Callable[..., Any]], Any]:
+    """Register at `prefix + path` and, hidden, at `prefix + '/' + path` (trailing-slash host)."""
+
+    def register(endpoint: Callable[..., Any]) -> Any:
+        router.add_api_route(_PREFIX + path, endpoint, methods=[method], summary=summary)
+        router.add_api_route(_PREFIX + "/" + path, endpoint, methods=[method],
+                             include_in_schema=False)
+        return endpoint
+
+    return register
+
+
+# --- auth ----------------------------------------------------------------------------------
+
+
+def _key(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, value = header.strip().partition(" ")
+        if scheme.lower() == "basic":
+            try:
+                user = b64decode(value.strip(), validate=False).decode("utf-8")
+            except (BinasciiError, UnicodeDecodeError, ValueError):
+                raise errors.Unauthorized("Unable to authenticate: malformed Basic credentials")
+            key = user.partition(":")[0]  # the password is ignored
+            if key:
+                return key
+        elif scheme.lower() in ("bearer", "token") and value.strip():
+            return value.strip()
+    return request.query_params.get("user_credentials") or None
+
+
+async def _principal(request: Request) -> Principal:
+    key = _key(request)
+    if not key:
+        raise errors.Unauthorized("Unable to authenticate: send your API key as the HTTP "
+                                  "Basic user name or as user_credentials")
+    try:
+        return await run_in_threadpool(authenticate, key)
+    except errors.Unauthorized:
+        raise errors.Unauthorized("Unable to authenticate: the API key is not valid") from None
+
+
+# --- reading requests ----------------------------------------------------------------------
+
+
+async def _fields(request: Request) -> dict[str, Any]:
+    content_type = request.headers.get("content-type", "")
+    if content_type.lower().startswith("multipart/form-data"):
+        form = await read_form(request)
+        body = form_fields([(k, v) for k, v in form.multi_items() if isinstance(v, str)])
+    else:
+        body = parse_body(content_type, await request.body())
+    query = query_fields(list(request.query_params.multi_items()))
+    return {**query, **body}
+
+
+def _retention(doc: DocRequest) -> tuple[float, dict[str, Any]]:
+    """Job retention and the download terms kept in face_state."""
+    settings = get_settings()
+    state: dict[str, Any] = {}
+    if doc.hosted:
+        state["downloads"] = doc.hosted_download_limit
+        if doc.hosted_expires_at is not None:
+            state["link_expires_at"] = doc.hosted_expires_at.isoformat()
+            left = (doc.hosted_expires_at - utcnow()).total_seconds()
+            floor = settings.docraptor_async_timeout_s + 3600  # status stays readable
+            return max(left, floor), state
+        return settings.docraptor_hosted_retention_s, state
+    state["downloads"] = 1 if settings.docraptor_short_retention else \
+        settings.docraptor_download_limit
+    return settings.docraptor_retention_s or settings.retention_s, state
+
+
+def _create(principal: Principal, doc: DocRequest) -> Job:
+    """Stage and submit (in a worker thread). Problems found here become validation errors
+    of the document: for an async one, a job that fails at once with them."""
+    settings = get_settings()
+    timeout = (settings.docraptor_async_timeout_s if doc.asynchronous
+               else settings.docraptor_sync_timeout_s)
+    retention, state = _retention(doc)
+    state.update({"kind": "hosted" if doc.hosted else ("async" if doc.asynchronous else "sync"),
+                  "document_type": doc.document_type, "name": doc.name, "tag": doc.tag,
+                  "test": doc.test})
+    problems = list(dict.fromkeys(doc.errors))
+    if not problems and doc.callback_url and doc.asynchronous:
+        try:
+            policy_from_settings().check_url(doc.callback_url)
+        except errors.DocmillError as exc:
+            problems.append(f"Callback url is not allowed: {exc.message}")
+    if not problems:
+        try:
+            service.validate_params(doc.operation, doc.params)
+        except errors.InvalidInput as exc:
+            problems.append(exc.message)
+    if problems and not doc.asynchronous:
+        raise DocumentFailed("\n".join(problems), errors=problems)
+
+    def submission(params: dict[str, Any], webhook_url: str | None) -> service.Submission:
+        return service.Submission(operation=doc.operation, params=params, face=FACE,
+                                  face_state=state, timeout_s=timeout, retention_s=retention,
+                                  webhook_url=webhook_url)
+
+    if not problems:
+        stager = service.new_stager(principal, webhook.new_status_id())
+        try:
+            if doc.content is not None:
+                stager.add_stream(doc.filename.rsplit(".", 1)[0] + ".html",
+                                  io.BytesIO(doc.content.encode("utf-8", "replace")))
+            return service.submit(principal, submission(
+                doc.params, doc.callback_url if doc.asynchronous else None), stager)
+        except errors.TooLarge:
+            raise
+        except errors.InvalidInput as exc:
+            if not doc.asynchronous:
+                raise DocumentFailed(exc.message) from exc
+            stager.discard()
+            problems.append(exc.message)
+    # Async with validation errors: a job that fails with them, no input, no callback.
+    stager = service.new_stager(principal, webhook.new_status_id())
+    return service.submit(principal, submission({"fail_with": "\n".join(problems)}, None),
+                          stager)
+
+
+async def _read(request: Request, *, asynchronous: bool, hosted: bool) -> tuple[Principal,
+                                                                               DocRequest]:
+    principal = await _principal(request)
+    fields = await _fields(request)
+    asynchronous = asynchronous or bool(as_bool(fields.get("async"), False))
+    hosted = hosted or bool(as_bool(fields.get("hosted"), False))
+    return principal, read_doc(fields, asynchronous=asynchronous, hosted=hosted)
+
+
+async def _finish_sync(principal: Principal, job: Job) -> Job:
+    limit = get_settings().docraptor_sync_timeout_s
+    job = await service.wait_for(principal, job.id, limit + SYNC_GRACE_S, poll_s=0.2)
+    if job.status == JobStatus.SUCCESS.value:
+        return job
+    if not job.job_status.is_terminal:
+        await run_in_threadpool(_drop, principal, job.id)
+        raise DocumentFailed(f"Document creation timed out: a synchronous document must be "
+                             f"done within {limit:g} seconds (use async for longer ones)")
+    raise DocumentFailed(_failure_text(job))
+
+
+def _drop(principal: Principal, job_id: str) -> None:
+    try:
+        service.delete_job(principal, job_id)
+    except errors.NotFound:
+        pass
+
+
+def _failure_text(job: Job) -> str:
+    message = (job.error_message or "").strip()
+    if not message or job.error_code in ("internal_error", "worker_lost"):
+        return "Document creation failed due to unknown reasons." + (
+            f"\n{message}" if message else "")
+    if job.error_code == "timeout":
+        return f"Document creation timed out: {message}"
+    return message
+
+
+def _output(job: Job) -> Any:
+    outputs = job.files_of("output")
+    if not outputs:
+        raise DocumentFailed("Document creation failed due to unknown reasons.")
+    return outputs[0]
+
+
+def _file_response(blob_key: str, content_type: str, filename: str) -> Response:
+    store = get_blob_store()
+    path = store.filesystem_path(blob_key)
+    if path is not None:
+        return FileResponse(path, status_code=200, media_type=content_type, filename=filename,
+                            content_disposition_type="inline")
+    handle = store.open(blob_key)
+    return StreamingResponse(iter(lambda: handle.read(1 << 20), b""), status_code=200,
+                             media_type=content_type,
+                             headers={"Content-Disposition": f'inline; filename="{filename}"'})
+
+
+def _status_body(job: Job) -> dict[str, Any]:
+    if job.status == JobStatus.SUCCESS.value:
+        return webhook.completed_fields(job)
+    if job.status == JobStatus.ERROR.value:
+        return {"status": "failed", "validation_errors": _failure_text(job),
+                "message": "Failed"}
+    if job.status == JobStatus.PROCESSING.value:
+        return {"status": "working", "message": job.message or "working"}
+    return {"status": "queued", "message": "queued"}
+
+
+# --- endpoints -----------------------------------------------------------------------------
+
+
+async def _create_async(principal: Principal, doc: DocRequest) -> Response:
+    job = await run_in_threadpool(_create, principal, doc)
+    return _json({"status_id": job.id})
+
+
+async def _create_hosted(principal: Principal, doc: DocRequest) -> Response:
+    job = await run_in_threadpool(_create, principal, doc)
+    job = await _finish_sync(principal, job)
+    return _json(webhook.completed_fields(job))
+
+
+@_route("POST", "/docs", "Create a document synchronously (raw bytes)")
+async def create_doc(request: Request) -> Response:
+    principal, doc = await _read(request, asynchronous=False, hosted=False)
+    if doc.asynchronous:
+        return await _create_async(principal, doc)
+    if doc.hosted:
+        return await _create_hosted(principal, doc)
+    job = await run_in_threadpool(_create, principal, doc)
+    job = await _finish_sync(principal, job)
+    return await run_in_threadpool(_file_response, _output(job).blob_key, doc.content_type,
+                                   doc.filename)
+
+
+@_route("POST", "/async_docs", "Create a document asynchronously (status_id)")
+async def create_async_doc(request: Request) -> Response:
+    principal, doc = await _read(request, asynchronous=True, hosted=False)
+    if doc.hosted:
+        doc.asynchronous = True
+    return await _create_async(principal, doc)
+
+
+@_route("POST", "/hosted_docs", "Create a hosted document synchronously")
+async def create_hosted_doc(request: Request) -> Response:
+    principal, doc = await _read(request, asynchronous=False, hosted=True)
+    if doc.asynchronous:
+        return await _create_async(principal, doc)
+    return await _create_hosted(principal, doc)
+
+
+@_route("POST", "/hosted_async_docs", "Create a hosted document asynchronously")
+async def create_hosted_async_doc(request: Request) -> Response:
+    principal, doc = await _read(request, asynchronous=True, hosted=True)
+    return await _create_async(principal, doc)
+
+
+def _strip_format(value: str) -> str:
+    for suffix in (".json", ".xml"):
+        if value.lower().endswith(suffix):
+            return value[: -len(suffix)]
+    return value
+
+
+def _own_job(principal: Principal, job_id: str) -> Job | None:
+    job = service.find_job(principal.org_id, job_id)
+    return job if job is not None and job.face == FACE else None
+
+
+def _live_job(principal: Principal, job_id: str) -> Job | None:
+    """The caller's live DocRaptor job (the polling path: `get_job`, the core's fast read)."""
+    try:
+        job = service.get_job(principal, job_id)
+    except errors.NotFound:
+        return None
+    return job if job.face == FACE else None
+
+
+@_route("GET", "/status/{status_id:path}", "The status of an async document")
+async def get_status(status_id: str, request: Request) -> Response:
+    principal = await _principal(request)
+    job = await run_in_threadpool(_live_job, principal, _strip_format(status_id))
+    if job is None:
+        raise NoPermission(STATUS_FORBIDDEN)
+    return _json(_status_body(job))
+
+
+def _spend(download: str) -> tuple[public_files.PublicFileInfo, Job]:
+    ids = webhook.parse_download_id(_strip_format(download))
+    if ids is None:
+        raise DownloadKeyError(DOWNLOAD_KEY_ERROR)
+    job_id, org_id = ids
+    job = service.find_job(org_id, job_id)
+    if job is None or job.face != FACE or job.status != JobStatus.SUCCESS.value:
+        raise DownloadKeyError(DOWNLOAD_KEY_ERROR)
+    state = job.face_state or {}
+    expires = job.expires_at
+    if state.get("link_expires_at"):
+        expires = min(expires, datetime.fromisoformat(state["link_expires_at"]))
+    published = public_files.publish_outputs(job.id, org_id, expires, state.get("downloads"))
+    if not published:
+        raise DownloadKeyError(DOWNLOAD_KEY_ERROR)
+    try:
+        return public_files.spend_download(published[0].id), job
+    except (errors.NotFound, errors.Forbidden):
+        raise DownloadKeyError(DOWNLOAD_KEY_ERROR) from None
+
+
+@_route("GET", "/download/{download_id:path}", "Download a finished document (no credentials)")
+async def download(download_id: str) -> Response:
+    info, job = await run_in_threadpool(_spend, download_id)
+    state = job.face_state or {}
+    ext = state.get("document_type") or "pdf"
+    name = (state.get("name") or "").strip() or f"document.{ext}"
+    return await run_in_threadpool(_file_response, info.blob_key, info.content_type, name)
+
+
+def _expire(principal: Principal, download: str) -> None:
+    ids = webhook.parse_download_id(_strip_format(download))
+    if ids is None or ids[1] != principal.org_id:
+        raise NoPermission(EXPIRE_FORBIDDEN)
+    job = _own_job(principal, ids[0])
+    if job is None:
+        raise NoPermission(EXPIRE_FORBIDDEN)
+    if not job.job_status.is_gone:
+        _drop(principal, job.id)
+
+
+@_route("PATCH", "/expire/{download_id:path}", "Expire a document: its downloads stop working")
+async def expire(download_id: str, request: Request) -> Response:
+    principal = await _principal(request)
+    await run_in_threadpool(_expire, principal, download_id)
+    return _json({})
+

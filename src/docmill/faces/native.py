@@ -1,0 +1,317 @@
+"""The native `/v1` API: the clean face of the job core.
+
+Errors are `{"error": {"code", "message", "details"}}` with the status codes below; a job
+of another organization is a 404, never a 403.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from sse_starlette.sse import EventSourceResponse
+from starlette.concurrency import run_in_threadpool
+
+from docmill import errors
+from docmill.core import service
+from docmill.core.auth import Principal, authenticate, cached_principal, org_by_slug
+from docmill.core.files import get_blob_store
+from docmill.core.views import job_view
+from docmill.engines.registry import operations
+from docmill.faces.common import (
+    FaceErrors,
+    is_upload,
+    read_form,
+    read_json,
+    register_face_errors,
+)
+from docmill.security.ssrf import policy_from_settings
+from docmill.settings import get_settings
+
+STATUS_BY_ERROR: list[tuple[type[errors.DocmillError], int]] = [
+    (errors.NotFound, 404),
+    (errors.Unauthorized, 401),
+    (errors.Forbidden, 403),
+    (errors.Conflict, 409),
+    (errors.TooLarge, 413),
+    (errors.UnsupportedFormat, 415),
+    (errors.DownloadFailed, 422),
+    (errors.InvalidInput, 400),
+    (errors.Timeout, 504),
+]
+
+
+def error_status(exc: errors.DocmillError) -> int:
+    for cls, status in STATUS_BY_ERROR:
+        if isinstance(exc, cls):
+            return status
+    return 500
+
+
+def render_error(request: Request, exc: errors.DocmillError) -> Response:
+    body: dict[str, Any] = {"code": exc.code, "message": exc.message}
+    if exc.details:
+        body["details"] = exc.details
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, errors.Unauthorized) else None
+    return JSONResponse({"error": body}, status_code=error_status(exc), headers=headers)
+
+
+register_face_errors(FaceErrors(("/v1/",), render_error))
+
+router = APIRouter(prefix="/v1", tags=["native"])
+
+
+async def principal(
+    authorization: Annotated[str | None, Header()] = None,
+    x_api_key: Annotated[str | None, Header()] = None,
+) -> Principal:
+    key = x_api_key
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() != "bearer":
+            raise errors.Unauthorized("use 'Authorization: Bearer <key>'")
+        key = value
+    # A key seen in the last few seconds is answered from memory, on the loop; otherwise the
+    # database lookup runs in a thread.
+    return cached_principal(key) or await run_in_threadpool(authenticate, key)
+
+
+Caller = Annotated[Principal, Depends(principal)]
+
+
+class InputRef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: str | None = None
+    base64: str | None = None
+    filename: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "InputRef":
+        if (self.url is None) == (self.base64 is None):
+            raise ValueError("each input needs exactly one of 'url' or 'base64'")
+        return self
+
+
+class JobRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    operation: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    inputs: list[InputRef] = Field(min_length=1)
+    webhook_url: str | None = None
+    timeout_s: float | None = Field(None, gt=0, le=24 * 3600)
+
+
+def _parse_params(raw: str | None) -> dict[str, Any]:
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise errors.InvalidInput(f"'params' must be a JSON object: {exc}") from exc
+    if not isinstance(value, dict):
+        raise errors.InvalidInput("'params' must be a JSON object")
+    return value
+
+
+def _parse_timeout(raw: str | None) -> float | None:
+    """The multipart `timeout_s` field, held to the same bounds as the JSON body's."""
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise errors.InvalidInput(f"'timeout_s' must be a number of seconds, not {raw!r}") from None
+    if not 0 < value <= 24 * 3600:
+        raise errors.InvalidInput("'timeout_s' must be more than 0 and at most 86400 seconds")
+    return value
+
+
+async def _submit_multipart(request: Request, caller: Principal, job_id: str) -> Any:
+    form = await read_form(request)
+    operation = form.get("operation")
+    if not isinstance(operation, str) or not operation:
+        raise errors.InvalidInput("the 'operation' field is required")
+    params = _parse_params(form.get("params") if isinstance(form.get("params"), str) else None)
+    timeout_raw = form.get("timeout_s")
+    webhook = form.get("webhook_url")
+    uploads = [v for k, v in form.multi_items() if k == "file" and is_upload(v)]
+    if not uploads:
+        raise errors.InvalidInput("attach at least one 'file'")
+    timeout_s = _parse_timeout(timeout_raw if isinstance(timeout_raw, str) else None)
+    service.validate_params(operation, params)  # fail fast, before storing anything
+    stager = service.new_stager(caller, job_id)
+
+    def stage_and_submit() -> Any:
+        try:
+            for upload in uploads:
+                stager.add_stream(upload.filename, upload.file)
+        except BaseException:
+            stager.discard()
+            raise
+        submission = service.Submission(
+            operation=operation, params=params,
+            webhook_url=webhook if isinstance(webhook, str) and webhook else None,
+            timeout_s=timeout_s,
+        )
+        return service.submit(caller, submission, stager)
+
+    try:  # one trip to a thread for staging and submitting: each trip costs GIL hand-offs
+        return await run_in_threadpool(stage_and_submit)
+    finally:
+        for upload in uploads:
+            await upload.close()
+
+
+async def _submit_json(request: Request, caller: Principal, job_id: str) -> Any:
+    try:
+        body = JobRequest.model_validate(await read_json(request))
+    except ValidationError as exc:
+        problems = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+                    for e in exc.errors()]
+        raise errors.InvalidInput("invalid job request: " + "; ".join(
+            f"{p['field']}: {p['message']}" for p in problems), problems=problems) from None
+    service.validate_params(body.operation, body.params)
+    settings = get_settings()
+    stager = service.new_stager(caller, job_id)
+
+    def stage_all() -> None:
+        policy = policy_from_settings()
+        for ref in body.inputs:
+            if ref.url is not None:
+                stager.add_url(ref.url, ref.filename, policy, settings.url_download_timeout_s)
+            else:
+                stager.add_base64(ref.filename, ref.base64 or "")
+
+    try:
+        await run_in_threadpool(stage_all)
+    except BaseException:
+        await run_in_threadpool(stager.discard)
+        raise
+    submission = service.Submission(operation=body.operation, params=body.params,
+                                    webhook_url=body.webhook_url, timeout_s=body.timeout_s)
+    return await run_in_threadpool(service.submit, caller, submission, stager)
+
+
+def _wait_seconds(wait: float | None) -> float:
+    return min(max(wait or 0.0, 0.0), get_settings().wait_max_s)
+
+
+@router.post("/jobs", status_code=202, summary="Submit a job (multipart or JSON)")
+async def create_job(request: Request, caller: Caller,
+                     wait: Annotated[float | None, Query(ge=0)] = None) -> JSONResponse:
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        submit = _submit_multipart
+    elif content_type.startswith("application/json") or not content_type:
+        submit = _submit_json
+    else:
+        raise errors.UnsupportedFormat(
+            "send multipart/form-data (file, operation, params) or application/json")
+    job_id = service.new_job_id()
+    if wait:  # watch before submitting: a job that finishes at once is not missed
+        with service.watch(job_id) as watch:
+            job = await submit(request, caller, job_id)
+            job = await service.wait_for(caller, job.id, _wait_seconds(wait), watch=watch,
+                                         known=job)
+    else:
+        job = await submit(request, caller, job_id)
+    status = 200 if job.job_status.is_terminal else 202
+    return JSONResponse(job_view(job), status_code=status,
+                        headers={"Location": f"/v1/jobs/{job.id}"})
+
+
+@router.get("/jobs", summary="List jobs, newest first")
+async def list_jobs(caller: Caller, status: str | None = None, operation: str | None = None,
+                    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+                    cursor: str | None = None) -> dict[str, Any]:
+    rows, next_cursor = await run_in_threadpool(
+        service.list_jobs, caller, status=status, operation=operation, limit=limit,
+        cursor=cursor)
+    return {"jobs": [job_view(j) for j in rows], "next_cursor": next_cursor}
+
+
+@router.get("/jobs/{job_id}", summary="Read a job; ?wait=S holds until it finishes")
+async def get_job(job_id: str, caller: Caller,
+                  wait: Annotated[float | None, Query(ge=0)] = None) -> dict[str, Any]:
+    if wait:
+        job = await service.wait_for(caller, job_id, _wait_seconds(wait))
+    else:
+        job = await run_in_threadpool(service.get_job, caller, job_id)
+    return job_view(job)
+
+
+@router.get("/jobs/{job_id}/result", summary="The job's result JSON once finished")
+async def get_result(job_id: str, caller: Caller,
+                     wait: Annotated[float | None, Query(ge=0)] = None) -> JSONResponse:
+    job = await service.wait_for(caller, job_id, _wait_seconds(wait))
+    if not job.job_status.is_terminal:
+        return JSONResponse({"status": job.status, "progress": job.progress,
+                             "message": job.message}, status_code=202)
+    view = job_view(job)
+    return JSONResponse({"status": job.status, "result": job.result, "files": view["files"],
+                         "error": view["error"]})
+
+
+@router.get("/jobs/{job_id}/files/{name}", summary="Download an output file")
+async def get_file(job_id: str, name: str, caller: Caller) -> Response:
+    item = await run_in_threadpool(service.output_file, caller, job_id, name)
+    store = get_blob_store()
+    disposition = {"content_disposition_type": "attachment"}
+    path = store.filesystem_path(item.blob_key)
+    if path is not None:
+        return FileResponse(path, media_type=item.content_type, filename=item.name,
+                            **disposition)
+    handle = await run_in_threadpool(store.open, item.blob_key)
+    return StreamingResponse(iter(lambda: handle.read(1 << 20), b""),
+                             media_type=item.content_type,
+                             headers={"Content-Disposition": f'attachment; filename="{item.name}"'})
+
+
+@router.delete("/jobs/{job_id}", status_code=204, summary="Delete a job and its files")
+async def delete_job(job_id: str, caller: Caller) -> Response:
+    await run_in_threadpool(service.delete_job, caller, job_id)
+    return Response(status_code=204)
+
+
+@router.get("/jobs/{job_id}/events", summary="Server-Sent Events of progress until finished")
+async def job_events_stream(job_id: str, caller: Caller, request: Request) -> EventSourceResponse:
+    job = await run_in_threadpool(service.get_job, caller, job_id)  # 404 before streaming
+
+    async def stream() -> Any:
+        nonlocal job
+        last: tuple[str, int, str] | None = None
+        while True:
+            state = (job.status, job.progress, job.message)
+            if state != last:
+                last = state
+                yield {"event": "job", "id": f"{job.progress}",
+                       "data": json.dumps(job_view(job))}
+            if job.job_status.is_terminal or await request.is_disconnected():
+                return
+            await asyncio.sleep(0)
+            try:
+                job = await service.wait_for(caller, job_id, 0.25, poll_s=0.25)
+            except errors.NotFound:
+                yield {"event": "gone", "data": json.dumps({"id": job_id})}
+                return
+
+    return EventSourceResponse(stream(), ping=15)
+
+
+@router.get("/organization", summary="The caller's organization (webhook secret: admins only)")
+async def get_organization(caller: Caller) -> dict[str, Any]:
+    org = await run_in_threadpool(org_by_slug, caller.org_slug)
+    body: dict[str, Any] = {"id": org.id, "slug": org.slug, "name": org.name,
+                            "role": caller.role.value}
+    if caller.is_admin:
+        body["webhook_secret"] = org.webhook_secret
+    return body
+
+
+@router.get("/operations", summary="What this server can do, with parameter schemas")
+async def list_operations() -> dict[str, Any]:
+    return {"operations": [op.describe() for op in operations().values()]}

@@ -1,0 +1,97 @@
+"""Shared fixtures: a real Docmill server per database backend, keys for two organizations.
+
+`DOCMILL_TEST_BACKENDS` (default "sqlite,postgres,distributed") picks the backends; every test
+that uses `server` runs once per backend. "distributed" is PostgreSQL + Celery on Redis +
+SeaweedFS S3 with two `docmill worker` processes and an API process.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from server import DATA, DocmillServer  # noqa: E402
+
+BACKENDS = [b for b in os.environ.get("DOCMILL_TEST_BACKENDS",
+                                     "sqlite,postgres,distributed").split(",") if b]
+_seaweed = None
+
+
+def s3_env() -> dict[str, str]:
+    """A fresh prefix in the session's SeaweedFS bucket (the server starts on first use)."""
+    global _seaweed
+    import tempfile
+    import uuid
+
+    from services import SeaweedS3
+
+    if _seaweed is None:
+        _seaweed = SeaweedS3(Path(tempfile.mkdtemp(prefix="docmill-seaweed-")))
+    return _seaweed.env(f"instance-{uuid.uuid4().hex[:12]}")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _seaweed is not None:
+        _seaweed.stop()
+
+
+@pytest.fixture(scope="session")
+def data() -> Path:
+    assert DATA.is_dir(), f"test documents not found at {DATA}"
+    return DATA
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    srv = DocmillServer(tmp_path_factory.mktemp(f"server-{request.param}"), backend=request.param,
+                        s3_env=s3_env() if request.param == "distributed" else {})
+    srv.cli("migrate")
+    srv.create_key("acme", admin=True)
+    srv.create_key("globex")
+    srv.start()
+    yield srv
+    srv.destroy()
+
+
+@pytest.fixture
+def acme(server: DocmillServer):
+    with server.client("acme") as client:
+        yield client
+
+
+@pytest.fixture
+def globex(server: DocmillServer):
+    with server.client("globex") as client:
+        yield client
+
+
+@pytest.fixture
+def make_server(tmp_path: Path, request: pytest.FixtureRequest):
+    """A private server for tests that kill or restart it."""
+    made: list[DocmillServer] = []
+
+    def make(backend: str = "sqlite", **env: str) -> DocmillServer:
+        srv = DocmillServer(tmp_path / f"srv{len(made)}", backend=backend, extra_env=env,
+                            s3_env=s3_env() if backend == "distributed" else {})
+        srv.cli("migrate")
+        srv.create_key("acme", admin=True)
+        made.append(srv)
+        return srv
+
+    yield make
+    for srv in made:
+        if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
+            print(srv.log_tail())
+        srv.destroy()
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
