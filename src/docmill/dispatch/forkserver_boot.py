@@ -9,6 +9,7 @@ worker dies with the forkserver (see worker_boot), so a killed server leaves no 
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 
@@ -16,6 +17,10 @@ import docmill.dispatch.runner  # noqa: F401 - preload: workers fork with it imp
 from docmill.engines.registry import engine_classes
 
 engine_classes()  # imports every engine module once, here, instead of in each worker
+# Move what is loaded so far out of the collector's reach: a collection in a worker would
+# otherwise write to every object header and un-share the forkserver's pages (copy-on-write).
+gc.collect()
+gc.freeze()
 
 os.setpgrp()
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
