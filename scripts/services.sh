@@ -13,3 +13,9 @@ if command -v redis-server >/dev/null && ! redis-cli -h 127.0.0.1 -p 6379 ping >
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no || true
   for _ in $(seq 20); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.5; done
 fi
+
+if command -v rabbitmq-server >/dev/null && ! rabbitmqctl -q status >/dev/null 2>&1; then
+  echo "services: starting RabbitMQ"
+  rabbitmq-server -detached || true
+  rabbitmqctl -q await_startup --timeout 120 >/dev/null 2>&1 || true
+fi

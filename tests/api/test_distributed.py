@@ -142,3 +142,51 @@ def test_two_api_processes_serve_the_same_jobs(server, data):
     finally:
         os.killpg(other.pid, signal.SIGTERM)
         other.wait(timeout=30)
+
+
+def rabbitmq_vhost() -> str | None:
+    """A fresh RabbitMQ vhost (so no other run's worker takes this test's messages), or None
+    when RabbitMQ is not installed here."""
+    import shutil
+    import uuid
+
+    if not shutil.which("rabbitmqctl"):
+        return None
+    vhost = f"docmill-{uuid.uuid4().hex[:8]}"
+    for args in (["add_vhost", vhost], ["set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"]):
+        subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+    return vhost
+
+
+def test_rabbitmq_broker_runs_jobs_and_redispatches_lost_ones(tmp_path, data):
+    """The same Celery dispatcher over AMQP: jobs run, and a message purged from the queue
+    (a broker that lost it) is sent again by the sweeper."""
+    from conftest import s3_env
+
+    vhost = rabbitmq_vhost()
+    if vhost is None:
+        pytest.skip("RabbitMQ is not installed")
+    broker = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+    srv = DocmillServer(tmp_path / "srv", backend="distributed", s3_env=s3_env(),
+                        broker_url=broker, extra_env={"DOCMILL_REDISPATCH_AFTER_S": "2"})
+    try:
+        srv.cli("migrate")
+        srv.create_key("acme")
+        srv.distributed_workers = 0
+        srv.start()
+        with srv.client() as client:
+            ids = [submit(client, data, {}, operation="pdf.to-text")["id"] for _ in range(4)]
+            from kombu import Connection
+
+            with Connection(broker) as conn:  # pdf.* jobs go to the "default" queue
+                purged = conn.default_channel.queue_purge("default")
+            assert purged == 4  # the messages were really in RabbitMQ, and now they are gone
+            srv.workers = [srv.start_worker(0)]
+            jobs = [wait_terminal(client, job_id, timeout=120) for job_id in ids]
+            assert [j["status"] for j in jobs] == ["SUCCESS"] * 4
+            assert client.get(jobs[0]["files"][0]["url"]).text.startswith("Lorem ipsum")
+    finally:
+        srv.destroy()
+        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True,
+                       timeout=60)
+
