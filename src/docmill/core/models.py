@@ -219,3 +219,56 @@ class PublicFile(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(index=True)
     downloads_left: Mapped[int | None] = mapped_column(Integer, default=None)
+
+
+class DocumentType(Base):
+    """A document type: the JSON schema extraction fills, and what identification knows of it.
+
+    A type belongs to one organization (`org_id`), or to none when it ships with Docmill
+    (built-in, id `builtin_<code>`). Public types that are not drafts are visible to every
+    organization; everything else only to its own."""
+
+    __tablename__ = "document_types"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
+    org_id: Mapped[str | None] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), default=None)
+    code: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text, default=None)
+    json_schema: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    keywords: Mapped[list[str]] = mapped_column(JSON, default=list)
+    is_public: Mapped[bool] = mapped_column(default=False)
+    is_draft: Mapped[bool] = mapped_column(default=True)
+    source: Mapped[str] = mapped_column(String(8), default="USER")
+    prompt_hints: Mapped[str | None] = mapped_column(Text, default=None)
+    identify_prompt_hints: Mapped[str | None] = mapped_column(Text, default=None)
+    conversion_mode: Mapped[str] = mapped_column(String(16), default="json")
+    keep_property_ordering: Mapped[bool] = mapped_column(default=False)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_by: Mapped[str | None] = mapped_column(String(36), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        Index("ux_document_types_org_code", "org_id", "code", unique=True),
+        Index("ix_document_types_code", "code"),
+    )
+
+
+class DocTypeExample(Base):
+    """The plain text of a sample document that teaches identification a type. Examples are
+    private to the organization that added them, even on a public type."""
+
+    __tablename__ = "doc_type_examples"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    doc_type_id: Mapped[str] = mapped_column(
+        ForeignKey("document_types.id", ondelete="CASCADE"))
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255), default="")
+    text: Mapped[str] = mapped_column(Text, default="")
+    job_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_doc_type_examples_type_org", "doc_type_id", "org_id"),)
