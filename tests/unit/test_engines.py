@@ -444,3 +444,21 @@ def test_convert_unreadable_image(image_engine, tmp_path):
     with pytest.raises(InvalidInput, match="fake.png"):
         image_engine.run("image.convert", [EngineInput(path, "fake.png", "image/png")],
                          ConvertParams(format="jpeg"), tmp_path, Recorder())
+
+
+@pytest.mark.parametrize("params, expected", [
+    ({"width": 300, "height": 300}, (232, 300)),          # letter page fitted into the box
+    ({"width": 306}, (306, 396)),                         # one side given: the other follows
+    ({"width": 300, "height": 300, "keep_proportions": False}, (300, 300)),
+])
+def test_pdf_to_image_fits_the_requested_pixel_box(tmp_path, params, expected):
+    from docmill.engines.pdf import PdfEngine, ToImageParams
+
+    page = tmp_path / "letter.pdf"
+    writer = pypdf.PdfWriter()
+    writer.add_blank_page(width=612, height=792)
+    writer.write(page)
+    result = PdfEngine().run("pdf.to-image", [EngineInput(page, "letter.pdf", "application/pdf")],
+                             ToImageParams(format="png", **params), tmp_path, lambda *a: None)
+    with Image.open(result.outputs[0].path) as image:
+        assert image.size == expected

@@ -61,6 +61,10 @@ def make_celery(settings: Settings | None = None) -> Celery:
         worker_cancel_long_running_tasks_on_connection_loss=True,
     )
 
+    from docmill.dispatch import runner
+
+    runner.timeout_exceptions = (SoftTimeLimitExceeded,)
+
     @app.task(name=TASK_NAME, acks_late=True, reject_on_worker_lost=True)
     def run_job_task(job_id: str) -> str:
         from docmill.dispatch.runner import run_job
@@ -68,7 +72,7 @@ def make_celery(settings: Settings | None = None) -> Celery:
         try:
             return run_job(job_id)
         except SoftTimeLimitExceeded:
-            # run_job classifies engine errors itself; this only fires outside the engine.
+            # run_job classifies the limit inside the engine; this fires only outside it.
             jobs.fail(job_id, "timeout", "the job ran longer than its timeout and was stopped")
             return "timeout"
 

@@ -28,10 +28,14 @@ from docmill.core import jobs
 from docmill.core.files import get_blob_store, job_prefix
 from docmill.engines.base import EngineInput
 from docmill.engines.registry import engine_for, get_operation
-from docmill.errors import DocmillError, InvalidInput
+from docmill.errors import DocmillError, InvalidInput, Timeout
 from docmill.settings import get_settings
 
 log = logging.getLogger(__name__)
+
+# Exceptions a dispatcher raises inside the engine call to stop an overrunning job (Celery's
+# soft time limit): they mean "timeout", not an engine failure. Dispatchers add to this.
+timeout_exceptions: tuple[type[BaseException], ...] = ()
 
 
 def worker_identity() -> str:
@@ -242,6 +246,11 @@ def run_job(job_id: str, owner: str | None = None) -> str:
         except DocmillError as exc:
             jobs.fail(job_id, exc.code, exc.message, owner=owner)
             return exc.code
+        except timeout_exceptions:
+            error = Timeout(f"the job ran longer than its timeout ({job.timeout_s:g} s) "
+                            "and was stopped")
+            jobs.fail(job_id, error.code, error.message, owner=owner)
+            return error.code
         except Exception as exc:  # an engine bug or a library choking on the document
             log.exception("job %s failed in the engine", job_id)
             jobs.fail(job_id, "engine_failed", f"{type(exc).__name__}: {exc}", owner=owner)

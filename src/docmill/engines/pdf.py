@@ -9,6 +9,7 @@ from typing import Literal
 
 import pypdf
 import pypdfium2 as pdfium
+from PIL import Image
 from pydantic import Field, model_validator
 
 from docmill.engines.base import (
@@ -37,6 +38,13 @@ class ToImageParams(Params):
     dpi: int = Field(150, ge=10, le=1200, description="Resolution of the rendered pages.")
     pages: str | None = Field(None, description="Page ranges, e.g. '1-3,5'; all when empty.")
     scale: float | None = Field(None, gt=0, le=20, description="Overrides dpi: 1.0 = 72 dpi.")
+    width: int | None = Field(None, ge=1, le=20000, description=(
+        "Target width in pixels; with `height`, the box each page is scaled into. Overrides "
+        "dpi and scale."))
+    height: int | None = Field(None, ge=1, le=20000, description="Target height in pixels.")
+    keep_proportions: bool = Field(True, description=(
+        "Keep the page's aspect ratio inside the width x height box; false stretches it to "
+        "exactly that size."))
     quality: int = Field(90, ge=1, le=100, description="JPEG/WEBP quality.")
     password: str | None = None
 
@@ -140,6 +148,9 @@ class PdfEngine(Engine):
             for done, index in enumerate(indexes):
                 page = doc[index]
                 width, height = page.get_size()
+                exact = None
+                if params.width or params.height:
+                    scale, exact = _fit_scale(width, height, params)
                 if width * scale * height * scale > MAX_RENDER_PIXELS:
                     raise InvalidInput(f"page {index + 1} at this resolution would exceed "
                                        f"{MAX_RENDER_PIXELS} pixels; lower dpi")
@@ -152,6 +163,8 @@ class PdfEngine(Engine):
                 size = (max(1, round(width * scale)), max(1, round(height * scale)))
                 if image.size != size:
                     image = image.crop((0, 0, *size))
+                if exact and image.size != exact:
+                    image = image.resize(exact, Image.Resampling.LANCZOS)
                 if pil_format == "JPEG" and image.mode not in ("RGB", "L"):
                     image = image.convert("RGB")
                 out = workdir / f"{output_stem(source.name)}-{index + 1}.{ext}"
@@ -227,3 +240,14 @@ class PdfEngine(Engine):
                 {"file": out.name, "pages": [i + 1 for i in group]})
             progress(100 * (done + 1) / len(groups), f"wrote part {done + 1} of {len(groups)}")
         return result
+
+
+def _fit_scale(width: float, height: float,
+               params: ToImageParams) -> tuple[float, tuple[int, int] | None]:
+    """The render scale for a page of `width` x `height` points into the requested pixel box,
+    and the exact size to stretch to when proportions are not kept (else None)."""
+    sx = params.width / width if params.width else None
+    sy = params.height / height if params.height else None
+    if params.keep_proportions or sx is None or sy is None:
+        return min(s for s in (sx, sy) if s is not None), None
+    return max(sx, sy), (params.width, params.height)

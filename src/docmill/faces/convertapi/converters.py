@@ -39,7 +39,8 @@ VERB_ALIASES = {"searchable-pdf": "ocr"}
 PARAM_ALIASES = {"PageRange": "pages", "ImageResolution": "dpi", "ImageQuality": "quality",
                  "SplitByRange": "ranges", "RotatePage": "angle", "ImageWidth": "width",
                  "ImageHeight": "height", "PdfTitle": "title", "PdfAuthor": "author",
-                 "PdfSubject": "subject", "PdfKeywords": "keywords"}
+                 "PdfSubject": "subject", "PdfKeywords": "keywords",
+                 "ScaleProportions": "keep_proportions"}
 _ALIASES = {vendor.lower(): name for vendor, name in PARAM_ALIASES.items()}
 _VENDOR_NAMES = {name: vendor for vendor, name in PARAM_ALIASES.items()}
 # Container types an office format is sniffed as: they name no vendor format of their own.
