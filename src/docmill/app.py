@@ -22,6 +22,9 @@ from docmill.faces import native
 from docmill.faces.convertapi.routes import build_router as convertapi_router
 from docmill.faces.common import BodyLimitMiddleware, renderer_for
 from docmill.faces.docraptor import routes as docraptor
+from docmill.faces.expertai import routes as expertai
+from docmill.faces import native_doctypes
+from docmill.faces.docutray.routes import build_router as docutray_router
 from docmill.settings import get_settings
 
 log = logging.getLogger("docmill")
@@ -34,6 +37,7 @@ def create_app(*, run_workers: bool = True, run_sweeper: bool = True) -> FastAPI
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         dispatcher = dispatch.install(dispatch.build(no_workers=not run_workers))
         dispatcher.start()
+        await run_in_threadpool(_seed_document_types)
         sweeper = sweeper_mod.Sweeper() if run_sweeper else None
         if sweeper:
             sweeper.start()
@@ -65,6 +69,9 @@ def create_app(*, run_workers: bool = True, run_sweeper: bool = True) -> FastAPI
     app.include_router(native.router)
     app.include_router(docraptor.router)
     app.include_router(convertapi_router())
+    app.include_router(expertai.router)
+    app.include_router(native_doctypes.router)
+    app.include_router(docutray_router())
 
     @app.get("/healthz", tags=["ops"], summary="The process is alive")
     async def healthz() -> dict[str, str]:
@@ -91,6 +98,16 @@ def create_app(*, run_workers: bool = True, run_sweeper: bool = True) -> FastAPI
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _seed_document_types() -> None:
+    """The built-in public document types, created or refreshed at every start."""
+    from docmill.core.doctypes import seed_builtin_types
+
+    try:
+        seed_builtin_types()
+    except Exception:  # noqa: BLE001 - a server without them still serves everything else
+        log.exception("could not seed the built-in document types")
 
 
 def _ping_database() -> None:

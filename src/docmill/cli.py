@@ -25,6 +25,8 @@ keys_app = typer.Typer(help="API keys (stored hashed; a key is shown once).", no
 jobs_app = typer.Typer(help="Jobs on a running server.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(jobs_app, name="jobs")
+doctypes_app = typer.Typer(help="Document types on a running server.", no_args_is_help=True)
+app.add_typer(doctypes_app, name="doctypes")
 console = Console()
 err = Console(stderr=True)
 
@@ -47,6 +49,9 @@ def migrate() -> None:
     from docmill.settings import get_settings
 
     upgrade()
+    from docmill.core.doctypes import seed_builtin_types
+
+    seed_builtin_types()
     console.print(f"database at [bold]{_redact(get_settings().database_url)}[/bold] is up to date")
 
 
@@ -283,6 +288,59 @@ def jobs_rm(job_id: str, server: ServerOpt = DEFAULT_SERVER, key: KeyOpt = None)
     with _client(server, key) as client:
         _check(client.delete(f"/v1/jobs/{job_id}"))
     console.print(f"deleted {job_id}")
+
+
+@doctypes_app.command("ls")
+def doctypes_ls(
+    search: Annotated[Optional[str], typer.Option(help="Filter on name, code, description.")] = None,
+    limit: Annotated[int, typer.Option(help="How many (at most 100).")] = 100,
+    server: ServerOpt = DEFAULT_SERVER,
+    key: KeyOpt = None,
+) -> None:
+    """List the document types this key can use."""
+    query: dict[str, Any] = {"limit": limit, **({"search": search} if search else {})}
+    with _client(server, key) as client:
+        page = _check(client.get("/v1/document-types", params=query))
+    table = Table("code", "name", "public", "draft", "source", "examples", "fields")
+    for item in page["document_types"]:
+        fields = len((item.get("schema") or {}).get("properties") or {})
+        table.add_row(item["code"], item["name"], "yes" if item["is_public"] else "",
+                      "yes" if item["is_draft"] else "", item["source"],
+                      str(item.get("examples", 0)), str(fields))
+    console.print(table)
+    err.print(f"{len(page['document_types'])} of {page['total']}")
+
+
+@doctypes_app.command("show")
+def doctypes_show(code: str, server: ServerOpt = DEFAULT_SERVER, key: KeyOpt = None) -> None:
+    """Show one document type (by code or id) as JSON."""
+    with _client(server, key) as client:
+        console.print_json(data=_check(client.get(f"/v1/document-types/{code}")))
+
+
+@doctypes_app.command("create")
+def doctypes_create(
+    code: Annotated[str, typer.Option(help="Code: [a-z0-9_]+, '<org slug>_' first for non-admins.")],
+    name: Annotated[str, typer.Option(help="Display name.")],
+    schema: Annotated[Path, typer.Option(exists=True, dir_okay=False,
+                                         help="JSON Schema file of the fields.")],
+    description: Annotated[str, typer.Option(help="What the documents are.")] = "",
+    keyword: Annotated[Optional[list[str]], typer.Option(help="Identification keyword; "
+                                                          "repeatable.")] = None,
+    public: Annotated[bool, typer.Option("--public", help="Publish (admins only).")] = False,
+    server: ServerOpt = DEFAULT_SERVER,
+    key: KeyOpt = None,
+) -> None:
+    """Create a document type from a JSON Schema file (published, not a draft)."""
+    try:
+        schema_doc = json.loads(schema.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        _fail(f"cannot read the schema: {exc}")
+    body = {"code": code, "name": name, "description": description or name,
+            "schema": schema_doc, "keywords": keyword or [], "is_draft": False,
+            "is_public": public}
+    with _client(server, key) as client:
+        console.print_json(data=_check(client.post("/v1/document-types", json=body)))
 
 
 def main() -> None:  # pragma: no cover - entry point

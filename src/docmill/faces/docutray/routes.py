@@ -1,0 +1,476 @@
+"""Docutray's HTTP endpoints over the Docmill core (see ../shared/specs/docutray.md):
+
+- `POST /api/convert` (sync) and `/api/convert-async` + `GET /api/convert-async/status/{id}`:
+  an `extract.fields` job filling the named document type's schema;
+- `POST /api/identify` (sync) and `/api/identify-async` + `GET .../status/{id}`: an
+  `identify.type` job choosing among the options (every usable type when none are given);
+- `/api/document-types`: list, get, create, update, validate (and delete, an extension);
+- steps and knowledge bases: a 404 in the vendor's shape.
+
+The official client re-sends a POST after a 5xx, a 429 or its 60 s read timeout, so a sync
+call answers within `docutray_sync_wait_s` (408 with the job's id when the work takes
+longer, which the client does not retry) and nothing after a job exists answers 5xx.
+Every response carries `X-Request-ID` (the client copies it into its errors).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from docmill import errors
+from docmill.core import doctypes, service
+from docmill.core.auth import Principal, authenticate, cached_principal
+from docmill.core.models import DocumentType, Job
+from docmill.faces.common import FaceErrors, read_json, register_face_errors
+from docmill.faces.docutray import errors as vendor
+from docmill.faces.docutray import views
+from docmill.faces.docutray.request import DocRequest, read_request, stage
+from docmill.faces.docutray.views import FACE
+from docmill.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+CONVERT_OP = "extract.fields"
+IDENTIFY_OP = "identify.type"
+MAX_PAGE_SIZE = 100
+DEFAULT_PAGE_SIZE = 20
+FAILED_500: dict[str, dict[str, str]] = {
+    "/api/convert-async": {"message": "Internal server error: Failed to start processing"},
+    "/api/identify-async": {"message": "Internal server error: Failed to start processing"},
+    "/api/convert-async/status/{job_id}": {
+        "message": "Internal server error: Failed to retrieve conversion status"},
+    "/api/identify-async/status/{job_id}": {
+        "message": "Internal server error: Error checking identification"},
+}
+
+
+def _prefix() -> str:
+    prefix = get_settings().docutray_prefix.strip("/")
+    return f"/{prefix}" if prefix else ""
+
+
+class _Route(APIRoute):
+    """Renders errors in the route's vendor shape, turns unexpected exceptions into the
+    vendor's JSON 500, and stamps `X-Request-ID` on every answer."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        template = self.path[len(_prefix()):]
+        doc_types = template.startswith("/api/document-types")
+        render = vendor.for_doctypes if doc_types else vendor.for_input
+        failed = (FAILED_500.get(template) or
+                  ({"error": "Error processing request"} if doc_types else
+                   {"message": "Internal server error: Failed to process image"}))
+
+        async def guarded(request: Request) -> Response:
+            request_id = "req_" + uuid.uuid4().hex
+            try:
+                response = await handler(request)
+            except errors.DocmillError as exc:
+                status, body = render(exc)
+                if status >= 500:
+                    log.error("Docutray face: %s on %s: %s", exc.code, request.url.path,
+                              exc.message)
+                    body = failed
+                response = JSONResponse(body, status_code=status,
+                                        headers=getattr(exc, "headers", None))
+            except Exception:
+                log.exception("Docutray face: unexpected error on %s", request.url.path)
+                response = JSONResponse(failed, status_code=500)
+            response.headers["X-Request-ID"] = request_id
+            return response
+
+        return guarded
+
+
+# --- request context -----------------------------------------------------------------------
+
+def public_base(request: Request) -> str:
+    settings = get_settings()
+    if settings.public_url:
+        return settings.public_url.rstrip("/") + _prefix()
+    proto = request.headers.get("x-forwarded-proto", request.url.scheme).split(",")[0].strip()
+    host = (request.headers.get("x-forwarded-host") or request.headers.get("host")
+            or f"{settings.host}:{settings.port}").split(",")[0].strip()
+    return f"{proto}://{host}{request.scope.get('root_path', '')}{_prefix()}"
+
+
+async def caller(request: Request) -> Principal:
+    """Only `Authorization: Bearer <key>`; any Docmill API key is a Docutray key."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    key = value.strip()
+    if scheme.lower() != "bearer" or not key:
+        raise vendor.VendorError(401, dict(vendor.INVALID_KEY))
+    try:
+        return cached_principal(key) or await run_in_threadpool(authenticate, key)
+    except errors.Unauthorized:
+        raise vendor.VendorError(401, dict(vendor.INVALID_KEY)) from None
+
+
+class RateLimiter:
+    """Fixed windows per API key, limits per organization (`docutray_rate_limits`), in
+    this process's memory (one API process per deployment)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.windows: dict[str, tuple[float, int]] = {}
+
+    def check(self, principal: Principal, short_body: bool = False) -> None:
+        settings = get_settings()
+        limits = settings.docutray_rate_limits
+        limit = limits.get(principal.org_slug, limits.get("*", 0)) if limits else 0
+        if not limit:
+            return
+        window = settings.docutray_rate_window_s
+        now = time.time()
+        start = math.floor(now / window) * window
+        with self.lock:
+            began, count = self.windows.get(principal.key_id, (start, 0))
+            if began != start:
+                began, count = start, 0
+            if count < limit:
+                self.windows[principal.key_id] = (began, count + 1)
+                return
+            if len(self.windows) > 10_000:
+                self.windows = {k: v for k, v in self.windows.items() if v[0] == start}
+        reset = int(began + window)
+        retry = max(1, math.ceil(reset - now))
+        # The client sleeps at least Retry-After before each retry, inside the caller's
+        # call: the header is capped, the body and X-RateLimit-Reset keep the truth.
+        retry_header = min(retry, settings.docutray_retry_after_max_s)
+        kind = "minute" if window <= 60 else "hour" if window <= 3600 else "day"
+        headers = {"Retry-After": str(retry_header), "X-RateLimit-Limit": str(limit),
+                   "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset),
+                   "X-RateLimit-Limit-Type": kind}
+        body: dict[str, Any] = {"error": "Rate limit exceeded"}
+        if not short_body:
+            body.update({"limitType": kind, "limit": limit, "remaining": 0, "resetTime": reset,
+                         "retryAfter": retry})
+        raise vendor.VendorError(429, body, headers)
+
+
+limiter = RateLimiter()
+
+
+async def _caller(request: Request, short_body: bool = False) -> Principal:
+    principal = await caller(request)
+    limiter.check(principal, short_body)
+    return principal
+
+
+# --- jobs ----------------------------------------------------------------------------------
+
+def _job_id(principal: Principal) -> str:
+    """`cm` + the organization's id + randomness: a status poll with another organization's
+    key can then be told apart from an unknown id (the vendor answers 403, not 404)."""
+    return "cm" + principal.org_id.replace("-", "") + secrets.token_hex(8)
+
+
+def _owner_of(job_id: str) -> str | None:
+    raw = job_id[2:34]
+    if not job_id.startswith("cm") or len(raw) != 32:
+        return None
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError:
+        return None
+
+
+def _find(principal: Principal, job_id: str, kind: str) -> tuple[Job | None, bool]:
+    """(the caller's job, whether it belongs to another organization instead)."""
+
+    def usable(job: Job | None) -> bool:
+        return (job is not None and job.face == FACE and not job.job_status.is_gone
+                and (job.face_state or {}).get("kind") == kind)
+
+    job = service.find_job(principal.org_id, job_id)
+    if usable(job):
+        return job, False
+    owner = _owner_of(job_id)
+    if owner and owner != principal.org_id and usable(service.find_job(owner, job_id)):
+        return None, True
+    return None, False
+
+
+async def _submit(request: Request, principal: Principal, doc: DocRequest, operation: str,
+                  params: dict[str, Any], state: dict[str, Any]) -> Job:
+    settings = get_settings()
+    job_id = _job_id(principal)
+    stager = service.new_stager(principal, job_id)
+    staged = await stage(doc, stager)
+    state = {**state, "original_filename": doc.filename or staged.name}
+    submission = service.Submission(
+        operation=operation, params=params, face=FACE, face_state=state,
+        timeout_s=settings.docutray_job_timeout_s, retention_s=settings.docutray_retention_s,
+        webhook_url=settings.docutray_webhooks.get(principal.org_slug) or None, job_id=job_id)
+    return await run_in_threadpool(service.submit, principal, submission, stager)
+
+
+async def _conversion(request: Request, principal: Principal) -> Job:
+    doc = await read_request(request)
+    try:
+        code = doc.text("document_type_code")
+        if not code:
+            raise vendor.validation("document_type_code: Required")
+        metadata = doc.metadata()
+        try:
+            doc_type = await run_in_threadpool(doctypes.resolve_code, principal, code)
+        except errors.NotFound:
+            raise vendor.VendorError(404, {"message": "Document type not found"}) from None
+    except BaseException:
+        await doc.close()
+        raise
+    params = {"schema": doc_type.json_schema, "document_type_code": doc_type.code}
+    state = {"kind": "convert", "document_type_code": doc_type.code,
+             "document_metadata": metadata}
+    return await _submit(request, principal, doc, CONVERT_OP, params, state)
+
+
+async def _identification(request: Request, principal: Principal, sync: bool) -> Job:
+    doc = await read_request(request)
+    try:
+        options = doc.options()
+        metadata = doc.metadata()
+        try:
+            rows = await run_in_threadpool(doctypes.candidates, principal, options)
+        except errors.Forbidden as exc:
+            codes = ", ".join(exc.details.get("codes") or [])  # type: ignore[arg-type]
+            message = (f"You do not have permission to use the following document types: "
+                       f"{codes}" if sync else f"Document types not accessible: {codes}")
+            raise vendor.VendorError(403, {"message": message}) from None
+        if not rows:
+            raise vendor.validation("document_type_code_options: no document types to "
+                                    "choose from")
+        candidates = await run_in_threadpool(doctypes.candidate_params, principal, rows)
+    except BaseException:
+        await doc.close()
+        raise
+    state = {"kind": "identify", "options": options or [r.code for r in rows],
+             "names": {r.code: r.name for r in rows}, "document_metadata": metadata}
+    return await _submit(request, principal, doc, IDENTIFY_OP, {"candidates": candidates},
+                         state)
+
+
+async def _wait(principal: Principal, job: Job, started: float) -> Job:
+    """The job once finished, or as it is when the sync budget runs out (counted from the
+    request's arrival: a slow URL download eats into it)."""
+    budget = get_settings().docutray_sync_wait_s - (time.monotonic() - started)
+    return await service.wait_for(principal, job.id, max(1.0, budget))
+
+
+def _unfinished(job: Job, status: str, base: str, path: str) -> JSONResponse:
+    wait = get_settings().docutray_sync_wait_s
+    return JSONResponse({
+        "message": f"Processing did not finish within {wait:g} seconds; it goes on: poll "
+                   f"{path}/{job.id}", "status": status, "status_url": f"{base}{path}/{job.id}",
+        "conversion_id" if "convert" in path else "id": job.id}, status_code=408)
+
+
+# --- conversion ----------------------------------------------------------------------------
+
+async def convert(request: Request) -> Response:
+    started = time.monotonic()
+    principal = await _caller(request)
+    job = await _conversion(request, principal)
+    job = await _wait(principal, job, started)
+    base = public_base(request)
+    status, error, _ = views.lifecycle(job)
+    if status == "SUCCESS":
+        body = views.conversion_status(job, base)
+        return JSONResponse({"data": body.pop("data"), **body})
+    if status == "ERROR":
+        return JSONResponse({"message": f"Conversion failed: {error}", "status": "ERROR",
+                             "error": error, "conversion_id": job.id}, status_code=422)
+    return _unfinished(job, status, base, "/api/convert-async/status")
+
+
+async def convert_async(request: Request) -> Response:
+    principal = await _caller(request)
+    job = await _conversion(request, principal)
+    return JSONResponse({"conversion_id": job.id, "status": "ENQUEUED",
+                         "status_url": f"{public_base(request)}/api/convert-async/status/{job.id}"},
+                        status_code=202)
+
+
+async def conversion_status(request: Request, job_id: str) -> Response:
+    principal = await _caller(request)
+    job, foreign = await run_in_threadpool(_find, principal, job_id, "convert")
+    if job is None:
+        if foreign:
+            raise vendor.VendorError(403, {"error": "Access denied to this conversion"})
+        raise vendor.VendorError(404, {"error": "Conversion not found"})
+    return JSONResponse(views.conversion_status(job, public_base(request)))
+
+
+# --- identification ------------------------------------------------------------------------
+
+async def identify(request: Request) -> Response:
+    started = time.monotonic()
+    principal = await _caller(request)
+    job = await _identification(request, principal, sync=True)
+    job = await _wait(principal, job, started)
+    status, error, _ = views.lifecycle(job)
+    if status == "SUCCESS":
+        return JSONResponse({**views.identification_result(job), "identification_id": job.id,
+                             "status": "SUCCESS"})
+    if status == "ERROR":
+        return JSONResponse({"message": f"Identification failed: {error}", "status": "ERROR",
+                             "error": error, "id": job.id}, status_code=422)
+    return _unfinished(job, status, public_base(request), "/api/identify-async/status")
+
+
+async def identify_async(request: Request) -> Response:
+    principal = await _caller(request)
+    job = await _identification(request, principal, sync=False)
+    return JSONResponse({"id": job.id, "status": "ENQUEUED",
+                         "status_url": f"{public_base(request)}/api/identify-async/status/{job.id}"},
+                        status_code=202)
+
+
+async def identification_status(request: Request, job_id: str) -> Response:
+    principal = await _caller(request)
+    job, foreign = await run_in_threadpool(_find, principal, job_id, "identify")
+    if job is None:
+        if foreign:
+            raise vendor.VendorError(403, {"message": "You do not have access to this "
+                                                      "identification"})
+        raise vendor.VendorError(404, {"message": "Identification not found"})
+    return JSONResponse(views.identification_status(job, public_base(request)))
+
+
+# --- document types ------------------------------------------------------------------------
+
+def _pagination_error(name: str, message: str) -> vendor.VendorError:
+    return vendor.VendorError(400, {"error": "Invalid pagination parameters",
+                                    "details": [{"path": [name], "message": message}]})
+
+
+def _int_query(request: Request, name: str, default: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        return int(raw.strip())
+    except ValueError:
+        raise _pagination_error(name, "Expected an integer") from None
+
+
+async def _json_body(request: Request) -> Any:
+    try:
+        return await read_json(request)
+    except errors.InvalidInput:
+        raise vendor.VendorError(400, {"error": "Invalid body"}) from None
+
+
+def _data(row: DocumentType, status: int = 200) -> JSONResponse:
+    return JSONResponse({"data": views.document_type(row)}, status_code=status)
+
+
+async def list_document_types(request: Request) -> Response:
+    principal = await _caller(request, short_body=True)
+    page = _int_query(request, "page", 1)
+    limit = _int_query(request, "limit", DEFAULT_PAGE_SIZE)
+    if page < 1:
+        raise _pagination_error("page", "Number must be greater than or equal to 1")
+    if limit < 1:
+        raise _pagination_error("limit", "Number must be greater than or equal to 1")
+    limit = min(limit, MAX_PAGE_SIZE)  # clamped, and the clamped value is echoed
+    search = (request.query_params.get("search") or "").strip() or None
+    rows, total = await run_in_threadpool(
+        lambda: doctypes.list_types(principal, search=search, offset=(page - 1) * limit,
+                                    limit=limit))
+    return JSONResponse({"data": [views.document_type(r, full=False) for r in rows],
+                         "pagination": {"total": total, "page": page, "limit": limit}})
+
+
+async def get_document_type(request: Request, type_id: str) -> Response:
+    principal = await _caller(request, short_body=True)
+    return _data(await run_in_threadpool(doctypes.get_type, principal, type_id))
+
+
+async def create_document_type(request: Request) -> Response:
+    principal = await _caller(request, short_body=True)
+    body = await _json_body(request)
+    return _data(await run_in_threadpool(doctypes.create_type, principal, body), 201)
+
+
+async def update_document_type(request: Request, type_id: str) -> Response:
+    principal = await _caller(request, short_body=True)
+    body = await _json_body(request)
+    return _data(await run_in_threadpool(doctypes.update_type, principal, type_id, body))
+
+
+async def delete_document_type(request: Request, type_id: str) -> Response:
+    """Docmill's extension: not in the vendor's API."""
+    principal = await _caller(request, short_body=True)
+    return _data(await run_in_threadpool(doctypes.delete_type, principal, type_id))
+
+
+async def validate_document_type(request: Request, type_id: str) -> Response:
+    principal = await _caller(request, short_body=True)
+    if not (await request.body()).strip():
+        raise vendor.VendorError(400, {"error": "Invalid body"})
+    data = await _json_body(request)
+    row = await run_in_threadpool(doctypes.get_type, principal, type_id)
+    findings = await run_in_threadpool(doctypes.validate_data, row, data)
+    return JSONResponse({"errors": {"count": len(findings.errors), "messages": findings.errors},
+                         "warnings": {"count": len(findings.warnings),
+                                      "messages": findings.warnings}})
+
+
+# --- what Docmill does not offer -----------------------------------------------------------
+
+async def not_offered(request: Request, rest: str) -> Response:
+    first = rest.split("/", 1)[0]
+    what = {"steps-async": "Steps", "knowledge-bases": "Knowledge bases"}.get(first)
+    message = (f"{what} are not available on this server (Docmill)" if what
+               else f"No endpoint {request.method} /api/{rest}")
+    return JSONResponse({"error": "Not found", "message": message}, status_code=404)
+
+
+# --- the router ----------------------------------------------------------------------------
+
+def build_router() -> APIRouter:
+    """The face's routes under `docutray_prefix`; registers its error renderer."""
+    prefix = _prefix()
+    register_face_errors(FaceErrors((f"{prefix}/api/",), vendor.render))
+    router = APIRouter(prefix=prefix, tags=["docutray"], route_class=_Route)
+    add = router.add_api_route
+    add("/api/convert", convert, methods=["POST"], summary="Convert (sync)")
+    add("/api/convert-async", convert_async, methods=["POST"], summary="Start a conversion")
+    add("/api/convert-async/status/{job_id}", conversion_status, methods=["GET"],
+        summary="A conversion's status")
+    add("/api/identify", identify, methods=["POST"], summary="Identify (sync)")
+    add("/api/identify-async", identify_async, methods=["POST"],
+        summary="Start an identification")
+    add("/api/identify-async/status/{job_id}", identification_status, methods=["GET"],
+        summary="An identification's status")
+    add("/api/document-types", list_document_types, methods=["GET"],
+        summary="List document types")
+    add("/api/document-types", create_document_type, methods=["POST"],
+        summary="Create a document type")
+    add("/api/document-types/{type_id}", get_document_type, methods=["GET"],
+        summary="A document type")
+    add("/api/document-types/{type_id}", update_document_type, methods=["PUT"],
+        summary="Update a document type")
+    add("/api/document-types/{type_id}", delete_document_type, methods=["DELETE"],
+        summary="Delete a document type (Docmill extension)")
+    add("/api/document-types/{type_id}/validate", validate_document_type, methods=["POST"],
+        summary="Validate extracted data against a type")
+    add("/api/{rest:path}", not_offered,
+        methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+    return router
+

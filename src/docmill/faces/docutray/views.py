@@ -1,0 +1,145 @@
+"""Docutray's JSON for jobs and document types; free of HTTP imports, so a worker building a
+webhook (`webhook.py`) can import it.
+
+A conversion is an `extract.fields` job, an identification an `identify.type` job, both
+created by this face (`face == "docutray"`, `face_state["kind"]`). Their statuses are the
+vendor's four: a job re-queued after a worker died stays PROCESSING (the client must never
+see a state move backwards), and a job unfinished `timeout_s` after its request is ERROR
+from then on, even if a worker completes it later (the vendor's 60-minute auto-timeout;
+deciding by the clock keeps the answer stable).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from docmill.core.models import DocumentType, Job, JobStatus, utcnow
+
+FACE = "docutray"
+OTHER = {"code": "other", "name": "Other/Unidentified"}
+
+
+def iso_ms(value: datetime | None) -> str | None:
+    """`2024-01-15T10:30:00.000Z`, the vendor's timestamp form."""
+    if value is None:
+        return None
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def _timeout_text(seconds: float) -> str:
+    if seconds >= 60 and seconds % 60 == 0:
+        minutes = int(seconds // 60)
+        return f"Processing timeout ({minutes} minute{'s' if minutes != 1 else ''})"
+    return f"Processing timeout ({seconds:g} seconds)"
+
+
+def lifecycle(job: Job, now: datetime | None = None) -> tuple[str, str | None, datetime | None]:
+    """(vendor status, error string or None, response time or None)."""
+    now = now or utcnow()
+    deadline = job.created_at + timedelta(seconds=job.timeout_s)
+    status = job.job_status
+    finished = job.finished_at if status.is_terminal else None
+    if (finished or now) > deadline:
+        return "ERROR", _timeout_text(job.timeout_s), deadline
+    if status is JobStatus.SUCCESS:
+        return "SUCCESS", None, finished
+    if status is JobStatus.ERROR:
+        if job.error_code == "timeout":
+            return "ERROR", _timeout_text(job.timeout_s), finished
+        return "ERROR", job.error_message or job.error_code or "Processing failed", finished
+    if status is JobStatus.PROCESSING or (status is JobStatus.ENQUEUED and job.attempts > 0):
+        return "PROCESSING", None, None
+    return "ENQUEUED", None, None
+
+
+def conversion_status(job: Job, base: str) -> dict[str, Any]:
+    state = job.face_state or {}
+    status, error, answered = lifecycle(job)
+    body: dict[str, Any] = {"conversion_id": job.id, "status": status,
+                            "request_timestamp": iso_ms(job.created_at),
+                            "status_url": f"{base}/api/convert-async/status/{job.id}"}
+    for key in ("document_type_code", "original_filename"):
+        if state.get(key):
+            body[key] = state[key]
+    if answered is not None:
+        body["response_timestamp"] = iso_ms(answered)
+    if status == "SUCCESS":
+        body["data"] = conversion_data(job)
+    if error is not None:
+        body["error"] = error
+    if state.get("document_metadata") is not None:
+        body["document_metadata"] = state["document_metadata"]
+    return body
+
+
+def conversion_data(job: Job) -> dict[str, Any]:
+    data = (job.result or {}).get("data")
+    return data if isinstance(data, dict) else {}
+
+
+def _confidence(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return round(min(1.0, max(0.0, number)), 4)
+
+
+def identification_result(job: Job) -> dict[str, Any]:
+    """`document_type` (the chosen type, or "other" when no option scored above the
+    engine's threshold) and `alternatives`: every option by confidence."""
+    state = job.face_state or {}
+    names: dict[str, str] = state.get("names") or {}
+    result = job.result or {}
+    chosen = result.get("document_type_code")
+    ranking = [r for r in result.get("ranking") or [] if isinstance(r, dict) and r.get("code")]
+    alternatives = [{"code": r["code"], "name": names.get(r["code"], r["code"]),
+                     "confidence": _confidence(r.get("score"))} for r in ranking]
+    alternatives.sort(key=lambda a: -a["confidence"])
+    if chosen:
+        top = {"code": chosen, "name": names.get(chosen, chosen),
+               "confidence": _confidence(result.get("confidence"))}
+    else:
+        best = alternatives[0]["confidence"] if alternatives else 0.0
+        top = {**OTHER, "confidence": _confidence(result.get("confidence", 1.0 - best))}
+        alternatives.append(dict(top))
+        alternatives.sort(key=lambda a: -a["confidence"])
+    return {"document_type": top, "alternatives": alternatives}
+
+
+def identification_status(job: Job, base: str) -> dict[str, Any]:
+    state = job.face_state or {}
+    status, error, answered = lifecycle(job)
+    body: dict[str, Any] = {"id": job.id, "status": status,
+                            "status_url": f"{base}/api/identify-async/status/{job.id}",
+                            "document_type_code_options": state.get("options") or [],
+                            "request_timestamp": iso_ms(job.created_at)}
+    if state.get("original_filename"):
+        body["original_filename"] = state["original_filename"]
+    if answered is not None:
+        body["response_timestamp"] = iso_ms(answered)
+    if status == "SUCCESS":
+        body.update(identification_result(job))
+    if error is not None:
+        body["error"] = error
+    if state.get("document_metadata") is not None:
+        body["document_metadata"] = state["document_metadata"]
+    return body
+
+
+def document_type(row: DocumentType, *, full: bool = True) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": row.id, "name": row.name, "codeType": row.code, "description": row.description,
+        "isPublic": bool(row.is_public), "isDraft": bool(row.is_draft),
+        "status": "DRAFT" if row.is_draft else "PUBLISHED",
+        "createdAt": iso_ms(row.created_at), "updatedAt": iso_ms(row.updated_at),
+        "jsonSchema": row.json_schema, "source": row.source,
+    }
+    if full:
+        body.update({"promptHints": row.prompt_hints,
+                     "identifyPromptHints": row.identify_prompt_hints,
+                     "conversionMode": row.conversion_mode,
+                     "keepPropertyOrdering": bool(row.keep_property_ordering),
+                     "keywords": list(row.keywords or [])})
+    return body

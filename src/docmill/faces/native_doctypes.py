@@ -1,0 +1,162 @@
+"""The native `/v1/document-types` API: document types and the examples that teach
+identification. Errors are the native face's `{"error": {code, message, details}}`.
+
+Fields are the Python names (`code`, `schema` or `json_schema`, `keywords`, `is_public`,
+`is_draft`, ...); the Docutray names (`codeType`, `jsonSchema`, ...) are accepted too.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from docmill import errors
+from docmill.core import doctypes, service
+from docmill.core.auth import Principal
+from docmill.core.models import DocumentType, JobStatus
+from docmill.core.views import _iso
+from docmill.faces.common import is_upload, read_form, read_json
+from docmill.faces.native import Caller
+from docmill.security.ssrf import policy_from_settings
+from docmill.settings import get_settings
+
+router = APIRouter(prefix="/v1/document-types", tags=["document types"])
+EXAMPLE_OPERATION = "ocr.read"
+
+
+def view(row: DocumentType, caller: Principal, examples: int | None = None) -> dict[str, Any]:
+    body = {
+        "id": row.id, "code": row.code, "name": row.name, "description": row.description,
+        "schema": row.json_schema, "keywords": list(row.keywords or []),
+        "is_public": bool(row.is_public), "is_draft": bool(row.is_draft),
+        "status": "DRAFT" if row.is_draft else "PUBLISHED", "source": row.source,
+        "builtin": row.org_id is None, "owned": row.org_id == caller.org_id,
+        "prompt_hints": row.prompt_hints, "identify_prompt_hints": row.identify_prompt_hints,
+        "conversion_mode": row.conversion_mode,
+        "keep_property_ordering": bool(row.keep_property_ordering), "version": row.version,
+        "created_at": _iso(row.created_at), "updated_at": _iso(row.updated_at),
+    }
+    if examples is not None:
+        body["examples"] = examples
+    return body
+
+
+def _fields(body: Any) -> Any:
+    """Native names onto the core's field names (`schema` is a pydantic-reserved word)."""
+    if isinstance(body, dict) and "schema" in body and "json_schema" not in body:
+        body = {**body, "json_schema": body["schema"]}
+        body.pop("schema")
+    return body
+
+
+async def _view(row: DocumentType, caller: Principal) -> dict[str, Any]:
+    counts = await run_in_threadpool(doctypes.example_counts, caller, [row.id])
+    return view(row, caller, counts.get(row.id, 0))
+
+
+@router.get("", summary="List the document types the caller can use")
+async def list_types(caller: Caller, search: str | None = None,
+                     page: Annotated[int, Query(ge=1)] = 1,
+                     limit: Annotated[int, Query(ge=1, le=100)] = 20) -> dict[str, Any]:
+    rows, total = await run_in_threadpool(
+        lambda: doctypes.list_types(caller, search=search, offset=(page - 1) * limit,
+                                    limit=limit))
+    counts = await run_in_threadpool(doctypes.example_counts, caller, [r.id for r in rows])
+    return {"document_types": [view(r, caller, counts.get(r.id, 0)) for r in rows],
+            "total": total, "page": page, "limit": limit}
+
+
+@router.post("", status_code=201, summary="Create a document type")
+async def create_type(request: Request, caller: Caller) -> JSONResponse:
+    body = _fields(await read_json(request))
+    row = await run_in_threadpool(doctypes.create_type, caller, body)
+    return JSONResponse(view(row, caller, 0), status_code=201,
+                        headers={"Location": f"/v1/document-types/{row.code}"})
+
+
+@router.get("/{ref}", summary="A document type, by code or id")
+async def get_type(ref: str, caller: Caller) -> dict[str, Any]:
+    return await _view(await run_in_threadpool(doctypes.get_type, caller, ref), caller)
+
+
+@router.patch("/{ref}", summary="Change some fields of an own document type")
+@router.put("/{ref}", summary="Change some fields of an own document type",
+            include_in_schema=False)
+async def update_type(ref: str, request: Request, caller: Caller) -> dict[str, Any]:
+    body = _fields(await read_json(request))
+    row = await run_in_threadpool(doctypes.update_type, caller, ref, body)
+    return await _view(row, caller)
+
+
+@router.delete("/{ref}", status_code=204, summary="Delete an own document type")
+async def delete_type(ref: str, caller: Caller) -> Response:
+    await run_in_threadpool(doctypes.delete_type, caller, ref)
+    return Response(status_code=204)
+
+
+@router.post("/{ref}/validate", summary="Check extracted data against the type's schema")
+async def validate(ref: str, request: Request, caller: Caller) -> dict[str, Any]:
+    data = await read_json(request)
+    row = await run_in_threadpool(doctypes.get_type, caller, ref)
+    findings = await run_in_threadpool(doctypes.validate_data, row, data)
+    return {"valid": not findings.errors, "errors": findings.errors,
+            "warnings": findings.warnings}
+
+
+@router.post("/{ref}/examples", status_code=201,
+             summary="Teach identification a type from a sample document (multipart 'file', "
+                     "or JSON {url | base64, filename})")
+async def add_example(ref: str, request: Request, caller: Caller) -> JSONResponse:
+    """Reads the sample with `ocr.read` (a job, waited for up to `doctype_example_wait_s`)
+    and stores its plain text on the type, private to the caller's organization."""
+    await run_in_threadpool(doctypes.get_type, caller, ref)  # 404 before reading anything
+    settings = get_settings()
+    stager = service.new_stager(caller)
+    name = ""
+    content_type = request.headers.get("content-type", "")
+    try:
+        if content_type.startswith("multipart/form-data"):
+            form = await read_form(request)
+            upload = next((v for k, v in form.multi_items() if k == "file" and is_upload(v)),
+                          None)
+            if upload is None:
+                raise errors.InvalidInput("attach the sample document as 'file'")
+            name = upload.filename or ""
+            try:
+                await run_in_threadpool(stager.add_stream, name, upload.file)
+            finally:
+                await upload.close()
+        else:
+            body = await read_json(request)
+            if not isinstance(body, dict) or (body.get("url") is None) == (
+                    body.get("base64") is None):
+                raise errors.InvalidInput("send exactly one of 'url' or 'base64'")
+            name = str(body.get("filename") or "")
+            if body.get("url") is not None:
+                await run_in_threadpool(stager.add_url, str(body["url"]), name or None,
+                                        policy_from_settings(), settings.url_download_timeout_s)
+            else:
+                await run_in_threadpool(stager.add_base64, name or None, str(body["base64"]))
+    except BaseException:
+        await run_in_threadpool(stager.discard)
+        raise
+    name = name or stager.staged[0].name
+    job = await run_in_threadpool(
+        service.submit, caller, service.Submission(operation=EXAMPLE_OPERATION), stager)
+    job = await service.wait_for(caller, job.id, settings.doctype_example_wait_s)
+    if job.job_status is not JobStatus.SUCCESS:
+        if not job.job_status.is_terminal:
+            raise errors.Timeout(f"reading the example took longer than "
+                                 f"{settings.doctype_example_wait_s:g} s (job {job.id})",
+                                 job_id=job.id)
+        raise errors.InvalidInput(f"the example could not be read: {job.error_message}",
+                                  job_id=job.id)
+    pages = (job.result or {}).get("text") or []
+    text = "\n\n".join(p for p in pages if isinstance(p, str))
+    example, count = await run_in_threadpool(doctypes.add_example, caller, ref, text, name,
+                                             job.id)
+    return JSONResponse({"id": example.id, "name": example.name, "characters": len(text),
+                         "job_id": job.id, "examples": count}, status_code=201)
