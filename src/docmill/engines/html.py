@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from docmill.engines.base import (
     Engine,
@@ -63,6 +63,39 @@ class HtmlToPdfParams(Params):
     margin: str | None = Field(None, description="CSS @page margin, e.g. '2cm' or "
                                "'1in 0.75in'.")
     pdf_format: Literal["pdf", "pdfa-1b", "pdfa-2b", "pdfa-3b", "pdfua-1"] = "pdf"
+    engine: Literal["weasyprint", "chromium"] | None = Field(
+        None, description="weasyprint (CSS Paged Media, no scripts) or chromium (headless "
+        "Chromium, runs JavaScript when asked); default: chromium when javascript is true, "
+        "else weasyprint.")
+    javascript: bool = Field(False, description="Run the document's scripts before printing "
+                             "(Chromium): waits for the load event, network idle and a "
+                             "docraptorJavaScriptFinished() the page defines.")
+    javascript_delay_ms: int = Field(0, ge=0, le=30_000, description="Chromium: wait this "
+                                     "much longer after the page is ready.")
+    page_timeout_s: float | None = Field(None, gt=0, description="Chromium: give up on a "
+                                         "page not ready after this (at most the server's "
+                                         "DOCMILL_CHROMIUM_PAGE_TIMEOUT_S).")
+    landscape: bool = Field(False, description="Chromium: landscape pages (the document's "
+                            "@page size wins).")
+    print_background: bool = Field(True, description="Chromium: print background colours "
+                                   "and images (WeasyPrint always does).")
+
+    @model_validator(mode="after")
+    def _engine(self) -> "HtmlToPdfParams":
+        if self.engine is None:
+            self.engine = "chromium" if self.javascript else "weasyprint"
+        if self.engine == "weasyprint":
+            chromium_only = [name for name in ("javascript", "javascript_delay_ms",
+                                               "page_timeout_s", "landscape")
+                             if name in self.model_fields_set and getattr(self, name)]
+            if "print_background" in self.model_fields_set and not self.print_background:
+                chromium_only.append("print_background false")
+            if chromium_only:
+                raise ValueError(f"{', '.join(chromium_only)} need engine chromium")
+        elif self.pdf_format != "pdf":
+            raise ValueError("engine chromium writes plain PDF: pdf_format must be pdf "
+                             "(use engine weasyprint for PDF/A and PDF/UA)")
+        return self
 
     @field_validator("base_url")
     @classmethod
@@ -229,6 +262,8 @@ def render_html(html: bytes | str, params: HtmlToPdfParams, target: Path,
                 progress: Progress, extra_css: str = "") -> EngineResult:
     """Render HTML to `target` (PDF) with the guarded fetcher; the shared path of both
     operations."""
+    if params.engine == "chromium":
+        return _render_chromium(html, params, target, progress, extra_css)
     try:
         import weasyprint
     except (ImportError, OSError) as exc:
@@ -281,6 +316,19 @@ def render_html(html: bytes | str, params: HtmlToPdfParams, target: Path,
         warnings=warnings, pages=pages)
 
 
+def _render_chromium(html: bytes | str, params: HtmlToPdfParams, target: Path,
+                     progress: Progress, extra_css: str) -> EngineResult:
+    from docmill.engines.chromium import ChromiumJob, render_pdf
+
+    text = html if isinstance(html, str) else _decode(html)
+    return render_pdf(ChromiumJob(
+        html=text, base_url=params.base_url, javascript=params.javascript, media=params.media,
+        override_css="\n".join(c for c in (extra_css, page_css(params)) if c),
+        landscape=params.landscape, print_background=params.print_background,
+        javascript_delay_ms=params.javascript_delay_ms, page_timeout_s=params.page_timeout_s),
+        target, progress)
+
+
 MARKDOWN_CSS = """
 body { font-family: "DejaVu Sans", "Noto Sans", sans-serif; font-size: 11pt; line-height: 1.45; }
 pre, code { font-family: "DejaVu Sans Mono", monospace; font-size: 9.5pt; }
@@ -305,7 +353,10 @@ def markdown_to_html(text: str, title: str | None) -> str:
 
 
 def read_text(path: Path) -> str:
-    raw = path.read_bytes()
+    return _decode(path.read_bytes())
+
+
+def _decode(raw: bytes) -> str:
     if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
         return raw.decode("utf-16")
     try:
@@ -317,9 +368,10 @@ def read_text(path: Path) -> str:
 class HtmlEngine(Engine):
     name = "html"
     operations = (
-        Operation("html.to-pdf", "Render an HTML document to PDF (WeasyPrint). Resources "
-                  "load only from http(s) URLs that pass the SSRF guard, relative to "
-                  "base_url.", HtmlToPdfParams, HTML_TYPES, ("pdf",), engine="html"),
+        Operation("html.to-pdf", "Render an HTML document to PDF (WeasyPrint, or headless "
+                  "Chromium with engine chromium / javascript true). Resources load only from "
+                  "http(s) URLs that pass the SSRF guard, relative to base_url.",
+                  HtmlToPdfParams, HTML_TYPES, ("pdf",), engine="html"),
         Operation("markdown.to-pdf", "Render Markdown to PDF through the same HTML path.",
                   MarkdownToPdfParams, MARKDOWN_TYPES, ("pdf",), engine="html"),
     )
@@ -329,6 +381,11 @@ class HtmlEngine(Engine):
             import weasyprint  # noqa: F401 - load pango and fonts once per worker
         except (ImportError, OSError) as exc:  # pango missing: jobs fail, the worker lives
             log.warning("html: WeasyPrint cannot load: %s", exc)
+
+    def stop(self) -> None:
+        from docmill.engines.chromium import shutdown
+
+        shutdown()
 
     def run(self, operation: str, inputs: Sequence[EngineInput], params: Params,
             workdir: Path, progress: Progress) -> EngineResult:

@@ -9,6 +9,8 @@ with permissions (pikepdf) and a visible watermark (drawn by WeasyPrint itself f
 stylesheet, so it is real embedded text on every page). Before WeasyPrint sees a document,
 a fast lxml pass refuses ones nested deeper or with more elements than the limits: those
 would otherwise burn the job's whole time budget or exhaust the recursion limit.
+`javascript: true` prints the document in headless Chromium instead (`chromium.py`, the same
+SSRF-guarded fetching), with the options Chromium can honour.
 
 `html.print-sheet` is `html.to-xlsx`/`html.to-xls` with the same document sources and an
 optional cap on the rows kept per table (test documents).
@@ -133,6 +135,11 @@ class PrintPdfParams(FetchParams):
     max_depth: int = Field(120, ge=10, le=140, description="Deepest element nesting "
                            "accepted (WeasyPrint's own limit is about 140).")
     max_elements: int = Field(300_000, ge=100, le=5_000_000)
+    javascript: bool = Field(False, description="Run the document's scripts: renders in "
+                             "headless Chromium instead of WeasyPrint (no PDF profiles or "
+                             "forms there).")
+    iframes: bool = Field(True, description="With javascript: load iframes (WeasyPrint "
+                          "never does).")
 
     @field_validator("base_url")
     @classmethod
@@ -165,6 +172,11 @@ class PrintPdfParams(FetchParams):
     def _compatible(self) -> "PrintPdfParams":
         if self.encrypt and self.pdf_variant and self.pdf_variant.startswith(("pdfa", "pdfx")):
             raise ValueError("PDF/A and PDF/X documents cannot be encrypted")
+        if self.javascript and self.pdf_variant:
+            raise ValueError("javascript renders with Chromium, which writes no PDF/A, PDF/UA "
+                             "or PDF/X profile")
+        if self.javascript and self.pdf_forms:
+            raise ValueError("javascript renders with Chromium, which writes no PDF forms")
         return self
 
 
@@ -406,6 +418,8 @@ def render_pdf(html: str, params: PrintPdfParams, target: Path, progress: Progre
     check_structure(html, params.max_depth, params.max_elements)
     if params.strict_html:
         check_strict(html)
+    if params.javascript:
+        return _render_chromium(html, params, target, progress, fallback_base)
     fetcher = _print_fetcher(params)
     base_url = params.base_url or fallback_base
     css = []
@@ -470,6 +484,40 @@ def render_pdf(html: str, params: PrintPdfParams, target: Path, progress: Progre
         warnings=warnings, pages=pages)
 
 
+def _render_chromium(html: str, params: PrintPdfParams, target: Path, progress: Progress,
+                     fallback_base: str | None) -> EngineResult:
+    """`javascript: true`: the same options, printed by headless Chromium."""
+    from docmill.engines.chromium import ChromiumJob, render_pdf
+
+    job = ChromiumJob(
+        html=html, base_url=params.base_url or fallback_base, javascript=True,
+        media=params.media,
+        default_css=f"@page {{ margin: {params.page_margin}; }}" if params.page_margin else "",
+        override_css=watermark_css(params.watermark, solid=False) if params.watermark else "",
+        headers=params.headers(), no_network=params.no_network,
+        resource_timeout_s=params.http_timeout_s, frames=params.iframes)
+    result = render_pdf(job, target, progress)
+    problems = result.data["resources_refused"] + result.data["resources_failed"]
+    if params.fail_on_resource_errors and problems:
+        failed = [w for w in result.warnings if any(url in w for url in problems)]
+        raise InvalidInput("Resource error: " + "; ".join(failed[:10])
+                           + (f" and {len(failed) - 10} more" if len(failed) > 10 else ""))
+    for flag, what in ((params.full_fonts, "full fonts"), (params.uncompressed,
+                                                          "uncompressed output")):
+        if flag:
+            result.warnings.append(f"{what} is not available with javascript (Chromium)")
+    if params.title is not None:
+        import pikepdf
+
+        with pikepdf.open(target, allow_overwriting_input=True) as pdf:
+            pdf.docinfo["/Title"] = params.title
+            pdf.save(target)
+    if params.encrypt:
+        progress(90, "encrypting")
+        encrypt_pdf(target, params)
+    return result
+
+
 def cut_rows(html: str, max_rows: int) -> str:
     """Keep the first `max_rows` rows of every top-level table."""
     import lxml.html
@@ -495,13 +543,18 @@ class HtmlPrintEngine(Engine):
                   "the print options of hosted HTML-to-PDF services: fetch policy (referrer, "
                   "HTTP credentials, timeout, no network, fail on resource errors), default "
                   "page margin, PDF profile, title, forms, encryption and permissions, "
-                  "watermark.", PrintPdfParams, ANY, ("pdf",), min_inputs=0, max_inputs=1,
-                  engine="htmlprint"),
+                  "watermark; javascript renders in headless Chromium.", PrintPdfParams, ANY,
+                  ("pdf",), min_inputs=0, max_inputs=1, engine="htmlprint"),
         Operation("html.print-sheet", "The tables of an HTML document (a file, or fetched "
                   "from document_url) to XLSX or XLS, optionally keeping only the first rows "
                   "of each table.", PrintSheetParams, ANY, ("xlsx", "xls"), min_inputs=0,
                   max_inputs=1, engine="htmlprint"),
     )
+
+    def stop(self) -> None:
+        from docmill.engines.chromium import shutdown
+
+        shutdown()
 
     def run(self, operation: str, inputs: Sequence[EngineInput], params: Params,
             workdir: Path, progress: Progress) -> EngineResult:
