@@ -92,6 +92,8 @@ class DocmillServer:
             "DOCMILL_WORKERS": "2",
             "DOCMILL_SWEEP_INTERVAL_S": "1",
             "DOCMILL_POLL_INTERVAL_S": "0.2",
+            # only these have an expert.ai subscription; others get 403 (test_expertai.py)
+            "DOCMILL_EXPERTAI_SUBSCRIBED_ORGS": '["acme", "globex"]',
         })
         if self.distributed:
             env.update({"DOCMILL_DISPATCHER": "celery", "DOCMILL_BROKER_URL": self.broker_url,

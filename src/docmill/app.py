@@ -22,6 +22,7 @@ from docmill.faces import native
 from docmill.faces.convertapi.routes import build_router as convertapi_router
 from docmill.faces.common import BodyLimitMiddleware, renderer_for
 from docmill.faces.docraptor import routes as docraptor
+from docmill.faces.expertai import routes as expertai
 from docmill.faces import native_doctypes
 from docmill.faces.docutray.routes import build_router as docutray_router
 from docmill.settings import get_settings
@@ -52,6 +53,7 @@ def create_app(*, run_workers: bool = True, run_sweeper: bool = True) -> FastAPI
                   description="Self-hosted asynchronous document processing.")
     # Room for base64's 4/3 growth and form fields on top of the largest allowed file.
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_upload_bytes * 4 // 3 + (1 << 20))
+    app.add_middleware(expertai.FoldSlashes)
 
     @app.exception_handler(errors.DocmillError)
     async def docmill_error(request: Request, exc: errors.DocmillError) -> Response:
@@ -68,6 +70,7 @@ def create_app(*, run_workers: bool = True, run_sweeper: bool = True) -> FastAPI
     app.include_router(native.router)
     app.include_router(docraptor.router)
     app.include_router(convertapi_router())
+    app.include_router(expertai.router)
     app.include_router(native_doctypes.router)
     app.include_router(docutray_router())
 

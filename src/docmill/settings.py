@@ -100,13 +100,6 @@ class Settings(BaseSettings):
     html_resource_max_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Per resource fetched while rendering HTML.")
     html_max_resources: int = Field(100, ge=0, description="Remote resources one HTML document may fetch.")
     html_fetch_budget_s: float = Field(60.0, gt=0, description="Total time one HTML document may spend fetching.")
-    chromium_executable: str = Field("/usr/bin/chromium", description="The Chromium binary the JavaScript HTML engine drives (Debian's chromium package).")
-    chromium_page_timeout_s: float = Field(30.0, gt=0, description="Loading one page and running its scripts; past it the job fails with timeout.")
-    chromium_pdf_timeout_s: float = Field(60.0, gt=0, description="Printing one page to PDF; a browser still busy past page + pdf timeouts is killed and replaced.")
-    chromium_start_timeout_s: float = Field(30.0, gt=0, description="Starting the worker's browser.")
-    chromium_max_renders: int = Field(200, ge=1, description="Restart a worker's browser after this many documents (between jobs).")
-    chromium_sandbox: bool = Field(False, description="Chromium's own sandbox (needs a non-root user and user namespaces); requests are confined by interception either way.")
-    chromium_args: list[str] = Field(default_factory=list, description="Extra Chromium command-line flags.")
 
     # --- OCR and layout engines -----------------------------------------------------------
     ocr_engine_photo: Literal["rapidocr", "tesseract"] = Field(
@@ -187,6 +180,27 @@ class Settings(BaseSettings):
         default_factory=dict, description="Organization slug -> URL POSTed the vendor's "
         "CONVERSION_/IDENTIFICATION_COMPLETED|FAILED events (the vendor sets these up in its "
         "web UI).")
+
+    # --- expert.ai Extract face ----------------------------------------------------------
+    expertai_prefix: str = Field("", description="Path the expert.ai routes (/oauth2/token, "
+                                 "/beta/...) are mounted under ('' = the root).")
+    expertai_token_secret: str = Field(
+        "", description="HMAC key of the bearer tokens /oauth2/token issues. Empty: a random "
+        "key made once and kept in data_dir/expertai-token.key (set it explicitly when API "
+        "servers do not share data_dir).")
+    expertai_token_ttl_s: int = Field(86400, ge=60, description="Lifetime of a bearer token.")
+    expertai_max_request_bytes: int = Field(14 * 1024 * 1024, ge=1024, description="Largest "
+                                            "POST /beta/layout-document-async body (413 above).")
+    expertai_max_pages: int = Field(500, ge=1, description="A longer document's task fails.")
+    expertai_retention_s: float = Field(24 * 3600, gt=0, description="How long a task's "
+                                        "status and result stay readable (then 404).")
+    expertai_timeout_s: float = Field(3600.0, gt=0, description="Limit of one task.")
+    expertai_subscribed_orgs: list[str] = Field(
+        default_factory=list, description="Organization slugs with an active Extract "
+        "subscription; the others get 403. Empty = every organization.")
+    expertai_word_separator: bool = Field(True, description="Put 4 zero bytes between the "
+                                          "packed word records (the official decoder skips "
+                                          "them); false = records back to back.")
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> "Settings":

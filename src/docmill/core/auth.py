@@ -197,6 +197,20 @@ def authenticate(key: str | None) -> Principal:
     return principal
 
 
+def principal_for_key_id(key_id: str) -> Principal:
+    """The principal of an unrevoked key, by the key's id: for credentials derived from a key
+    (the expert.ai face's bearer tokens), which must stop working when the key is revoked."""
+    with session_scope(readonly=True) as session:
+        found = session.execute(
+            select(ApiKey, Organization.slug).join(Organization, ApiKey.org_id == Organization.id)
+            .where(ApiKey.id == key_id)).first()
+        if found is None or found[0].revoked_at is not None:
+            raise Unauthorized("the key behind these credentials is revoked or unknown")
+        row = found[0]
+        return Principal(org_id=row.org_id, org_slug=found[1], role=Role(row.role),
+                         key_id=row.id)
+
+
 def org_by_slug(slug: str) -> Organization:
     with session_scope(readonly=True) as session:
         org = session.scalar(select(Organization).where(Organization.slug == slug))

@@ -67,6 +67,8 @@ class ReadParams(Params):
     detect_orientation: bool = Field(True, description="Turn pages read by OCR upright first.")
     deskew: bool = Field(True, description="Straighten slightly skewed scans before Tesseract.")
     tables: bool = Field(True, description="Detect tables in the layout.")
+    max_pages: int | None = Field(None, ge=1, description="Fail, before reading anything, "
+                                  "a document with more pages than this.")
 
     @field_validator("languages")
     @classmethod
@@ -339,6 +341,7 @@ def _read_pdf(inp: EngineInput, params: ReadParams, languages: list[str], report
     with open_pdfium(inp.path, params.password) as doc:
         metadata = {k: v for k, v in doc.get_metadata_dict(skip_empty=True).items()
                     if isinstance(v, str) and v}
+        _check_page_count(len(doc), params.max_pages)
         indexes = parse_page_ranges(params.pages, len(doc))
         for done, index in enumerate(indexes):
             page = doc[index]
@@ -377,6 +380,11 @@ def _read_pdf(inp: EngineInput, params: ReadParams, languages: list[str], report
     return ReadOutcome(Document(pages, metadata), "pdf", indexes)
 
 
+def _check_page_count(count: int, limit: int | None) -> None:
+    if limit is not None and count > limit:
+        raise InvalidInput(f"document has {count} pages, maximum is {limit}")
+
+
 def _scan_dpi(page: pdfium.PdfPage, geometry) -> float | None:
     """The resolution of a scanned page's picture, when one image covers most of the page:
     rendering at that resolution reads every scanned pixel and makes none up."""
@@ -400,6 +408,7 @@ def _scan_dpi(page: pdfium.PdfPage, geometry) -> float | None:
 def _read_image(inp: EngineInput, params: ReadParams, languages: list[str], report,
                 photo: bool, keep_frames: bool) -> ReadOutcome:
     frames = list(image_frames(inp.path))
+    _check_page_count(len(frames), params.max_pages)
     indexes = parse_page_ranges(params.pages, len(frames))
     engine = _choose_engine(params.engine, photo)
     pages: list[Page] = []

@@ -1,0 +1,324 @@
+"""expert.ai Extract's HTTP endpoints over the core's service functions.
+
+    POST /oauth2/token                 {"username": org slug, "password": API key} -> bare JWT
+    POST /beta/layout-document-async   {"document": {"name", "data": base64}} -> 202 {"taskId"}
+    GET  /beta/status/{taskId}         PENDING | PROGRESS | SUCCESS (+ result) | FAILURE
+
+A task is a `layout.analyze` job created by this face (`face == "expertai"`); the result is
+rendered at SUCCESS from the job's native document JSON (`result.py`). Every error, 4xx or
+5xx, has the Micronaut `vnd.error` body the official client reads (`message` plus
+`_embedded.errors[*].message`). Doubled slashes in these paths are folded (`FoldSlashes`: a
+base URL configured with a trailing slash), wrong verbs answer 405 and unknown paths under
+/beta 404, in that same shape. The spec's decisions are listed in docs/expertai.md.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+import re
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from docmill import __version__, errors
+from docmill.core import service
+from docmill.core.auth import Principal, authenticate, principal_for_key_id
+from docmill.core.files import get_blob_store
+from docmill.core.models import Job, JobStatus
+from docmill.faces.common import FaceErrors, register_face_errors
+from docmill.faces.expertai import tokens
+from docmill.faces.expertai.result import build_result
+from docmill.settings import get_settings
+
+FACE = "expertai"
+OPERATION = "layout.analyze"
+JSON_TYPE = "application/json"
+TEXT_TYPE = "text/plain; charset=utf-8"
+DRAIN_MAX = 256 * 1024 * 1024  # an oversize body is read (and dropped) up to this, then cut
+_TASK_ID = re.compile(r"^[A-Za-z0-9._~-]{1,2000}$")
+_ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+
+
+class MethodNotAllowed(errors.DocmillError):
+    """The path exists but not with this HTTP verb."""
+
+    code = "method_not_allowed"
+
+
+# --- errors --------------------------------------------------------------------------------
+
+
+def error_status(exc: errors.DocmillError) -> int:
+    if isinstance(exc, errors.Unauthorized):
+        return 401
+    if isinstance(exc, errors.Forbidden):
+        return 403
+    if isinstance(exc, errors.NotFound):
+        return 404
+    if isinstance(exc, MethodNotAllowed):
+        return 405
+    if isinstance(exc, errors.TooLarge):
+        return 413
+    if isinstance(exc, errors.InvalidInput | errors.UnsupportedFormat | errors.Conflict):
+        return 400
+    return 500
+
+
+def error_body(status: int, path: str, messages: list[str]) -> dict[str, Any]:
+    return {"message": HTTPStatus(status).phrase,
+            "_links": {"self": {"href": path, "templated": False}},
+            "_embedded": {"errors": [{"message": m} for m in messages]}}
+
+
+def render_error(request: Request, exc: errors.DocmillError) -> Response:
+    status = error_status(exc)
+    message = exc.message if status != 500 else "Internal Server Error: " + exc.message
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return _json(error_body(status, request.url.path, [message]), status, headers)
+
+
+def _json(body: dict[str, Any], status: int = 200,
+          headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(body, ensure_ascii=False).encode("utf-8"), status_code=status,
+                    media_type=JSON_TYPE, headers=headers)
+
+
+# --- routing -------------------------------------------------------------------------------
+
+router = APIRouter(tags=["expert.ai"])
+_PREFIX = get_settings().expertai_prefix.rstrip("/")
+_OWN_PATHS = (_PREFIX + "/oauth2/token", _PREFIX + "/beta/", _PREFIX + "/beta")
+register_face_errors(FaceErrors(_OWN_PATHS, render_error))
+
+
+def _route(methods: list[str], path: str, summary: str | None = None) -> Callable[..., Any]:
+    """Register at `prefix + path`; the other verbs on the same path answer 405."""
+
+    def register(endpoint: Callable[..., Any]) -> Any:
+        router.add_api_route(_PREFIX + path, endpoint, methods=methods, summary=summary)
+        router.add_api_route(_PREFIX + path, _wrong_method, include_in_schema=False,
+                             methods=[m for m in _ALL_METHODS if m not in methods])
+        return endpoint
+
+    return register
+
+
+class FoldSlashes:
+    """ASGI middleware: `//beta//status/x` is served as `/beta/status/x`. The official client
+    builds URLs as `host + "/layout-document-async"`, so a base URL written with a trailing
+    slash doubles one; only this face's paths are touched."""
+
+    _DOUBLED = re.compile(r"/{2,}")
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and "//" in scope["path"]:
+            folded = self._DOUBLED.sub("/", scope["path"])
+            if folded.startswith(_OWN_PATHS):
+                scope = {**scope, "path": folded,
+                         "raw_path": self._DOUBLED.sub("/", scope.get("raw_path", b"").decode(
+                             "latin-1")).encode("latin-1")}
+        await self.app(scope, receive, send)
+
+
+async def _wrong_method(request: Request) -> Response:
+    raise MethodNotAllowed(f"Method {request.method} not allowed for {request.url.path}")
+
+
+# --- auth ----------------------------------------------------------------------------------
+
+
+def _token_principal(request: Request) -> Principal:
+    """The caller, from `Authorization: Bearer <token>`; 401 or 403 otherwise."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise errors.Unauthorized("Unauthorized: send Authorization: Bearer <token>")
+    key_id = tokens.key_id_of(token.strip())
+    if key_id is None:
+        raise errors.Unauthorized("Unauthorized: the token is invalid or expired")
+    principal = principal_for_key_id(key_id)
+    subscribed = get_settings().expertai_subscribed_orgs
+    if subscribed and principal.org_slug not in subscribed:
+        raise errors.Forbidden("No active subscription for Extract")
+    return principal
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, or TooLarge past `limit` (after draining it, so the client can read the
+    413 instead of seeing its upload cut off)."""
+    declared = request.headers.get("content-length", "")
+    over = declared.isdigit() and int(declared) > limit
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            over = True
+        if over:
+            chunks.clear()
+            if size > DRAIN_MAX:
+                break
+        else:
+            chunks.append(chunk)
+    if over:
+        raise errors.TooLarge(f"Request Entity Too Large: the request is larger than "
+                              f"{limit} bytes")
+    return b"".join(chunks)
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise errors.InvalidInput(f"Bad Request: malformed JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise errors.InvalidInput("Bad Request: the body must be a JSON object")
+    return value
+
+
+# --- token ---------------------------------------------------------------------------------
+
+
+def _issue(username: str, password: str) -> str:
+    try:
+        principal = authenticate(password)
+    except errors.Unauthorized:
+        principal = None
+    if principal is None or principal.org_slug != username.strip().lower():
+        raise errors.Unauthorized("Unauthorized: wrong username or password")
+    return tokens.issue_token(principal.key_id)
+
+
+@_route(["POST"], "/oauth2/token", "Get a bearer token (username = organization slug, "
+        "password = an API key)")
+async def token(request: Request) -> Response:
+    fields = _json_object(await _read_body(request, 64 * 1024))
+    username, password = fields.get("username"), fields.get("password")
+    if not isinstance(username, str) or not isinstance(password, str) or not password:
+        raise errors.Unauthorized("Unauthorized: send username and password")
+    value = await run_in_threadpool(_issue, username, password)
+    return Response(value.encode("ascii"), status_code=200, media_type=TEXT_TYPE)
+
+
+# --- start a task --------------------------------------------------------------------------
+
+
+def _document(fields: dict[str, Any]) -> tuple[str, bytes]:
+    document = fields.get("document")
+    if not isinstance(document, dict):
+        raise errors.InvalidInput("Bad Request: 'document' (an object) is required")
+    name, data = document.get("name"), document.get("data")
+    if not isinstance(name, str):
+        raise errors.InvalidInput("Bad Request: 'document.name' (a string) is required")
+    if not isinstance(data, str) or not data.strip():
+        raise errors.InvalidInput("Bad Request: 'document.data' (Base64) is required")
+    try:
+        raw = base64.b64decode(re.sub(r"\s+", "", data), validate=True)
+    except (binascii.Error, ValueError):
+        raise errors.InvalidInput("Bad Request: 'document.data' is not valid Base64") from None
+    if not raw:
+        raise errors.InvalidInput("Bad Request: 'document.data' is empty")
+    return name, raw
+
+
+def _start(principal: Principal, name: str, raw: bytes) -> str:
+    settings = get_settings()
+    stager = service.new_stager(principal)
+    filename = name if name.strip() else "document.pdf"
+    submission = service.Submission(
+        operation=OPERATION, params={"max_pages": settings.expertai_max_pages}, face=FACE,
+        face_state={"name": name}, timeout_s=settings.expertai_timeout_s,
+        retention_s=settings.expertai_retention_s)
+    try:
+        staged = stager.add_stream(filename, io.BytesIO(raw))
+    except BaseException:
+        stager.discard()
+        raise
+    try:
+        return service.submit(principal, submission, stager).id
+    except errors.UnsupportedFormat:
+        # The vendor accepts the request and fails the task; no job is made for it.
+        return tokens.refused_task_id(principal.org_id, staged.content_type.split(";")[0])
+
+
+@_route(["POST"], "/beta/layout-document-async", "Start the layout analysis of a document")
+async def layout_document_async(request: Request) -> Response:
+    principal = await run_in_threadpool(_token_principal, request)
+    body = await _read_body(request, get_settings().expertai_max_request_bytes)
+    name, raw = _document(_json_object(body))
+    task_id = await run_in_threadpool(_start, principal, name, raw)
+    return _json({"taskId": task_id}, 202,
+                 {"Location": f"{_PREFIX}/beta/status/{task_id}"})
+
+
+# --- status --------------------------------------------------------------------------------
+
+
+def phase(progress: int) -> str:
+    return "page conversion" if progress < 90 else "classification"
+
+
+def _result(job: Job) -> dict[str, Any]:
+    outputs = [f for f in job.files_of("output") if f.name.endswith(".json")]
+    if not outputs:
+        raise errors.EngineFailed("the task finished without a document")
+    with get_blob_store().open(outputs[0].blob_key) as handle:
+        document = json.load(handle)
+    return build_result(document, name=str((job.face_state or {}).get("name", "")),
+                        finished=job.finished_at, version=__version__,
+                        separator=get_settings().expertai_word_separator)
+
+
+def status_body(job: Job) -> dict[str, Any]:
+    status = job.job_status
+    if status is JobStatus.SUCCESS:
+        return {"current": 100, "message": "completed", "result": _result(job),
+                "state": "SUCCESS"}
+    if status is JobStatus.ERROR:
+        message = (job.error_message or job.error_code or "the analysis failed").strip()
+        return {"current": 0, "message": message, "state": "FAILURE"}
+    if status is JobStatus.PROCESSING or job.attempts > 0:
+        current = max(0, min(99, int(job.progress or 0)))
+        return {"current": current, "message": phase(current), "state": "PROGRESS"}
+    return {"current": 0, "message": "queued", "state": "PENDING"}
+
+
+def _status(principal: Principal, task_id: str) -> dict[str, Any]:
+    not_found = errors.NotFound(f"Not Found: no task {task_id}")
+    if not _TASK_ID.match(task_id):
+        raise not_found
+    refused = tokens.refusal_of(task_id, principal.org_id)
+    if refused is not None:
+        return {"current": 0, "state": "FAILURE", "message": f"the document is not a PDF "
+                f"({refused or 'unknown type'}): only PDF documents and images can be analysed"}
+    try:
+        job = service.get_job(principal, task_id)
+    except errors.NotFound:
+        raise not_found from None
+    if job.face != FACE:
+        raise not_found
+    return status_body(job)
+
+
+@_route(["GET"], "/beta/status/{task_id}", "The state of a task, and its result once done")
+async def status(task_id: str, request: Request) -> Response:
+    principal = await run_in_threadpool(_token_principal, request)
+    return _json(await run_in_threadpool(_status, principal, task_id))
+
+
+async def _unknown(request: Request) -> Response:
+    raise errors.NotFound(f"Not Found: {request.url.path}")
+
+
+for _path in (_PREFIX + "/beta", _PREFIX + "/beta/{rest:path}"):
+    router.add_api_route(_path, _unknown, methods=list(_ALL_METHODS), include_in_schema=False)
