@@ -100,6 +100,13 @@ class Settings(BaseSettings):
     html_resource_max_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Per resource fetched while rendering HTML.")
     html_max_resources: int = Field(100, ge=0, description="Remote resources one HTML document may fetch.")
     html_fetch_budget_s: float = Field(60.0, gt=0, description="Total time one HTML document may spend fetching.")
+    chromium_executable: str = Field("/usr/bin/chromium", description="The Chromium binary the JavaScript HTML engine drives (Debian's chromium package).")
+    chromium_page_timeout_s: float = Field(30.0, gt=0, description="Loading one page and running its scripts; past it the job fails with timeout.")
+    chromium_pdf_timeout_s: float = Field(60.0, gt=0, description="Printing one page to PDF; a browser still busy past page + pdf timeouts is killed and replaced.")
+    chromium_start_timeout_s: float = Field(30.0, gt=0, description="Starting the worker's browser.")
+    chromium_max_renders: int = Field(200, ge=1, description="Restart a worker's browser after this many documents (between jobs).")
+    chromium_sandbox: bool = Field(False, description="Chromium's own sandbox (needs a non-root user and user namespaces); requests are confined by interception either way.")
+    chromium_args: list[str] = Field(default_factory=list, description="Extra Chromium command-line flags.")
 
     # --- OCR and layout engines -----------------------------------------------------------
     ocr_engine_photo: Literal["rapidocr", "tesseract"] = Field(
