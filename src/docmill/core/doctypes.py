@@ -31,7 +31,9 @@ log = logging.getLogger(__name__)
 
 CODE_RE = re.compile(r"^[a-z0-9_]+$")
 MIN_SUFFIX = 3  # characters a non-admin's code needs after its organization prefix
-MAX_EXAMPLES = 50  # per type and organization; identification learns from the newest
+MAX_EXAMPLES = 50  # per type and organization
+EXAMPLES_USED = 20  # identification learns from the newest this many...
+EXAMPLE_CHARS = 20_000  # ... each cut to this length (they travel in the job's parameters)
 BUILTIN_ID_PREFIX = "builtin_"
 
 
@@ -326,7 +328,7 @@ def candidates(principal: Principal, codes: list[str] | None) -> list[DocumentTy
 
 
 def examples_for(principal: Principal, type_ids: list[str],
-                 per_type: int = MAX_EXAMPLES) -> dict[str, list[str]]:
+                 per_type: int = EXAMPLES_USED) -> dict[str, list[str]]:
     """The caller's organization's example texts per type, newest first."""
     if not type_ids:
         return {}
@@ -340,7 +342,7 @@ def examples_for(principal: Principal, type_ids: list[str],
     for type_id, text in rows:
         bucket = found.setdefault(type_id, [])
         if len(bucket) < per_type:
-            bucket.append(text)
+            bucket.append(text[:EXAMPLE_CHARS])
     return found
 
 

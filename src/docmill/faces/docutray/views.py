@@ -102,7 +102,7 @@ def identification_result(job: Job) -> dict[str, Any]:
                "confidence": _confidence(result.get("confidence"))}
     else:
         best = alternatives[0]["confidence"] if alternatives else 0.0
-        top = {**OTHER, "confidence": _confidence(result.get("confidence", 1.0 - best))}
+        top = {**OTHER, "confidence": _confidence(1.0 - best)}
         alternatives.append(dict(top))
         alternatives.sort(key=lambda a: -a["confidence"])
     return {"document_type": top, "alternatives": alternatives}

@@ -16,17 +16,20 @@ from docmill.core.views import base_url
 from docmill.core.webhooks import WebhookRequest, register_builder
 from docmill.faces.docutray import views
 from docmill.faces.docutray.views import FACE
+from docmill.settings import get_settings
 
 
 def build(job: Job) -> WebhookRequest | None:
     if not job.webhook_url:
         return None
     kind = (job.face_state or {}).get("kind", "convert")
+    prefix = get_settings().docutray_prefix.strip("/")
+    base = base_url() + (f"/{prefix}" if prefix else "")
     if kind == "identify":
-        body = views.identification_status(job, base_url())
+        body = views.identification_status(job, base)
         prefix = "IDENTIFICATION"
     else:
-        body = views.conversion_status(job, base_url())
+        body = views.conversion_status(job, base)
         prefix = "CONVERSION"
     body["event"] = f"{prefix}_{'COMPLETED' if body['status'] == 'SUCCESS' else 'FAILED'}"
     return WebhookRequest(url=job.webhook_url, body=json.dumps(body, default=str),
