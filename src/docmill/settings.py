@@ -155,9 +155,9 @@ class Settings(BaseSettings):
                                           "page of a test: true PDF ('' = none).")
     docraptor_test_max_rows: int = Field(20, ge=0, description="Rows kept per table of a "
                                          "test: true spreadsheet (0 = all).")
-    docraptor_javascript: Literal["reject", "ignore"] = Field(
-        "reject", description="javascript: true with no JavaScript engine installed: refuse "
-        "the document, or render it without running scripts.")
+    docraptor_javascript: Literal["chromium", "reject", "ignore"] = Field(
+        "chromium", description="javascript: true: render in headless Chromium with scripts "
+        "on, refuse the document, or render it with WeasyPrint without running scripts.")
     docraptor_callback_format: Literal["form", "json"] = Field(
         "form", description="Body of the callback_url POST.")
 

@@ -32,14 +32,14 @@ JS_ATTACKS = """<!DOCTYPE html><html><body><h1 id="h">static</h1><p id="out">res
 const out = document.getElementById('out');
 document.getElementById('h').textContent = 'JS built this';
 const say = (t) => out.append(' ' + t);
-fetch('file:///etc/passwd').then(r => r.text()).then(say, () => say('fetch-file-refused'));
-fetch('{base}/secret').then(r => r.text()).then(say, () => say('fetch-loopback-refused'));
+fetch('file:///etc/passwd').then(r => r.text()).then(say, () => say('fetch_file_refused'));
+fetch('{base}/secret').then(r => r.text()).then(say, () => say('fetch_loopback_refused'));
 fetch('http://169.254.169.254/latest/meta-data/').then(r => r.text())
-  .then(say, () => say('fetch-metadata-refused'));
+  .then(say, () => say('fetch_metadata_refused'));
 try {{ const x = new XMLHttpRequest(); x.open('GET', 'file:///etc/passwd', false); x.send();
-  say(x.responseText) }} catch (e) {{ say('xhr-file-refused') }}
+  say(x.responseText) }} catch (e) {{ say('xhr_file_refused') }}
 try {{ const x = new XMLHttpRequest(); x.open('GET', '{base}/secret', false); x.send();
-  say(x.responseText) }} catch (e) {{ say('xhr-loopback-refused') }}
+  say(x.responseText) }} catch (e) {{ say('xhr_loopback_refused') }}
 try {{ new WebSocket('ws://127.0.0.1:{port}/ws') }} catch (e) {{}}
 const i = document.createElement('iframe'); i.src = 'file:///etc/passwd';
 document.body.append(i);
@@ -142,8 +142,8 @@ def test_hostile_html_renders_without_reading_anything(engine, tmp_path, recorde
     assert "Rendered without them" in static_text and "end of document" in static_text
     # the scripted ones: fetch, XHR, WebSocket, iframe, navigation
     assert "JS built this" in text
-    for outcome in ("fetch-file-refused", "fetch-loopback-refused", "fetch-metadata-refused",
-                    "xhr-file-refused", "xhr-loopback-refused"):
+    for outcome in ("fetch_file_refused", "fetch_loopback_refused", "fetch_metadata_refused",
+                    "xhr_file_refused", "xhr_loopback_refused"):
         assert outcome in text
     refused = set(result.data["resources_refused"])
     assert f"{recorder.base}/secret" in refused
@@ -196,3 +196,50 @@ def test_hung_or_dead_browser_is_replaced(engine, tmp_path, settings_env):
     os.kill(second, 9)
     assert "again" in text_of(render(engine, tmp_path, "<p>again</p>"))
     assert chromium._browser.pid not in (first, second)
+
+
+def test_print_pdf_options_under_javascript(tmp_path):
+    from docmill.engines.htmlprint import HtmlPrintEngine, PrintPdfParams
+    from docmill.errors import InvalidInput
+
+    source = tmp_path / "doc.html"
+    source.write_text("<style>@page { size: A5; @bottom-center { content: 'Page ' counter(page)"
+                      " ' of ' counter(pages) } }</style><p id=x>-</p>"
+                      "<iframe srcdoc='<p>FRAMED</p>'></iframe>"
+                      "<script>x.textContent = 'WRITTEN BY JS'</script>")
+    engine, inputs = HtmlPrintEngine(), [EngineInput(source, "doc.html", "text/html")]
+    result = engine.run("html.print-pdf", inputs, PrintPdfParams(
+        javascript=True, title="The title", watermark="DRAFT COPY", iframes=False),
+        tmp_path, lambda p, m: None)
+    text = text_of(result)
+    assert "WRITTEN BY JS" in text and "Page 1 of 1" in text and "DRAFT" in text
+    assert "FRAMED" not in text
+    document = pdfium.PdfDocument(result.outputs[0].path)
+    assert document.get_metadata_dict()["Title"] == "The title"
+    source.write_text("<img src='file:///etc/passwd'><p>x</p>")
+    with pytest.raises(InvalidInput, match="Resource error: refused file:///etc/passwd"):
+        engine.run("html.print-pdf", inputs, PrintPdfParams(
+            javascript=True, fail_on_resource_errors=True), tmp_path, lambda p, m: None)
+    with pytest.raises(ValidationError):
+        PrintPdfParams(javascript=True, pdf_variant="pdfa-2b")
+
+
+def test_no_browser_outlives_its_worker(tmp_path):
+    """A worker killed mid-life (a job timeout kills the child) takes its browser along."""
+    import subprocess
+    import time
+
+    script = ("import sys; from pathlib import Path; from docmill.engines import chromium\n"
+              "chromium.render_pdf(chromium.ChromiumJob(html='<p>x</p>'), Path(sys.argv[1]),"
+              " lambda p, m: None)\n"
+              "print(chromium._browser.pid, flush=True); sys.stdin.read()\n")
+    worker = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "x.pdf")],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    pid = int(worker.stdout.readline())
+    assert chromium._process_alive(pid)
+    worker.kill()
+    worker.wait()
+    deadline = time.monotonic() + 10
+    while chromium._process_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not chromium._process_alive(pid)

@@ -57,6 +57,9 @@ FLAGS = ("--disable-gpu", "--disable-quic", "--no-first-run", "--disable-backgro
          "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
          "--webrtc-ip-handling-policy=disable_non_proxied_udp")
 DEAD_PROXY = "http://no-network.invalid:9"
+# WeasyPrint's default page margin, so a document prints alike in both engines and margin
+# boxes (headers, footers, page numbers) have room; the document's own @page rules win.
+PAGE_DEFAULTS = "@page { margin: 75px; }\n"
 # Response headers not passed on to the page: the body is already decoded and sized, and
 # cookies or HSTS from one job must not matter to anything.
 DROP_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding",
@@ -404,7 +407,10 @@ def render_pdf(job: ChromiumJob, target: Path, progress: Progress) -> EngineResu
     settings = get_settings()
     page_timeout = min(settings.chromium_page_timeout_s,
                        job.page_timeout_s or float("inf"))
-    html = with_css(job.html, job.default_css, job.override_css).encode("utf-8")
+    override_css = job.override_css
+    if not job.frames:  # srcdoc and data: frames never reach the router: hide them all
+        override_css += "\niframe, frame { display: none !important; }"
+    html = with_css(job.html, PAGE_DEFAULTS + job.default_css, override_css).encode("utf-8")
     progress(5, "starting chromium")
     _browser.get()
     started = time.monotonic()

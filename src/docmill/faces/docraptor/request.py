@@ -39,8 +39,8 @@ SUPPORTED_PROFILES = "PDF/A-1b, PDF/A-2b, PDF/A-3b, PDF/A-2u, PDF/A-3u, PDF/UA-1
 _LENGTH = r"(?:0|\d+(?:\.\d+)?(?:mm|cm|in|pt|px|pc|q|em|rem))"
 _MARGIN_RE = re.compile(r"^" + _LENGTH + r"(?:\s+" + _LENGTH + r"){0,3}$", re.IGNORECASE)
 _MEDIA_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
-JS_ERROR = ("[Javascript Error] JavaScript is not supported by this server: it has no "
-            "JavaScript-capable engine. Send javascript: false to render the document "
+JS_ERROR = ("[Javascript Error] JavaScript is not supported by this server: its operator "
+            "turned it off. Send javascript: false to render the document "
             "without running its scripts.")
 
 
@@ -271,8 +271,8 @@ def _prince(options: dict[str, Any], params: dict[str, Any], errors: list[str]) 
         unsupported("input=xml", "documents are read as HTML (use input html or auto)")
     elif source and source.strip().lower() not in ("html", "auto"):
         errors.append("Prince option input is not included in the list (html, xml, auto)")
-    if as_bool(options.get("javascript")) and get_settings().docraptor_javascript == "reject":
-        errors.append(JS_ERROR)
+    if as_bool(options.get("javascript")):
+        _javascript(params, errors)
     dpi = options.get("css_dpi")
     if dpi is not None and as_int(dpi) != 96:
         unsupported("css_dpi", "the CSS resolution is fixed at 96 dpi")
@@ -287,9 +287,13 @@ def _prince(options: dict[str, Any], params: dict[str, Any], errors: list[str]) 
     title = as_text(options.get("pdf_title"))
     if title is not None:
         params["title"] = title
-    if as_bool(options.get("iframes")) is True:
+    iframes = as_bool(options.get("iframes"))
+    if params.get("javascript"):  # Chromium loads iframes, like the vendor, unless told not to
+        if iframes is False:
+            params["iframes"] = False
+    elif iframes is True:
         unsupported("iframes", "the rendering engine does not load iframes (leave the "
-                    "option unset or false)")
+                    "option unset or false, or send javascript: true)")
     margin = as_text(options.get("page_margin"))
     if margin and margin.strip():
         if _MARGIN_RE.match(margin.strip()):
@@ -301,7 +305,25 @@ def _prince(options: dict[str, Any], params: dict[str, Any], errors: list[str]) 
         params["pdf_forms"] = True
     if params.get("encrypt") and str(params.get("pdf_variant", "")).startswith(("pdfa", "pdfx")):
         errors.append(f"Prince option profile {profile} cannot be combined with encrypt")
+    if params.get("javascript") and params.get("pdf_variant"):
+        errors.append(f"Prince option profile {profile} cannot be combined with javascript: "
+                      "true (documents with JavaScript are printed by Chromium, which writes "
+                      "no PDF profiles)")
+    if params.get("javascript") and params.get("pdf_forms"):
+        errors.append("Prince option pdf_forms cannot be combined with javascript: true "
+                      "(documents with JavaScript are printed by Chromium, which writes no "
+                      "PDF forms)")
     # no_xinclude, no_parallel_downloads (fetches are sequential), debug, version: accepted.
+
+
+def _javascript(params: dict[str, Any], errors: list[str]) -> None:
+    """javascript: true (the Doc field or the Prince option): Chromium, unless the operator
+    refuses scripts or renders such documents without them."""
+    mode = get_settings().docraptor_javascript
+    if mode == "chromium":
+        params["javascript"] = True
+    elif mode == "reject" and JS_ERROR not in errors:
+        errors.append(JS_ERROR)
 
 
 def read_doc(fields: dict[str, Any], *, asynchronous: bool, hosted: bool) -> DocRequest:
@@ -350,9 +372,8 @@ def read_doc(fields: dict[str, Any], *, asynchronous: bool, hosted: bool) -> Doc
     if strict not in ("none", "html"):
         errors.append("Strict is not included in the list")
 
-    if as_bool(fields.get("javascript")) and settings.docraptor_javascript == "reject" \
-            and document_type == "pdf":
-        errors.append(JS_ERROR)
+    if as_bool(fields.get("javascript")) and document_type == "pdf":
+        _javascript(params, errors)
 
     if document_type == "pdf":
         operation = "html.print-pdf"
