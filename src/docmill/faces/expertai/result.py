@@ -57,10 +57,19 @@ class _Page:
         self.h = max(0, round(height_pt * PX_PER_PT))
 
     def box(self, bbox: Sequence[float]) -> list[int]:
-        x0, y0, x1, y1 = (round(v * PX_PER_PT) for v in bbox)
-        x0, x1 = min(max(x0, 0), self.w), min(max(x1, 0), self.w)
-        y0, y1 = min(max(y0, 0), self.h), min(max(y1, 0), self.h)
-        return [min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)]
+        """Pixels, clamped to the page (the encoding is unsigned); runs once per word."""
+        w, h = self.w, self.h
+        x0, y0, x1, y1 = bbox
+        x0 = round(x0 * PX_PER_PT)
+        y0 = round(y0 * PX_PER_PT)
+        x1 = round(x1 * PX_PER_PT)
+        y1 = round(y1 * PX_PER_PT)
+        x0 = 0 if x0 < 0 else w if x0 > w else x0
+        x1 = 0 if x1 < 0 else w if x1 > w else x1
+        y0 = 0 if y0 < 0 else h if y0 > h else y0
+        y1 = 0 if y1 < 0 else h if y1 > h else y1
+        return [x0, y0, x1, y1] if x0 <= x1 and y0 <= y1 else \
+            [min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)]
 
 
 def _content(text: str) -> str:
