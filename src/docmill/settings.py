@@ -119,6 +119,17 @@ class Settings(BaseSettings):
     ocr_render_dpi: int = Field(300, ge=72, le=600, description="Resolution PDF pages are rendered at for OCR.")
     ocr_threads: int = Field(0, ge=0, description="onnxruntime threads per worker for RapidOCR (0 = cores / workers).")
 
+    # --- structured extraction and identification -----------------------------------------
+    extract_llm_url: str = Field("", description="Base URL of an OpenAI-compatible chat server "
+                                 "(e.g. http://127.0.0.1:8080/v1) that fills schemas; empty = "
+                                 "built-in extractor only.")
+    extract_llm_model: str = Field("", description="Model name sent to that server.")
+    extract_llm_api_key: str = Field("", description="Bearer token for that server, if it wants one.")
+    extract_llm_timeout_s: float = Field(120.0, gt=0, description="One LLM request's time limit; "
+                                         "past it the built-in extractor answers.")
+    identify_threshold: float = Field(0.35, ge=0, le=1, description="Identification confidence "
+                                      "below which the answer is 'none of the options'.")
+
     # --- ConvertAPI face ------------------------------------------------------------------
     convertapi_prefix: str = Field("", description="Path the ConvertAPI routes are mounted "
                                    "under ('' = the root, as the vendor's clients expect).")

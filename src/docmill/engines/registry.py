@@ -32,6 +32,10 @@ def engine_classes() -> tuple[type[Engine], ...]:
     from docmill.engines.pdftools import PdfToolsEngine
 
     classes.append(PdfToolsEngine)
+    from docmill.engines.extract import ExtractEngine
+    from docmill.engines.identify import IdentifyEngine
+
+    classes += [ExtractEngine, IdentifyEngine]
     if get_settings().enable_diagnostics:
         from docmill.engines.diagnostic import DiagnosticEngine
 

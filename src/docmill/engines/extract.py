@@ -1,0 +1,149 @@
+"""`extract.fields`: fill a JSON Schema from a document, offline.
+
+The document is read exactly as `ocr.read` reads it (`read_document`: text layer first, OCR
+where a page has none, the same layout analysis), then the built-in extractor
+(`extraction/extractor.py`) fills the schema; with `extract_llm_url` set, an OpenAI-compatible
+chat server answers first and the built-in extractor fills what it left null (or answers alone
+when the server fails or its answer does not fit the schema).
+
+Result: `data` (every schema property present, null where the document does not say; valid
+against the schema with nulls allowed), `fields` (per found value: value, confidence 0..1,
+page, box in points, how it was found), `missing_required`, `pages`, `text_source`,
+`extractor` (builtin | llm | llm+builtin).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field, field_validator
+
+from docmill.engines.base import (
+    Engine,
+    EngineInput,
+    EngineOutput,
+    EngineResult,
+    Operation,
+    Params,
+    Progress,
+    output_stem,
+)
+from docmill.engines.ocr import ACCEPTS, ReadParams, read_document
+from docmill.extraction.schema import check_schema
+
+
+class ExtractParams(Params):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, serialize_by_alias=True)
+
+    schema_: dict[str, Any] = Field(alias="schema", description="JSON Schema (an object with "
+                                    "properties) of the data to extract.")
+    document_type_code: str | None = Field(None, description="The document type the schema "
+                                           "comes from (passed to the LLM as a hint).")
+    ocr_engine: Literal["auto", "tesseract", "rapidocr"] = Field(
+        "auto", description="OCR engine for pages without a text layer, as ocr.read's engine.")
+    languages: list[str] | None = Field(None, description="Tesseract languages, as ocr.read.")
+    pages: str | None = Field(None, description="Page ranges to read, e.g. '1-2'.")
+    password: str | None = None
+    use_llm: bool = Field(True, description="Ask the configured LLM server first (no effect "
+                          "when extract_llm_url is not set).")
+
+    @field_validator("schema_")
+    @classmethod
+    def _schema(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return check_schema(value)
+
+
+def read_params(ocr_engine: str, languages: list[str] | None, pages: str | None,
+                password: str | None) -> ReadParams:
+    return ReadParams(engine=ocr_engine, languages=languages, pages=pages,  # type: ignore[arg-type]
+                      password=password)
+
+
+def text_source(document) -> str:
+    """'text-layer', 'ocr', 'mixed' or 'empty': how the pages were read."""
+    sources = {p.source for p in document.pages if p.source != "empty"}
+    if not sources:
+        return "empty"
+    return sources.pop() if len(sources) == 1 else "mixed"
+
+
+def extract_document(document, schema: dict[str, Any], type_code: str | None = None,
+                     use_llm: bool = True) -> dict[str, Any]:
+    """Built-in extraction, with the LLM first when one is configured."""
+    from docmill.extraction import llm
+    from docmill.extraction.extractor import extract
+    from docmill.extraction.layout import Layout
+    from docmill.extraction.schema import field_specs, make_valid, missing_required, set_path
+    from docmill.settings import get_settings
+
+    builtin = extract(document, schema)
+    settings = get_settings()
+    if not (use_llm and settings.extract_llm_url):
+        return {**builtin, "extractor": "builtin"}
+    layout = Layout.of(document)
+    answer = llm.request(settings.extract_llm_url, settings.extract_llm_model,
+                         settings.extract_llm_api_key, settings.extract_llm_timeout_s, schema,
+                         layout, type_code)
+    if answer is None:
+        return {**builtin, "extractor": "builtin", "llm_error": "no usable answer"}
+    answer = llm.ground(answer, layout)
+    specs = field_specs(schema)
+    data = builtin["data"]
+    fields = dict(builtin["fields"])
+    used_llm = used_builtin = False
+    for spec in specs:
+        node: Any = answer
+        for key in spec.path:
+            node = node.get(key) if isinstance(node, dict) else None
+        if node not in (None, [], {}):
+            set_path(data, spec.path, node)
+            for key in [k for k in fields if k == spec.pointer or
+                        k.startswith(spec.pointer + "/")]:
+                fields.pop(key)
+            fields[spec.pointer] = {"value": node, "confidence": 0.6, "page": None,
+                                    "box": None, "via": "llm"}
+            used_llm = True
+        elif spec.pointer in fields:
+            used_builtin = True
+    data, _ = make_valid(data, schema, specs)
+    kind = "llm+builtin" if used_llm and used_builtin else "llm" if used_llm else "builtin"
+    return {"data": data, "fields": fields, "missing_required": missing_required(data, specs),
+            "dropped": builtin["dropped"], "extractor": kind}
+
+
+class ExtractEngine(Engine):
+    name = "extract"
+    operations = (
+        Operation("extract.fields", "Fill a JSON Schema from a document (labels, formats, "
+                  "positions and tables; optional LLM), with per-field confidence and boxes.",
+                  ExtractParams, ACCEPTS, ("json",), engine="extract"),
+    )
+
+    def start(self) -> None:
+        from docmill.extraction import values
+
+        values.warm_up()
+
+    def run(self, operation: str, inputs: Sequence[EngineInput], params: Params,
+            workdir: Path, progress: Progress) -> EngineResult:
+        assert isinstance(params, ExtractParams)
+        progress(1, "reading the document")
+        outcome = read_document(inputs[0], read_params(params.ocr_engine, params.languages,
+                                                       params.pages, params.password),
+                                progress, span=(0, 80))
+        document = outcome.document
+        progress(85, "extracting fields")
+        found = extract_document(document, params.schema_, params.document_type_code,
+                                 params.use_llm)
+        progress(100, "done")
+        data = {"data": found["data"], "fields": found["fields"],
+                "missing_required": found["missing_required"], "pages": len(document.pages),
+                "text_source": text_source(document), "extractor": found["extractor"],
+                "document_type_code": params.document_type_code}
+        out = workdir / f"{output_stem(inputs[0].name)}.json"
+        out.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+        return EngineResult([EngineOutput(out, "application/json")], data=data,
+                            pages=len(document.pages))

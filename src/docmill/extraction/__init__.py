@@ -1,0 +1,8 @@
+"""Structured extraction and document identification, offline on the CPU.
+
+`extractor.extract(document, schema)` fills a JSON Schema from a read `Document` (labels,
+value formats and positions; arrays of objects from table-like rows); `identifier.identify`
+ranks candidate document types; `builtin_types.builtin_types()` are the public types Docmill
+ships; `llm.py` is the optional OpenAI-compatible backend. The engines in
+`engines/extract.py` and `engines/identify.py` wrap these as job operations.
+"""
