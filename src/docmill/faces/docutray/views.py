@@ -100,6 +100,10 @@ def identification_result(job: Job) -> dict[str, Any]:
     if chosen:
         top = {"code": chosen, "name": names.get(chosen, chosen),
                "confidence": _confidence(result.get("confidence"))}
+        for alternative in alternatives:  # one number for the chosen type in both places
+            if alternative["code"] == chosen:
+                alternative["confidence"] = top["confidence"]
+        alternatives.sort(key=lambda a: -a["confidence"])
     else:
         best = alternatives[0]["confidence"] if alternatives else 0.0
         top = {**OTHER, "confidence": _confidence(1.0 - best)}
