@@ -300,8 +300,8 @@ async def convert(request: Request) -> Response:
 async def convert_async(request: Request) -> Response:
     principal = await _caller(request)
     job = await _conversion(request, principal)
-    return JSONResponse({"conversion_id": job.id, "status": "ENQUEUED",
-                         "status_url": f"{public_base(request)}/api/convert-async/status/{job.id}"},
+    url = f"{public_base(request)}/api/convert-async/status/{job.id}"
+    return JSONResponse({"conversion_id": job.id, "status": "ENQUEUED", "status_url": url},
                         status_code=202)
 
 
@@ -335,9 +335,8 @@ async def identify(request: Request) -> Response:
 async def identify_async(request: Request) -> Response:
     principal = await _caller(request)
     job = await _identification(request, principal, sync=False)
-    return JSONResponse({"id": job.id, "status": "ENQUEUED",
-                         "status_url": f"{public_base(request)}/api/identify-async/status/{job.id}"},
-                        status_code=202)
+    url = f"{public_base(request)}/api/identify-async/status/{job.id}"
+    return JSONResponse({"id": job.id, "status": "ENQUEUED", "status_url": url}, status_code=202)
 
 
 async def identification_status(request: Request, job_id: str) -> Response:
