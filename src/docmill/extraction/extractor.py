@@ -39,6 +39,7 @@ from docmill.extraction.schema import (
     missing_required,
     normalise_label,
     set_path,
+    words_of,
     skeleton,
 )
 
@@ -540,7 +541,7 @@ _GENERIC_DATE = {"date", "invoice date", "issue date", "receipt date", "bill dat
 
 
 def _format_candidates(layout: Layout, spec: FieldSpec, month_first: bool) -> list[Candidate]:
-    plain = normalise_label(spec.name.replace("_", " "))
+    plain = " ".join(words_of(spec.name))
     out: list[Candidate] = []
     if spec.kind in _SELF_NAMING and spec.kind != "bic":
         finder = V.find_tax_ids if spec.kind == "tax_id" else _finder(spec, month_first)

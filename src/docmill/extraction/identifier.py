@@ -138,13 +138,16 @@ def identify(document: Document, candidates: list[dict[str, Any]],
         ev = Evidence(str(cand.get("code")), sim, keyword_score(text, cand),
                       fill_score(document, cand.get("schema"), layout) if text.strip() else 0.0,
                       taught)
-        # cosine similarity of char n-grams: ~0.15 between unrelated texts, ~0.5 and more
-        # between documents of one kind; stretched onto 0..1
-        ex = max(0.0, min(1.0, (ev.examples - 0.12) / 0.38))
-        if taught:
-            ev.score = 0.6 * ex + 0.2 * ev.keywords + 0.2 * ev.fill
-        else:
-            ev.score = 0.15 * ex + 0.45 * ev.keywords + 0.4 * ev.fill
+        # cosine similarity of char n-grams: ~0.1 between unrelated texts, 0.25 and more
+        # between documents of one kind (noisy OCR included); stretched onto 0..1
+        ex = max(0.0, min(1.0, (ev.examples - 0.10) / 0.25))
+        has_keywords = bool(cand.get("keywords"))
+        schema = cand.get("schema")
+        has_schema = isinstance(schema, dict) and bool(schema.get("properties"))
+        weights = (0.6, 0.2, 0.2) if taught else (0.15, 0.45, 0.4)
+        parts = [(weights[0], ex), (weights[1] if has_keywords else 0.0, ev.keywords),
+                 (weights[2] if has_schema else 0.0, ev.fill)]
+        ev.score = sum(w * v for w, v in parts) / sum(w for w, _ in parts)
         evidence.append(ev)
     evidence.sort(key=lambda e: e.score, reverse=True)
     best = evidence[0]

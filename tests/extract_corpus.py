@@ -1,0 +1,106 @@
+"""The corpus documents read once per process, their ground truth, and the field comparisons
+shared by tests/unit/test_extract.py, tests/unit/test_identify.py and bench/extract.py.
+
+Normalisation (SROIE's key fields are compared as the dataset's evaluation does after OCR
+noise is set aside):
+- company, address: upper case, only letters and digits kept (spacing and punctuation vary
+  with the OCR and with how lines are joined);
+- date: both sides parsed to a calendar date (the ground truth day-first, as in Malaysia);
+- total / amounts: numerically, to the cent; a receipt whose total is not annotated ("") is
+  left out of that field.
+invoice2data fields: dates and amounts as above; issuer when either side's words contain
+the other's ("Free" ~ "Free SAS"); identifiers (invoice number, VAT, IBAN, BIC, order id)
+upper case letters and digits only; currency exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from docmill.engines.base import EngineInput
+from docmill.engines.documents import Document
+from docmill.engines.ocr import ReadParams, read_document
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+if not DATA.is_dir():  # as tests/server.py: CI clones main with shared/ beside it
+    DATA = Path(os.environ.get("DOCMILL_TEST_DATA", "../shared/data")).resolve()
+_TYPES = {".jpg": "image/jpeg", ".png": "image/png", ".pdf": "application/pdf"}
+
+RECEIPT_FIELDS = ("company", "address", "date", "total")
+INVOICE_FIELDS = ("issuer", "invoice_number", "date", "date_due", "amount", "amount_untaxed",
+                  "currency", "vat", "iban", "bic", "order_id")
+
+
+@lru_cache(maxsize=None)
+def read(path: Path) -> Document:
+    """The document as extract.fields reads it (ocr.read's pipeline, default parameters)."""
+    inp = EngineInput(path, path.name, _TYPES[path.suffix.lower()])
+    return read_document(inp, ReadParams(), lambda *_: None).document
+
+
+def receipts(step: int = 1) -> list[Path]:
+    return sorted((DATA / "receipts").glob("sroie_*.jpg"))[::step]
+
+
+def invoices() -> list[Path]:
+    return sorted((DATA / "invoices").glob("*.pdf"))
+
+
+def receipt_truth(path: Path) -> dict[str, str]:
+    return json.loads(path.with_suffix(".json").read_text())
+
+
+def invoice_truth(path: Path) -> dict[str, Any]:
+    return json.loads(path.with_suffix(".json").read_text())[0]
+
+
+def _alnum(value: Any) -> str:
+    return re.sub(r"[^A-Z0-9]", "", str(value).upper())
+
+
+def _day(value: Any) -> str | None:
+    import dateutil.parser
+
+    try:
+        return dateutil.parser.parse(str(value), dayfirst=True).date().isoformat()
+    except (ValueError, OverflowError):
+        return None
+
+
+def _money(value: Any) -> float | None:
+    try:
+        return float(str(value).replace("$", "").replace(",", "").strip())
+    except ValueError:
+        return None
+
+
+def same(field: str, truth: Any, predicted: Any) -> bool:
+    if predicted is None:
+        return False
+    if field in ("company", "address"):
+        return _alnum(truth) == _alnum(predicted)
+    if field in ("date", "date_due"):
+        return (truth if re.fullmatch(r"\d{4}-\d\d-\d\d", str(truth)) else _day(truth)) == \
+            predicted
+    if field in ("total", "amount", "amount_untaxed"):
+        a, b = _money(truth), _money(predicted)
+        return a is not None and b is not None and abs(a - b) < 0.005
+    if field == "issuer":
+        t = set(re.findall(r"[a-z0-9]+", str(truth).lower()))
+        p = set(re.findall(r"[a-z0-9]+", str(predicted).lower()))
+        return bool(t and p) and (t <= p or p <= t)
+    if field == "currency":
+        return str(truth).upper() == str(predicted).upper()
+    return _alnum(truth) == _alnum(predicted)
+
+
+def scored_fields(kind: str, truth: dict[str, Any]) -> list[str]:
+    """The fields a ground-truth record lets us score."""
+    if kind == "receipt":
+        return [f for f in RECEIPT_FIELDS if str(truth.get(f, "")).strip()]
+    return [f for f in INVOICE_FIELDS if truth.get(f) not in (None, "")]
