@@ -397,6 +397,31 @@ def test_native_document_types_and_examples(server, docs):
         assert http.get(f"/v1/document-types/{code}").status_code == 404
 
 
+def test_type_taught_by_examples_is_identified(server, data):
+    """Three sample forms posted to the native examples endpoint make the Docutray face's
+    identification recognise an unseen form as the taught type (the examples reach the
+    engine through the candidates). Once, on SQLite: the path is the same on every backend."""
+    if server.backend != "sqlite":
+        pytest.skip("backend-independent; the examples endpoint runs on every backend above")
+    forms = sorted((data / "forms").glob("funsd_*.png"))
+    code = f"acme_field_report_{uuid.uuid4().hex[:6]}"
+    with raw(server) as http:
+        assert http.post("/v1/document-types", json={
+            "code": code, "name": "Field report", "description": "Reports",
+            "schema": {"type": "object", "properties": {"remarks": {"type": ["string", "null"]}}},
+            "is_draft": False}).status_code == 201
+        for path in forms[:3]:
+            with open(path, "rb") as handle:
+                taught = http.post(f"/v1/document-types/{code}/examples",
+                                   files={"file": (path.name, handle, "image/png")})
+            assert taught.status_code == 201, taught.text
+        assert taught.json()["examples"] == 3
+    options = [code, "invoice", "receipt", "letter"]
+    found = client(server).identify.run(file=forms[3], document_type_code_options=options)
+    assert found.document_type.code == code, found.alternatives
+    assert found.document_type.name == "Field report"
+
+
 # --- 35: the async client ------------------------------------------------------------------
 
 def test_35_async_client(server, types, docs):
