@@ -170,3 +170,41 @@ def test_builtin_types_are_complete_json_schemas():
     assert {"issuer", "invoice_number", "date", "amount", "currency", "vat", "iban",
             "lines"} <= set(invoice)
     assert invoice["lines"]["items"]["type"] == "object"
+
+
+def test_unreachable_llm_server_falls_back_to_the_builtin_extractor(monkeypatch):
+    """No model server is installable here (see docs/extraction.md), so only the adapter's
+    failure path is exercised: a configured URL where nothing listens gives the built-in
+    answer, flagged, not an error."""
+    import socket
+
+    from docmill.engines.extract import extract_document
+    from docmill.settings import get_settings
+
+    with socket.socket() as sock:  # a free port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings = get_settings()
+    monkeypatch.setattr(settings, "extract_llm_url", f"http://127.0.0.1:{port}/v1")
+    monkeypatch.setattr(settings, "extract_llm_timeout_s", 5.0)
+    result = extract_document(read(invoices()[5]), builtin_type("invoice")["schema"], "invoice")
+    assert result["extractor"] == "builtin" and result["llm_error"]
+    assert result["data"]["amount"] == 717.97
+
+
+def test_llm_answers_are_grounded_in_the_document():
+    """What the adapter keeps of a model's answer: values printed in the document only."""
+    from docmill.extraction.layout import Layout
+    from docmill.extraction.llm import ground
+
+    layout = Layout.of(read(invoices()[5]))
+    answer = {"invoice_number": "993548900", "amount": 717.97, "date": "2014-04-19",
+              "issuer": "Coolblue B.V.", "vat": "NL999999999B99", "currency": "EUR",
+              "date_due": "2014-05-19", "amount_tax": 124.61, "amount_untaxed": 1234.5,
+              "lines": [{"name": "Nintendo AC-adapter", "price_unit": 14.99},
+                        {"name": "A product that is not there", "price_unit": 999.99}]}
+    kept = ground(answer, layout)
+    assert kept["invoice_number"] == "993548900" and kept["amount"] == 717.97
+    assert kept["issuer"] == "Coolblue B.V." and kept["currency"] == "EUR"
+    assert kept["vat"] is None and kept["date_due"] is None and kept["amount_untaxed"] is None
+    assert kept["lines"] == [{"name": "Nintendo AC-adapter", "price_unit": 14.99}]
