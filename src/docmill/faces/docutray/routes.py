@@ -25,9 +25,11 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from docmill import errors
@@ -87,6 +89,8 @@ class _Route(APIRoute):
                     body = failed
                 response = JSONResponse(body, status_code=status,
                                         headers=getattr(exc, "headers", None))
+            except (HTTPException, RequestValidationError):
+                raise  # the app's handlers answer these (routed here by the registry)
             except Exception:
                 log.exception("Docutray face: unexpected error on %s", request.url.path)
                 response = JSONResponse(failed, status_code=500)
