@@ -550,6 +550,9 @@ def _format_candidates(layout: Layout, spec: FieldSpec, month_first: bool) -> li
             for f in finder(seg.text):
                 if spec.kind == "iban" and f.quality < 1.0:
                     continue
+                if spec.kind == "phone" and (len(re.sub(r"\D", "", str(f.value))) < 9 or
+                                             not re.search(r"[\s()+.-]", str(f.value))):
+                    continue  # bare digit runs are item codes and barcodes as often
                 value = _convert(spec, f)
                 if value is not None:
                     out.append(Candidate(spec, value, 0.45 * f.quality * seg.confidence, seg,
@@ -566,6 +569,13 @@ def _format_candidates(layout: Layout, spec: FieldSpec, month_first: bool) -> li
                                      * (1.0 - 0.2 * rel) * (1.15 if timed else 1.0), seg,
                                      f.start, f.end, "format"))
         return out
+    if spec.kind == "time" and plain in ("time", "transaction time", "purchase time"):
+        for seg in layout.segs:  # the time printed right after a date
+            for d in V.find_dates(seg.text, month_first):
+                for f in V.find_times(seg.text[d.end:d.end + 14]):
+                    out.append(Candidate(spec, f.value, 0.45 * f.quality * seg.confidence, seg,
+                                         d.end + f.start, d.end + f.end, "format"))
+        return out[:1]
     if spec.kind == "amount" and spec.position == "bottom" and plain in _GENERIC_TOTAL:
         amounts = [(f, seg) for seg in layout.segs for f in V.find_amounts(seg.text)
                    if f.quality >= 0.8]
@@ -624,30 +634,32 @@ def _items(layout: Layout, spec: FieldSpec, month_first: bool) -> tuple[list[dic
             best_row, best_cols = r, cols
     if best_row < 0:
         return [], {}
-    # columns ordered by x; each word goes to the column whose header it overlaps or is nearest
-    order = sorted(best_cols.items(), key=lambda kv: kv[1][2])
     header = layout.rows[best_row]
     page = header[0].page
+    by_name = {s.name: s for s in item_specs}
+    columns = _columns(header, best_cols, item_specs)
     items: list[dict] = []
     fields: dict[str, dict] = {}
-    by_name = {s.name: s for s in item_specs}
     height = max(s.box.height for s in header)
     last_y = max(s.box.y1 for s in header)
+    last_item_y = None
     for row in layout.rows[best_row + 1:]:
-        if row[0].page != page or min(s.box.y0 for s in row) - last_y > 6 * height:
+        top = min(s.box.y0 for s in row)
+        if row[0].page != page or top - last_y > 6 * height:
             break
-        text = " ".join(s.text for s in row)
-        if re.search(r"(?i)\b(sub\s*total|total|totaal|summe|montant total|gesamt|subtotaal)\b",
-                     text):
+        first_word = _norm_word(row[0].words[0].text) if row[0].words else ""
+        if first_word in _TABLE_END_SKIP or re.match(r"sub-?\s*total", first_word):
+            last_y = max(s.box.y1 for s in row)
+            continue  # a section's subtotal: the table goes on
+        if first_word in _TABLE_END and items:  # (before the first item: a header's 2nd line)
             break
         last_y = max(s.box.y1 for s in row)
         cells: dict[str, list] = {}
-        for s in row:
-            for w, (a, b) in zip(s.words, s.offsets):
-                name = min(order, key=lambda kv: 0 if kv[1][0] - 2 <= w.box.cx <= kv[1][1] + 2
-                           else min(abs(w.box.cx - kv[1][2]), abs(w.box.x1 - kv[1][1]),
-                                    abs(w.box.x0 - kv[1][0])))[0]
-                cells.setdefault(name, []).append((w, s))
+        for seg in row:
+            for w in seg.words:
+                name = _column_of(w.box, columns)
+                if name is not None:
+                    cells.setdefault(name, []).append((w, seg))
         item: dict[str, Any] = {}
         item_fields: dict[str, dict] = {}
         for name, ws in cells.items():
@@ -670,25 +682,76 @@ def _items(layout: Layout, spec: FieldSpec, month_first: bool) -> tuple[list[dic
             conf = sum(w.confidence for w, _ in ws) / len(ws)
             item_fields[name] = {"value": value, "confidence": round(0.7 * quality * conf, 3),
                                  "page": page, "box": box.rounded(), "via": "table"}
-        numeric = [n for n in item if by_name[n].kind in ("amount", "quantity", "percent")]
+        money = [n for n in item if by_name[n].kind == "amount"]
         text_cols = [n for n in item if by_name[n].kind not in ("amount", "quantity",
                                                                 "percent")]
-        if not numeric:
-            # a description continued on the next line: append it to the previous item
-            if items and text_cols and len(item) == 1:
+        if not money:
+            # a description continued right under the previous item: append it
+            if items and text_cols and last_item_y is not None and \
+                    top - last_item_y < 1.2 * height:
                 prev = items[-1]
                 name = text_cols[0]
                 if isinstance(prev.get(name), str):
-                    prev[name] = prev[name] + "\n" + item[name]
-                    continue
+                    prev[name] = prev[name] + "\n" + str(item[name])
+                    last_item_y = max(s.box.y1 for s in row)
             continue  # a section header or a note between items
         for ispec in item_specs:
             item.setdefault(ispec.name, None)
         i = len(items)
         items.append(item)
+        last_item_y = max(s.box.y1 for s in row)
         for name, f in item_fields.items():
             fields[f"{spec.pointer}/{i}/{name}"] = f
     return items, fields
+
+
+_TABLE_END = {"total", "totaal", "summe", "gesamt", "gesamtbetrag", "tax", "vat", "tva", "btw",
+              "mwst", "gst", "sst", "grand", "net", "balance", "amount", "discount", "rounding",
+              "shipping", "freight"}
+_TABLE_END_SKIP = {"subtotal", "subtotaal", "zwischensumme", "sous-total"}
+
+
+def _columns(header: list[Seg], matched: dict[str, tuple[float, float, float]],
+             item_specs: list[FieldSpec]) -> list[tuple[str | None, float, float]]:
+    """(property or None, x0, x1) per column, left to right. Header words no property
+    matched become columns of their own (None: ignored), unless they touch a matched span
+    ("Unit" before "Price"); a description property no header names takes the space left of
+    the first column."""
+    spans = {name: [x0, x1] for name, (x0, x1, _) in matched.items()}
+    others: list[list[float]] = []
+    for seg in header:
+        for w in seg.words:
+            if any(x0 - 1 <= w.box.cx <= x1 + 1 for x0, x1 in spans.values()):
+                continue
+            near = [n for n, (x0, x1) in spans.items()
+                    if w.box.x1 >= x0 - 8 and w.box.x0 <= x1 + 8]
+            if near:
+                span = spans[near[0]]
+                span[0], span[1] = min(span[0], w.box.x0), max(span[1], w.box.x1)
+            else:
+                others.append([w.box.x0, w.box.x1])
+    cols: list[tuple[str | None, float, float]] = [(n, x0, x1) for n, (x0, x1) in spans.items()]
+    cols += [(None, x0, x1) for x0, x1 in others]
+    cols.sort(key=lambda c: c[1])
+    text_specs = [s for s in item_specs if s.kind == "text" and s.name not in spans]
+    if text_specs and cols and cols[0][0] is not None and \
+            by_kind_missing(spans, item_specs):
+        cols.insert(0, (text_specs[0].name, 0.0, cols[0][1] - 10))
+    return cols
+
+
+def by_kind_missing(spans: dict, item_specs: list[FieldSpec]) -> bool:
+    """No text column was named in the header."""
+    return not any(s.kind == "text" and s.name in spans for s in item_specs)
+
+
+def _column_of(box: Box, columns: list[tuple[str | None, float, float]]) -> str | None:
+    inside = [c for c in columns if c[1] - 2 <= box.cx <= c[2] + 2]
+    if inside:
+        return inside[0][0]
+    best = min(columns, key=lambda c: min(abs(box.cx - (c[1] + c[2]) / 2), abs(box.x1 - c[2]),
+                                          abs(box.x0 - c[1])))
+    return best[0]
 
 
 # --- the whole document --------------------------------------------------------------------
