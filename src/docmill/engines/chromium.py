@@ -159,7 +159,8 @@ class ChromiumBrowser:
                 break
             except Error as exc:
                 if attempt == 2:
-                    raise EngineFailed(f"Chromium cannot start: {exc.message}") from exc
+                    log.error("chromium cannot start: %s", exc.message)
+                    raise EngineFailed(f"Chromium cannot start: {_first_line(exc)}") from exc
                 self._stop_playwright()  # the driver itself may be gone: start afresh
         cdp = self._browser.new_browser_cdp_session()
         processes = cdp.send("SystemInfo.getProcessInfo")["processInfo"]
@@ -446,7 +447,8 @@ def render_pdf(job: ChromiumJob, target: Path, progress: Progress) -> EngineResu
                               "browser was replaced") from exc
             if not _browser_alive():
                 _browser.close_browser()
-                raise EngineFailed(f"Chromium crashed while rendering: {exc}") from exc
+                raise EngineFailed(f"Chromium crashed while rendering: {_first_line(exc)}"
+                                   ) from exc
             log.exception("chromium failed")
             raise EngineFailed(f"Chromium cannot render the HTML: {_first_line(exc)}") from exc
         finally:
