@@ -19,6 +19,7 @@ import binascii
 import io
 import json
 import re
+import time
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
@@ -30,7 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from docmill import __version__, errors
 from docmill.core import service
-from docmill.core.auth import Principal, authenticate, principal_for_key_id
+from docmill.core.auth import KEY_CACHE_TTL_S, Principal, authenticate, principal_for_key_id
 from docmill.core.files import get_blob_store
 from docmill.core.models import Job, JobStatus
 from docmill.faces.common import FaceErrors, register_face_errors
@@ -138,6 +139,24 @@ async def _wrong_method(request: Request) -> Response:
 # --- auth ----------------------------------------------------------------------------------
 
 
+_principals: dict[str, tuple[Principal, float]] = {}
+
+
+def _principal_for(key_id: str) -> Principal:
+    """The key's principal, remembered for `KEY_CACHE_TTL_S` like the core's key cache (a
+    polling client would otherwise cost a database read per poll just for auth); a key
+    revoked from another process stops its tokens here within that time."""
+    now = time.monotonic()
+    cached = _principals.get(key_id)
+    if cached is not None and cached[1] > now:
+        return cached[0]
+    principal = principal_for_key_id(key_id)
+    if len(_principals) >= 10_000:
+        _principals.clear()
+    _principals[key_id] = (principal, now + KEY_CACHE_TTL_S)
+    return principal
+
+
 def _token_principal(request: Request) -> Principal:
     """The caller, from `Authorization: Bearer <token>`; 401 or 403 otherwise."""
     header = request.headers.get("authorization", "")
@@ -147,7 +166,7 @@ def _token_principal(request: Request) -> Principal:
     key_id = tokens.key_id_of(token.strip())
     if key_id is None:
         raise errors.Unauthorized("Unauthorized: the token is invalid or expired")
-    principal = principal_for_key_id(key_id)
+    principal = _principal_for(key_id)
     subscribed = get_settings().expertai_subscribed_orgs
     if subscribed and principal.org_slug not in subscribed:
         raise errors.Forbidden("No active subscription for Extract")
@@ -231,7 +250,9 @@ def _document(fields: dict[str, Any]) -> tuple[str, bytes]:
     return name, raw
 
 
-def _start(principal: Principal, name: str, raw: bytes) -> str:
+def _start(principal: Principal, body: bytes) -> str:
+    """Parse (off the event loop: up to 14 MB of JSON and Base64), stage and submit."""
+    name, raw = _document(_json_object(body))
     settings = get_settings()
     stager = service.new_stager(principal)
     filename = name if name.strip() else "document.pdf"
@@ -255,8 +276,7 @@ def _start(principal: Principal, name: str, raw: bytes) -> str:
 async def layout_document_async(request: Request) -> Response:
     principal = await run_in_threadpool(_token_principal, request)
     body = await _read_body(request, get_settings().expertai_max_request_bytes)
-    name, raw = _document(_json_object(body))
-    task_id = await run_in_threadpool(_start, principal, name, raw)
+    task_id = await run_in_threadpool(_start, principal, body)
     return _json({"taskId": task_id}, 202,
                  {"Location": f"{_PREFIX}/beta/status/{task_id}"})
 
@@ -312,8 +332,10 @@ def _status(principal: Principal, task_id: str) -> dict[str, Any]:
 
 @_route(["GET"], "/beta/status/{task_id}", "The state of a task, and its result once done")
 async def status(task_id: str, request: Request) -> Response:
-    principal = await run_in_threadpool(_token_principal, request)
-    return _json(await run_in_threadpool(_status, principal, task_id))
+    def answer() -> dict[str, Any]:
+        return _status(_token_principal(request), task_id)
+
+    return _json(await run_in_threadpool(answer))
 
 
 async def _unknown(request: Request) -> Response:
