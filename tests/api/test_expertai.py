@@ -27,7 +27,6 @@ import jwt
 import pikepdf
 import pypdf
 import pypdfium2 as pdfium
-import pytest
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import letter
 from reportlab.pdfgen import canvas
