@@ -208,3 +208,21 @@ def test_llm_answers_are_grounded_in_the_document():
     assert kept["issuer"] == "Coolblue B.V." and kept["currency"] == "EUR"
     assert kept["vat"] is None and kept["date_due"] is None and kept["amount_untaxed"] is None
     assert kept["lines"] == [{"name": "Nintendo AC-adapter", "price_unit": 14.99}]
+
+
+def test_line_items_of_a_users_item_schema():
+    """Items follow the user's item schema (a nested object inside an item, a maximum):
+    a value that breaks it is nulled in its item, the item stays."""
+    schema = {"type": "object", "properties": {"lines": {"type": "array", "items": {
+        "type": "object", "additionalProperties": False, "properties": {
+            "desc": {"type": "string", "title": "Description"},
+            "amount": {"type": "number", "maximum": 100},
+            "detail": {"type": "object", "properties": {"quantity": {"type": "number"}}}}}}}}
+    result = extract(read(invoices()[1]), schema)  # AzureInterior: 4 items in 2 sections
+    lines = result["data"]["lines"]
+    assert validator(nullable(schema)).is_valid(result["data"])
+    assert [line["amount"] for line in lines] == [42.0, 70.0, 0.9, None]  # 150 > maximum
+    assert [line["detail"]["quantity"] for line in lines] == [1.0, 1.0, 1.0, 15.0]
+    assert "Office Chair" in lines[1]["desc"] and "Luxury Truffles" in lines[3]["desc"]
+    assert result["dropped"] == ["lines/3/amount"]
+    assert result["fields"]["lines/3/detail/quantity"]["value"] == 15.0

@@ -629,14 +629,14 @@ def _items(layout: Layout, spec: FieldSpec, month_first: bool) -> tuple[list[dic
                         box = Box.union(w.box for w, _ in words[i:i + k])
                         span = (box.x0, box.x1, box.cx)
             if span:
-                cols[ispec.name] = span
+                cols[ispec.pointer] = span
         if len(cols) >= 2 and len(cols) > len(best_cols):
             best_row, best_cols = r, cols
     if best_row < 0:
         return [], {}
     header = layout.rows[best_row]
     page = header[0].page
-    by_name = {s.name: s for s in item_specs}
+    by_name = {s.pointer: s for s in item_specs}
     columns = _columns(header, best_cols, item_specs)
     items: list[dict] = []
     fields: dict[str, dict] = {}
@@ -695,10 +695,11 @@ def _items(layout: Layout, spec: FieldSpec, month_first: bool) -> tuple[list[dic
                     prev[name] = prev[name] + "\n" + str(item[name])
                     last_item_y = max(s.box.y1 for s in row)
             continue  # a section header or a note between items
-        for ispec in item_specs:
-            item.setdefault(ispec.name, None)
+        nested = skeleton(item_specs)
+        for name, value in item.items():
+            set_path(nested, by_name[name].path, value)
         i = len(items)
-        items.append(item)
+        items.append(nested)
         last_item_y = max(s.box.y1 for s in row)
         for name, f in item_fields.items():
             fields[f"{spec.pointer}/{i}/{name}"] = f
@@ -733,16 +734,16 @@ def _columns(header: list[Seg], matched: dict[str, tuple[float, float, float]],
     cols: list[tuple[str | None, float, float]] = [(n, x0, x1) for n, (x0, x1) in spans.items()]
     cols += [(None, x0, x1) for x0, x1 in others]
     cols.sort(key=lambda c: c[1])
-    text_specs = [s for s in item_specs if s.kind == "text" and s.name not in spans]
+    text_specs = [s for s in item_specs if s.kind == "text" and s.pointer not in spans]
     if text_specs and cols and cols[0][0] is not None and \
             by_kind_missing(spans, item_specs):
-        cols.insert(0, (text_specs[0].name, 0.0, cols[0][1] - 10))
+        cols.insert(0, (text_specs[0].pointer, 0.0, cols[0][1] - 10))
     return cols
 
 
 def by_kind_missing(spans: dict, item_specs: list[FieldSpec]) -> bool:
     """No text column was named in the header."""
-    return not any(s.kind == "text" and s.name in spans for s in item_specs)
+    return not any(s.kind == "text" and s.pointer in spans for s in item_specs)
 
 
 def _column_of(box: Box, columns: list[tuple[str | None, float, float]]) -> str | None:

@@ -183,6 +183,8 @@ def _object_specs(schema: dict[str, Any], root: dict[str, Any],
     required = set(schema.get("required") or [])
     specs: list[FieldSpec] = []
     for name, sub in props.items():
+        if sub is True:
+            sub = {}  # anything goes: looked for as text
         if not isinstance(sub, dict):
             continue
         sub = resolve(sub, root)
@@ -302,7 +304,13 @@ def make_valid(data: dict[str, Any], schema: dict[str, Any],
             if not path:
                 continue
             try:
-                set_path(data, path, None)
+                parent: Any = data
+                for key in path[:-1]:
+                    parent = parent[key]
+                if isinstance(parent, list):
+                    del parent[path[-1]]  # a bad item leaves the list, not a null in it
+                else:
+                    set_path(data, path, None)
             except (KeyError, IndexError, TypeError):
                 continue
             dropped.append("/".join(map(str, path)))
