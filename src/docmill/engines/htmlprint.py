@@ -484,6 +484,13 @@ def render_pdf(html: str, params: PrintPdfParams, target: Path, progress: Progre
         warnings=warnings, pages=pages)
 
 
+# Chromium wraps the full-width watermark box inside the page margins: keep it on one line,
+# centred on the page.
+CHROMIUM_WATERMARK = """
+html::after { white-space: nowrap !important; width: auto !important; left: 50% !important;
+  transform: translateX(-50%) rotate(-30deg) !important; }"""
+
+
 def _render_chromium(html: str, params: PrintPdfParams, target: Path, progress: Progress,
                      fallback_base: str | None) -> EngineResult:
     """`javascript: true`: the same options, printed by headless Chromium."""
@@ -493,7 +500,8 @@ def _render_chromium(html: str, params: PrintPdfParams, target: Path, progress: 
         html=html, base_url=params.base_url or fallback_base, javascript=True,
         media=params.media,
         default_css=f"@page {{ margin: {params.page_margin}; }}" if params.page_margin else "",
-        override_css=watermark_css(params.watermark, solid=False) if params.watermark else "",
+        override_css=(watermark_css(params.watermark, solid=False) + CHROMIUM_WATERMARK
+                      if params.watermark else ""),
         headers=params.headers(), no_network=params.no_network,
         resource_timeout_s=params.http_timeout_s, frames=params.iframes)
     result = render_pdf(job, target, progress)
