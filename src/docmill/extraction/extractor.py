@@ -612,6 +612,7 @@ def _items(layout: Layout, spec: FieldSpec, month_first: bool) -> tuple[list[dic
     if not item_specs:
         return [], {}
     best_row, best_cols = -1, {}
+    headers: list[tuple[int, dict]] = []
     for r, row in enumerate(layout.rows):
         cols: dict[str, tuple[float, float, float]] = {}
         words = [(w, s) for s in row for w in s.words]
@@ -630,19 +631,37 @@ def _items(layout: Layout, spec: FieldSpec, month_first: bool) -> tuple[list[dic
                         span = (box.x0, box.x1, box.cx)
             if span:
                 cols[ispec.pointer] = span
+        if len(cols) >= 2:
+            headers.append((r, cols))
         if len(cols) >= 2 and len(cols) > len(best_cols):
             best_row, best_cols = r, cols
     if best_row < 0:
         return [], {}
+    items: list[dict] = []
+    fields: dict[str, dict] = {}
+    # the table, then its continuation under the same header on each following page
+    page = layout.rows[best_row][0].page
+    for r, cols in [(best_row, best_cols)] + [
+            (r, c) for r, c in headers if set(c) == set(best_cols) and
+            layout.rows[r][0].page > page]:
+        if r != best_row and layout.rows[r][0].page == page:
+            continue
+        page = layout.rows[r][0].page
+        _read_table(layout, spec, item_specs, r, cols, month_first, items, fields)
+    return items, fields
+
+
+def _read_table(layout: Layout, spec: FieldSpec, item_specs: list[FieldSpec], best_row: int,
+                best_cols: dict, month_first: bool, items: list[dict],
+                fields: dict[str, dict]) -> None:
     header = layout.rows[best_row]
     page = header[0].page
     by_name = {s.pointer: s for s in item_specs}
     columns = _columns(header, best_cols, item_specs)
-    items: list[dict] = []
-    fields: dict[str, dict] = {}
     height = max(s.box.height for s in header)
     last_y = max(s.box.y1 for s in header)
     last_item_y = None
+    found_here = 0
     for row in layout.rows[best_row + 1:]:
         top = min(s.box.y0 for s in row)
         if row[0].page != page or top - last_y > 6 * height:
@@ -651,7 +670,7 @@ def _items(layout: Layout, spec: FieldSpec, month_first: bool) -> tuple[list[dic
         if first_word in _TABLE_END_SKIP or re.match(r"sub-?\s*total", first_word):
             last_y = max(s.box.y1 for s in row)
             continue  # a section's subtotal: the table goes on
-        if first_word in _TABLE_END and items:  # (before the first item: a header's 2nd line)
+        if first_word in _TABLE_END and found_here:  # (before an item: a header's 2nd line)
             break
         last_y = max(s.box.y1 for s in row)
         cells: dict[str, list] = {}
@@ -700,10 +719,10 @@ def _items(layout: Layout, spec: FieldSpec, month_first: bool) -> tuple[list[dic
             set_path(nested, by_name[name].path, value)
         i = len(items)
         items.append(nested)
+        found_here += 1
         last_item_y = max(s.box.y1 for s in row)
         for name, f in item_fields.items():
             fields[f"{spec.pointer}/{i}/{name}"] = f
-    return items, fields
 
 
 _TABLE_END = {"total", "totaal", "summe", "gesamt", "gesamtbetrag", "tax", "vat", "tva", "btw",

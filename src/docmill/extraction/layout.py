@@ -60,6 +60,7 @@ class Layout:
     segs: list[Seg]
     rows: list[list[Seg]] = field(default_factory=list)  # each row left to right
     page_count: int = 0
+    _by_page: dict[int, list[Seg]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, document: Document) -> "Layout":
@@ -73,6 +74,8 @@ class Layout:
             s.index = i
         layout = cls(segs, page_count=len(document.pages))
         layout._group_rows()
+        for s in segs:
+            layout._by_page.setdefault(s.page, []).append(s)
         return layout
 
     def _group_rows(self) -> None:
@@ -97,8 +100,16 @@ class Layout:
         self.rows = rows
 
     def right_of(self, seg: Seg, limit: int = 4) -> list[Seg]:
-        row = self.rows[seg.row]
-        return [s for s in row if s is not seg and s.box.x0 >= seg.box.x1 - 2][:limit]
+        """Segments to the right on the same visual row; when the row has none, those whose
+        centre is within 0.6 line heights, nearest first (a photo is rarely level)."""
+        height = max(seg.box.height, 1.0)
+        same = [s for s in self.rows[seg.row] if s is not seg and s.box.x0 >= seg.box.x1 - 2]
+        if same:
+            return same[:limit]
+        near = [s for s in self._by_page.get(seg.page, []) if s is not seg and
+                s.box.x0 >= seg.box.x1 - 2 and abs(s.box.cy - seg.box.cy) <= 0.6 * height]
+        near.sort(key=lambda s: (abs(s.box.cy - seg.box.cy), s.box.x0))
+        return near[:limit]
 
     def below(self, seg: Seg, x0: float | None = None, limit: int = 1,
               max_gap: float = 2.6) -> list[Seg]:
