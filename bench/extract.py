@@ -159,9 +159,6 @@ def line_items() -> dict[str, Any]:
     return {"lines": total, "found": found, "recall": round(found / total, 4) if total else None}
 
 
-LETTER = (ROOT / "tests" / "unit" / "test_identify.py")
-
-
 def identification() -> dict[str, Any]:
     sys.path.insert(0, str(ROOT / "tests" / "unit"))
     from test_identify import LETTER_HTML  # noqa: E402

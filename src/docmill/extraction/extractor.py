@@ -374,11 +374,10 @@ _NEVER_ORG = re.compile(r"(?i)\b(fka|formerly)\b|www\.|\.com\b|@|https?:|"
                         r"\d{3,4}[\s-]\d{2,4}[\s-]\d{3,4}")
 _STOP_LINE = re.compile(
     r"(?i)(^\W*[TF]\s*[:.]|tax\s*invoice|invoice|receipt|guest\s*check|\bcheck\b|"
-    r"(?<!\d)0\d{1,2}[- ]?\d{3,4}[- ]?\d{4}(?!\d)|\+\d{2}|\btel\b|\bphone\b|\bfax\b|\bh/?p\b|\bgst\b|\bsst\b|\bemail\b|e-mail|\bwebsite\b|"
+    r"(?<!\d)0\d{1,2}[- ]?\d{3,4}[- ]?\d{4}(?!\d)|\+\d{2}|\btel\b|\bphone\b|\bfax\b|\bh/?p\b|"
+    r"\bgst\b|\bsst\b|\bemail\b|e-mail|\bwebsite\b|"
     r"\binvoice\b|\breceipt\b|\bdate\b|\bcashier\b|\bbill\b|\btable\b|\btax\b|\bdoc\b|"
     r"\bco\.? ?reg|\breg\.? ?no|\bcompany no|\bvat\b|\bslip\b|\bno\s*:|www\.|@)")
-_REG_LINE = re.compile(r"^\s*[(\[]?\s*(co\.?\s*(reg\.?)?\s*(no\.?)?\s*:?)?\s*\d{3,}[\d\s]*-?\s*[A-Z]?"
-                       r"\s*[)\]]?\s*$", re.IGNORECASE)
 
 
 def _clean_org(text: str) -> str:
@@ -445,7 +444,8 @@ def _top_organization(layout: Layout, spec: FieldSpec) -> tuple[list[Candidate],
 
 
 _SKIP_LINE = re.compile(
-    r"(?i)^\W*(\(?\s*(co\.?\s*)?(reg(istration)?|company)\.?\s*(no|number)?\.?\s*:?\s*[\w-]*\d[\w-]*\s*\)?"
+    r"(?i)^\W*(\(?\s*(co\.?\s*)?(reg(istration)?|company)\.?\s*(no|number)?\.?\s*:?\s*"
+    r"[\w-]*\d[\w-]*\s*\)?"
     r"|\(\s*[\w-]*\d[\w-]*\s*\)|(gst|sst|vat)\s*(reg)?\.?\s*(id|no)\.?.*|formerly.*|licensee.*"
     r"|.*\b(member|owned|operated)\b.*)\W*$")
 

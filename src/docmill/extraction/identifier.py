@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from docmill.engines.documents import Document
-from docmill.extraction.schema import normalise_label
 
 EXAMPLE_CHARS = 6000  # of each text that goes into the TF-IDF model
 
@@ -159,7 +158,3 @@ def identify(document: Document, candidates: list[dict[str, Any]],
     code = best.code if confidence >= threshold and best.score > 0 else None
     return {"document_type_code": code, "confidence": confidence if code else
             round(best.score, 4), "ranking": ranking}
-
-
-def normalise_keywords(words: list[str]) -> list[str]:
-    return [normalise_label(w) for w in words if isinstance(w, str) and w.strip()]

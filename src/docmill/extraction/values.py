@@ -147,7 +147,8 @@ CURRENCY_SYMBOLS = {"$": "USD", "US$": "USD", "€": "EUR", "£": "GBP", "¥": "
                     "JPY": "JPY", "CNY": "CNY", "RMB": "CNY", "IDR": "IDR", "RP": "IDR",
                     "PHP": "PHP", "₱": "PHP", "THB": "THB", "฿": "THB", "MXN": "MXN",
                     "EUROS": "EUR", "EURO": "EUR", "DOLLARS": "USD", "ZŁ": "PLN", "KČ": "CZK"}
-_CUR_PATTERN = r"(?:US\$|S\$|A\$|C\$|HK\$|R\$|[$€£¥₹₩₱฿]|\b(?:RM|Rs\.?|INR|MYR|EUR|USD|GBP|CHF|SGD|AUD|CAD|HKD|JPY|CNY|RMB)\b)"
+_CUR_PATTERN = (r"(?:US\$|S\$|A\$|C\$|HK\$|R\$|[$€£¥₹₩₱฿]|"
+                r"\b(?:RM|Rs\.?|INR|MYR|EUR|USD|GBP|CHF|SGD|AUD|CAD|HKD|JPY|CNY|RMB)\b)")
 _AMOUNT = regex.compile(
     rf"(?<![\w.,/:-])(?P<neg>-\s?)?(?P<cur1>{_CUR_PATTERN})?\s?(?P<neg2>-\s?)?"
     r"(?P<num>\d{1,3}(?:[,.\s'’]\d{3})+(?:[.,]\d{1,2})?|\d+[.,]\d{1,2}|\d+)"
@@ -310,7 +311,8 @@ def find_phones(text: str, region: str | None = None) -> list[Found]:
     out = []
     for reg in ([region] if region else []) + ["US"]:
         try:
-            for match in phonenumbers.PhoneNumberMatcher(text, reg, leniency=phonenumbers.Leniency.POSSIBLE):
+            for match in phonenumbers.PhoneNumberMatcher(
+                    text, reg, leniency=phonenumbers.Leniency.POSSIBLE):
                 out.append(Found(match.raw_string.strip(), match.start, match.end, 0.9))
         except Exception:  # noqa: BLE001
             continue
