@@ -867,3 +867,14 @@ def test_30_31_jobs_and_files_expire(make_server, docs):
         until(lambda: httpx.get(uploaded["Url"]).status_code == 404, 30, 0.5)
         gone = client.post("/convert/pdf/to/split", data={"File": uploaded["FileId"]})
         assert_vendor_error(gone, 500, 5009)
+
+
+def test_html_to_pdf_with_javascript_runs_the_scripts(capi, tmp_path):
+    page = tmp_path / "scripted.html"
+    page.write_text("<html><body><p id='out'>static</p><script>document.getElementById('out')"
+                    ".textContent = 'written by ' + 'script';</script></body></html>")
+    plain = capi.convert("pdf", {"File": str(page)}, "html")
+    assert "static" in pdf_texts(plain.file.io.getvalue())[0]  # WeasyPrint: no scripts
+    scripted = capi.convert("pdf", {"File": str(page), "JavaScript": True,
+                                    "ConversionDelay": 0.2}, "html")
+    assert "written by script" in pdf_texts(scripted.file.io.getvalue())[0]

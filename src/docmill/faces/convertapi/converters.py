@@ -40,7 +40,7 @@ PARAM_ALIASES = {"PageRange": "pages", "ImageResolution": "dpi", "ImageQuality":
                  "SplitByRange": "ranges", "RotatePage": "angle", "ImageWidth": "width",
                  "ImageHeight": "height", "PdfTitle": "title", "PdfAuthor": "author",
                  "PdfSubject": "subject", "PdfKeywords": "keywords",
-                 "ScaleProportions": "keep_proportions"}
+                 "ScaleProportions": "keep_proportions", "JavaScript": "javascript"}
 _ALIASES = {vendor.lower(): name for vendor, name in PARAM_ALIASES.items()}
 _VENDOR_NAMES = {name: vendor for vendor, name in PARAM_ALIASES.items()}
 # Container types an office format is sniffed as: they name no vendor format of their own.
@@ -62,6 +62,8 @@ VALUE_TRANSLATIONS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "pdfaversion": ("pdf_format",
                     lambda v: PDFA_VERSIONS.get(str(v).strip().lower().replace("-", ""), v)),
     "pagesize": ("page_size", lambda v: str(v).strip().lower()),
+    # seconds before printing, for scripts to finish (JavaScript=true selects Chromium)
+    "conversiondelay": ("javascript_delay_ms", lambda v: round(float(v) * 1000)),
 }
 
 
