@@ -374,7 +374,8 @@ _NEVER_ORG = re.compile(r"(?i)\b(fka|formerly)\b|www\.|\.com\b|@|https?:|"
                         r"\d{3,4}[\s-]\d{2,4}[\s-]\d{3,4}")
 _STOP_LINE = re.compile(
     r"(?i)(^\W*[TF]\s*[:.]|tax\s*invoice|invoice|receipt|guest\s*check|\bcheck\b|"
-    r"(?<!\d)0\d{1,2}[- ]?\d{3,4}[- ]?\d{4}(?!\d)|\+\d{2}|\btel\b|\bphone\b|\bfax\b|\bh/?p\b|"
+    r"(?<!\d)0\d{1,2}[- ]?\d{3,4}[- ]?\d{4}(?!\d)|(?<![\d,])\d{3,4}[ -]\d{2,4}[ -]\d{4}(?!\d)|"
+    r"\+\d{2}|\btel\b|\bphone\b|\bfax\b|\bh/?p\b|"
     r"\bgst\b|\bsst\b|\bemail\b|e-mail|\bwebsite\b|"
     r"\binvoice\b|\breceipt\b|\bdate\b|\bcashier\b|\bbill\b|\btable\b|\btax\b|\bdoc\b|"
     r"\bco\.? ?reg|\breg\.? ?no|\bcompany no|\bvat\b|\bslip\b|\bno\s*:|www\.|@)")
