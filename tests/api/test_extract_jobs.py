@@ -55,3 +55,30 @@ def test_invalid_schema_is_refused_at_submit(acme, data):
     response = submit(acme, data / "invoices" / "coolblue1.pdf", "identify.type",
                       {"candidates": []})
     assert response.status_code == 400, response.text
+
+
+def test_native_jobs_name_document_types_by_code(acme, globex, data):
+    """`document_type_code` alone brings the type's schema; `candidates` may be codes; another
+    organization's private type is not found."""
+    job = run(acme, data / "invoices" / "coolblue1.pdf", "extract.fields",
+              {"document_type_code": "invoice"})
+    assert set(job["result"]["data"]) == set(builtin_type("invoice")["schema"]["properties"])
+    assert job["result"]["data"]["invoice_number"] == "993548900"
+    job = run(acme, data / "invoices" / "AmazonWebServices.pdf", "identify.type",
+              {"candidates": ["receipt", "invoice", "letter"]})
+    assert job["result"]["document_type_code"] == "invoice"
+    assert sorted(r["code"] for r in job["result"]["ranking"]) == ["invoice", "letter", "receipt"]
+
+    import uuid
+
+    code = f"acme_private_{uuid.uuid4().hex[:6]}"
+    made = acme.post("/v1/document-types", json={
+        "code": code, "name": "Private", "description": "acme only",
+        "schema": {"type": "object", "properties": {"total": {"type": ["number", "null"]}}},
+        "is_draft": False})
+    assert made.status_code == 201, made.text
+    for params in ({"document_type_code": code}, {"candidates": [code]}):
+        operation = "extract.fields" if "document_type_code" in params else "identify.type"
+        response = submit(globex, data / "invoices" / "coolblue1.pdf", operation, params)
+        assert response.status_code in (403, 404), response.text
+        assert code in response.text or response.status_code == 404

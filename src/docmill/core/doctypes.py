@@ -354,6 +354,25 @@ def candidate_params(principal: Principal, rows: list[DocumentType]) -> list[dic
              "examples": examples.get(r.id, [])} for r in rows]
 
 
+def fill_type_params(principal: Principal, operation: str,
+                     params: dict[str, Any]) -> dict[str, Any]:
+    """Lets a caller name document types instead of spelling them out: `extract.fields` with
+    a `document_type_code` and no `schema` gets that type's schema; `identify.type` with
+    `candidates` as a list of codes (or none at all) gets those types (or every type the
+    caller can use) with their keywords and examples. Anything else is left as it is."""
+    if operation == "extract.fields":
+        code = params.get("document_type_code")
+        if code and "schema" not in params:
+            return {**params, "schema": resolve_code(principal, str(code)).json_schema or {}}
+    elif operation == "identify.type":
+        given = params.get("candidates")
+        if given is None or (isinstance(given, list) and given
+                             and all(isinstance(c, str) for c in given)):
+            rows = candidates(principal, given)
+            return {**params, "candidates": candidate_params(principal, rows)}
+    return params
+
+
 def add_example(principal: Principal, ref: str, text: str, name: str = "",
                 job_id: str | None = None) -> tuple[DocTypeExample, int]:
     """Stores a sample's text on a type the caller can see (the example stays private to

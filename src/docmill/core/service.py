@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from docmill import dispatch
-from docmill.core import jobs
+from docmill.core import doctypes, jobs
 from docmill.core.auth import Principal
 from docmill.core.db import connection_scope, session_scope
 from docmill.core.events import Subscription, job_events
@@ -69,12 +69,23 @@ def validate_params(operation_name: str, params: dict[str, Any]) -> dict[str, An
     return model.model_dump(mode="json", exclude_none=True)
 
 
+def prepare_params(principal: Principal, operation: str,
+                   params: dict[str, Any]) -> dict[str, Any]:
+    """The caller's parameters with document types named by code filled in (see
+    `doctypes.fill_type_params`), checked against the operation; for faces that want to
+    refuse a request before storing its files."""
+    filled = doctypes.fill_type_params(principal, operation, params)
+    validate_params(operation, filled)
+    return filled
+
+
 def submit(principal: Principal, submission: Submission, stager: InputStager) -> Job:
     """Create the job for inputs already staged; on any refusal the staged files go away."""
     settings = get_settings()
     try:
         operation = get_operation(submission.operation)
-        params = validate_params(submission.operation, submission.params)
+        params = validate_params(submission.operation, prepare_params(
+            principal, submission.operation, submission.params))
         staged = stager.staged
         if not (operation.min_inputs <= len(staged) <= operation.max_inputs):
             want = (str(operation.min_inputs) if operation.min_inputs == operation.max_inputs

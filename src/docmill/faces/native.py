@@ -142,7 +142,8 @@ async def _submit_multipart(request: Request, caller: Principal, job_id: str) ->
     if not uploads:
         raise errors.InvalidInput("attach at least one 'file'")
     timeout_s = _parse_timeout(timeout_raw if isinstance(timeout_raw, str) else None)
-    service.validate_params(operation, params)  # fail fast, before storing anything
+    # fail fast, before storing anything
+    params = await run_in_threadpool(service.prepare_params, caller, operation, params)
     stager = service.new_stager(caller, job_id)
 
     def stage_and_submit() -> Any:
@@ -174,7 +175,8 @@ async def _submit_json(request: Request, caller: Principal, job_id: str) -> Any:
                     for e in exc.errors()]
         raise errors.InvalidInput("invalid job request: " + "; ".join(
             f"{p['field']}: {p['message']}" for p in problems), problems=problems) from None
-    service.validate_params(body.operation, body.params)
+    params = await run_in_threadpool(service.prepare_params, caller, body.operation,
+                                     body.params)
     settings = get_settings()
     stager = service.new_stager(caller, job_id)
 
@@ -191,7 +193,7 @@ async def _submit_json(request: Request, caller: Principal, job_id: str) -> Any:
     except BaseException:
         await run_in_threadpool(stager.discard)
         raise
-    submission = service.Submission(operation=body.operation, params=body.params,
+    submission = service.Submission(operation=body.operation, params=params,
                                     webhook_url=body.webhook_url, timeout_s=body.timeout_s)
     return await run_in_threadpool(service.submit, caller, submission, stager)
 
