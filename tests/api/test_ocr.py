@@ -18,7 +18,6 @@ import img2pdf
 import pypdf
 import pypdfium2 as pdfium
 import pytest
-from PIL import Image
 
 from docmill.engines.pdf import page_text
 

@@ -333,8 +333,7 @@ class _RequestGuard:
         route.abort("blockedbyclient")
 
     def _fetch(self, route: Any, request: Any, url: str, shown: str, timeout: float) -> None:
-        from docmill.errors import DownloadFailed
-        from docmill.security.ssrf import open_url
+        from docmill.security.ssrf import open_url, read_capped
 
         headers = {k: v for k, v in request.headers.items() if k.lower() in FORWARD_HEADERS}
         headers.update(self.job.headers)
@@ -343,16 +342,8 @@ class _RequestGuard:
             with open_url(self.policy, url, timeout=timeout, max_redirects=self.max_redirects,
                           method=request.method, headers=headers,
                           content=request.post_data_buffer) as response:
-                declared = response.headers.get("content-length", "")
-                if declared.isdigit() and int(declared) > self.max_bytes:
-                    raise DownloadFailed(f"larger than {self.max_bytes} bytes")
-                body = bytearray()
-                for chunk in response.iter_bytes(64 * 1024):
-                    body += chunk
-                    if len(body) > self.max_bytes:
-                        raise DownloadFailed(f"larger than {self.max_bytes} bytes")
-                    if time.monotonic() > deadline:
-                        raise DownloadFailed(f"took longer than {timeout:.3g} s")
+                body = read_capped(response, max_bytes=self.max_bytes, deadline=deadline,
+                                   timeout=timeout)
                 status = response.status_code
                 passed = {k: v for k, v in response.headers.items()
                           if k.lower() not in DROP_HEADERS}

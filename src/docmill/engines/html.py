@@ -132,7 +132,7 @@ def _fetcher_class() -> type:
     needs."""
     from weasyprint.urls import URLFetcher, URLFetcherResponse
 
-    from docmill.security.ssrf import open_url, policy_from_settings
+    from docmill.security.ssrf import open_url, policy_from_settings, read_capped
     from docmill.settings import get_settings
 
     class GuardedFetcher(URLFetcher):  # type: ignore[misc, valid-type]
@@ -192,16 +192,8 @@ def _fetcher_class() -> type:
                               max_redirects=self.max_redirects) as response:
                     if response.status_code >= 400:
                         raise DownloadFailed(f"HTTP {response.status_code}")
-                    declared = response.headers.get("content-length", "")
-                    if declared.isdigit() and int(declared) > self.max_bytes:
-                        raise DownloadFailed(f"larger than {self.max_bytes} bytes")
-                    body = bytearray()
-                    for chunk in response.iter_bytes(64 * 1024):
-                        body += chunk
-                        if len(body) > self.max_bytes:
-                            raise DownloadFailed(f"larger than {self.max_bytes} bytes")
-                        if time.monotonic() > deadline:
-                            raise DownloadFailed(f"took longer than {timeout:.3g} s")
+                    body = read_capped(response, max_bytes=self.max_bytes, deadline=deadline,
+                                       timeout=timeout)
                     content_type = response.headers.get("content-type", "")
                     final_url = str(response.url)
             except UnsafeUrl as exc:

@@ -254,7 +254,7 @@ def download_document(params: FetchParams, target: Path) -> Path:
 def _print_fetcher(params: PrintPdfParams) -> Any:
     """html.py's guarded fetcher, plus request headers, a per-fetch timeout and no_network."""
     from docmill.engines.html import _fetcher_class
-    from docmill.security.ssrf import open_url
+    from docmill.security.ssrf import open_url, read_capped
 
     base = _fetcher_class()
 
@@ -298,13 +298,8 @@ def _print_fetcher(params: PrintPdfParams) -> Any:
                               headers=self.extra_headers) as response:
                     if response.status_code >= 400:
                         raise DownloadFailed(f"HTTP {response.status_code}")
-                    body = bytearray()
-                    for chunk in response.iter_bytes(64 * 1024):
-                        body += chunk
-                        if len(body) > self.max_bytes:
-                            raise DownloadFailed(f"larger than {self.max_bytes} bytes")
-                        if time.monotonic() > deadline:
-                            raise DownloadFailed(f"took longer than {timeout:.3g} s")
+                    body = read_capped(response, max_bytes=self.max_bytes, deadline=deadline,
+                                       timeout=timeout)
                     content_type = response.headers.get("content-type", "")
                     final_url = str(response.url)
             except UnsafeUrl as exc:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Literal
 
 import pypdfium2 as pdfium
-from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
+from PIL import Image, ImageSequence, UnidentifiedImageError
 from pydantic import Field, field_validator
 
 from docmill.engines.base import (

@@ -207,6 +207,24 @@ def iter_download(
             raise DownloadFailed(f"cannot fetch {url}: {exc}") from exc
 
 
+def read_capped(response: httpx.Response, *, max_bytes: int, deadline: float,
+                timeout: float) -> bytes:
+    """The whole body of a streaming response, refused (DownloadFailed) past `max_bytes`
+    (declared or received) or past the monotonic `deadline` (`timeout` names it in the
+    message): for resources a renderer needs in memory."""
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise DownloadFailed(f"larger than {max_bytes} bytes")
+    body = bytearray()
+    for chunk in response.iter_bytes(64 * 1024):
+        body += chunk
+        if len(body) > max_bytes:
+            raise DownloadFailed(f"larger than {max_bytes} bytes")
+        if time.monotonic() > deadline:
+            raise DownloadFailed(f"took longer than {timeout:.3g} s")
+    return bytes(body)
+
+
 def policy_from_settings() -> SsrfPolicy:
     from docmill.settings import get_settings
 
