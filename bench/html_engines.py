@@ -28,13 +28,10 @@ Results go to bench/results/html_engines.json and bench/results/html_engines.md.
 from __future__ import annotations
 
 import argparse
-import base64
 import datetime as dt
-import io
 import json
 import os
 import platform
-import re
 import statistics
 import sys
 import tempfile
@@ -44,13 +41,11 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from server import DATA, DocmillServer  # noqa: E402
+from server import DocmillServer  # noqa: E402
+sys.path.append(str(ROOT / "bench"))  # last: the client packages come first
+from invoices import invoice, pages_of, twenty_pages, weasy  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
-LOGO = base64.b64encode(bytes.fromhex(
-    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-    "1f15c4890000000d49444154789c63f8cfc0f01f0005000201a5d8f4d6"
-    "0000000049454e44ae426082")).decode()
 MARGINS = ("top", "right", "bottom", "left")  # the engine's default page margin (WeasyPrint's)
 WAYS = ("weasyprint_direct", "chromium_direct", "chromium_engine", "docmill_weasyprint",
         "docmill_chromium")
@@ -58,40 +53,6 @@ LABELS = {"weasyprint_direct": "WeasyPrint direct", "chromium_direct": "Chromium
           "chromium_engine": "Chromium engine (in process)",
           "docmill_weasyprint": "Docmill, engine weasyprint",
           "docmill_chromium": "Docmill, engine chromium"}
-
-
-def invoice(rows: int = 0) -> str:
-    """The invoice; with `rows`, that many extra item rows before the total."""
-    html = (DATA / "html" / "sparksuite-invoice.html").read_text()
-    html = re.sub(r'src="https?://[^"]+"', f'src="data:image/png;base64,{LOGO}"', html)
-    if rows:
-        extra = "".join(f'<tr class="item"><td>Consulting, day {i + 1}</td>'
-                        f"<td>${(i % 17 + 3) * 25}.00</td></tr>\n" for i in range(rows))
-        html = html.replace('<tr class="item last">', extra + '<tr class="item last">', 1)
-    return html
-
-
-def pages_of(pdf: bytes) -> int:
-    import pypdfium2 as pdfium
-
-    return len(pdfium.PdfDocument(io.BytesIO(pdf)))
-
-
-def weasy(html: str) -> bytes:
-    import weasyprint
-
-    return weasyprint.HTML(string=html).write_pdf()
-
-
-def twenty_pages() -> str:
-    low, high = 10, 2000
-    while low < high:
-        mid = (low + high) // 2
-        if pages_of(weasy(invoice(mid))) >= 20:
-            high = mid
-        else:
-            low = mid + 1
-    return invoice(low)
 
 
 class BareChromium:
