@@ -103,3 +103,18 @@ def renderer_for(path: str) -> Callable[[Request, DocmillError], Response] | Non
         if path.startswith(face.prefixes):
             return face.render
     return None
+
+
+def public_base(request: Request, prefix: str = "") -> str:
+    """Absolute base of the URLs a face hands to clients: the configured public URL, else the
+    address the client used (Host, or X-Forwarded-Host/-Proto behind a proxy), plus the
+    face's mount `prefix` ("" or "/something")."""
+    from docmill.settings import get_settings
+
+    settings = get_settings()
+    if settings.public_url:
+        return settings.public_url.rstrip("/") + prefix
+    proto = request.headers.get("x-forwarded-proto", request.url.scheme).split(",")[0].strip()
+    host = (request.headers.get("x-forwarded-host") or request.headers.get("host")
+            or f"{settings.host}:{settings.port}").split(",")[0].strip()
+    return f"{proto}://{host}{request.scope.get('root_path', '')}{prefix}"

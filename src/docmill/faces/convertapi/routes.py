@@ -43,6 +43,7 @@ from docmill.core.files import get_blob_store
 from docmill.core.inputs import safe_name
 from docmill.core.models import Job, JobFile, JobStatus
 from docmill.faces.common import FaceErrors, read_form, register_face_errors
+from docmill.faces.common import public_base as common_public_base
 from docmill.faces.convertapi import converters
 from docmill.faces.convertapi import errors as vendor
 from docmill.faces.convertapi.params import (
@@ -100,15 +101,7 @@ def _prefix() -> str:
 
 
 def public_base(request: Request) -> str:
-    """Absolute base of the URLs handed to clients: the configured public URL, else the
-    address the client used (Host, or X-Forwarded-Host/-Proto behind a proxy)."""
-    settings = get_settings()
-    if settings.public_url:
-        return settings.public_url.rstrip("/") + _prefix()
-    proto = request.headers.get("x-forwarded-proto", request.url.scheme).split(",")[0].strip()
-    host = (request.headers.get("x-forwarded-host") or request.headers.get("host")
-            or f"{settings.host}:{settings.port}").split(",")[0].strip()
-    return f"{proto}://{host}{request.scope.get('root_path', '')}{_prefix()}"
+    return common_public_base(request, _prefix())
 
 
 def own_hosts(request: Request) -> frozenset[str]:

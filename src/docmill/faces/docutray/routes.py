@@ -37,6 +37,7 @@ from docmill.core import doctypes, service
 from docmill.core.auth import Principal, authenticate, cached_principal
 from docmill.core.models import DocumentType, Job
 from docmill.faces.common import FaceErrors, read_json, register_face_errors
+from docmill.faces.common import public_base as common_public_base
 from docmill.faces.docutray import errors as vendor
 from docmill.faces.docutray import views
 from docmill.faces.docutray.request import DocRequest, read_request, stage
@@ -103,13 +104,7 @@ class _Route(APIRoute):
 # --- request context -----------------------------------------------------------------------
 
 def public_base(request: Request) -> str:
-    settings = get_settings()
-    if settings.public_url:
-        return settings.public_url.rstrip("/") + _prefix()
-    proto = request.headers.get("x-forwarded-proto", request.url.scheme).split(",")[0].strip()
-    host = (request.headers.get("x-forwarded-host") or request.headers.get("host")
-            or f"{settings.host}:{settings.port}").split(",")[0].strip()
-    return f"{proto}://{host}{request.scope.get('root_path', '')}{_prefix()}"
+    return common_public_base(request, _prefix())
 
 
 async def caller(request: Request) -> Principal:
