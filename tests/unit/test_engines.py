@@ -336,7 +336,10 @@ def test_to_pdf_image_kinds(image_engine, tmp_path, name, make, fmt, colour):
     assert float(page.mediabox.width) / float(page.mediabox.height) == pytest.approx(60 / 40, rel=1e-3)
 
 
-def test_to_pdf_unreadable_image(image_engine, tmp_path):
+@pytest.mark.parametrize("weasyprint_loaded", [False, True])
+def test_to_pdf_unreadable_image(image_engine, tmp_path, weasyprint_loaded):
+    if weasyprint_loaded:  # it makes Pillow accept truncated images process-wide
+        import weasyprint  # noqa: F401
     path = tmp_path / "cut.png"
     path.write_bytes(_save(Image.new("RGB", (50, 50), (1, 2, 3)), tmp_path / "x.png", "PNG")
                      .read_bytes()[:60])

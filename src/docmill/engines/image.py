@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 import img2pdf
-from PIL import Image, ImageSequence, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageSequence, UnidentifiedImageError
 from pydantic import Field
 
 from docmill.engines.base import (
@@ -89,13 +89,18 @@ def _for_writer(image: Image.Image, pil_format: str) -> Image.Image:
 def _decoding(item: EngineInput) -> Iterator[None]:
     """Pillow's decode errors as the client's fault, named after the file (every frame of a
     multi-frame image is decoded, and checked against the decompression-bomb limit, only
-    when it is reached)."""
+    when it is reached). A truncated file is an error here even in a worker where WeasyPrint
+    has set Pillow's process-wide LOAD_TRUNCATED_IMAGES (it tolerates cut web images)."""
+    tolerant = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
         yield
     except Image.DecompressionBombError as exc:
         raise InvalidInput(f"{item.name} is too large to decode safely ({exc})") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InvalidInput(f"{item.name} is not a readable image ({exc})") from exc
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = tolerant
 
 
 def _open_image(item: EngineInput) -> Image.Image:
