@@ -360,17 +360,25 @@ def fill_type_params(principal: Principal, operation: str,
     a `document_type_code` and no `schema` gets that type's schema; `identify.type` with
     `candidates` as a list of codes (or none at all) gets those types (or every type the
     caller can use) with their keywords and examples. Anything else is left as it is."""
+    if not names_types(operation, params):
+        return params
     if operation == "extract.fields":
-        code = params.get("document_type_code")
-        if code and "schema" not in params:
-            return {**params, "schema": resolve_code(principal, str(code)).json_schema or {}}
-    elif operation == "identify.type":
+        code = str(params["document_type_code"])
+        return {**params, "schema": resolve_code(principal, code).json_schema or {}}
+    rows = candidates(principal, params.get("candidates"))
+    return {**params, "candidates": candidate_params(principal, rows)}
+
+
+def names_types(operation: str, params: dict[str, Any]) -> bool:
+    """Whether `fill_type_params` has anything to look up (no database access: faces ask
+    this first to keep ordinary submissions off a thread hop)."""
+    if operation == "extract.fields":
+        return bool(params.get("document_type_code")) and "schema" not in params
+    if operation == "identify.type":
         given = params.get("candidates")
-        if given is None or (isinstance(given, list) and given
-                             and all(isinstance(c, str) for c in given)):
-            rows = candidates(principal, given)
-            return {**params, "candidates": candidate_params(principal, rows)}
-    return params
+        return given is None or (isinstance(given, list) and bool(given)
+                                 and all(isinstance(c, str) for c in given))
+    return False
 
 
 def add_example(principal: Principal, ref: str, text: str, name: str = "",

@@ -79,6 +79,11 @@ def prepare_params(principal: Principal, operation: str,
     return filled
 
 
+def params_need_lookup(operation: str, params: dict[str, Any]) -> bool:
+    """Whether `prepare_params` will read the database (else it is pure validation)."""
+    return doctypes.names_types(operation, params)
+
+
 def submit(principal: Principal, submission: Submission, stager: InputStager) -> Job:
     """Create the job for inputs already staged; on any refusal the staged files go away."""
     settings = get_settings()
