@@ -180,7 +180,9 @@ def test_rabbitmq_broker_runs_jobs_and_redispatches_lost_ones(tmp_path, data):
 
             with Connection(broker) as conn:  # pdf.* jobs go to the "default" queue
                 purged = conn.default_channel.queue_purge("default")
-            assert purged == 4  # the messages were really in RabbitMQ, and now they are gone
+            # the messages were really in RabbitMQ (the sweeper may already have re-sent one:
+            # a duplicate message is harmless, the claim in the database decides), now gone
+            assert purged >= 4
             srv.workers = [srv.start_worker(0)]
             jobs = [wait_terminal(client, job_id, timeout=120) for job_id in ids]
             assert [j["status"] for j in jobs] == ["SUCCESS"] * 4
