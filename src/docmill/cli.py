@@ -76,7 +76,7 @@ def serve(
     import uvicorn
 
     from docmill.core.auth import any_key_exists, create_key
-    from docmill.core.migrate import upgrade
+    from docmill.core.migrate import MigrationFailed, upgrade_in_child
     from docmill.core.models import Role
     from docmill.settings import get_settings
 
@@ -85,7 +85,10 @@ def serve(
             os.environ[f"DOCMILL_{name}"] = str(value)
     get_settings.cache_clear()
     settings = get_settings()
-    upgrade()
+    try:
+        upgrade_in_child()  # Alembic stays out of the long-running server
+    except MigrationFailed as exc:
+        _fail(exc.message)
     console.print(f"Docmill on [bold]http://{settings.host}:{settings.port}[/bold]  "
                   f"(docs at /docs)")
     console.print(f"data folder: [bold]{settings.data_dir.resolve()}[/bold]  "

@@ -11,6 +11,9 @@ revoked key's tokens die with it. A *refused task* (input that is not a PDF or a
 which the vendor still answers with 202 and then FAILURE) is never a core job: its taskId is
 a token of its own audience carrying the organization and the message, so polling it needs
 no stored state and another organization's poll is a 404.
+
+PyJWT is imported where it is used, not at module level: it loads `cryptography` (about 10 MB
+per process), which a server that never sees an expert.ai client should not carry.
 """
 
 from __future__ import annotations
@@ -21,8 +24,6 @@ import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-
-import jwt
 
 from docmill.settings import get_settings
 
@@ -60,6 +61,8 @@ def _secret_from_file(path: Path) -> bytes:
 
 
 def _clean_encode(claims: dict[str, Any]) -> str:
+    import jwt
+
     for _ in range(MAX_DRAWS):
         token = jwt.encode({**claims, "jti": secrets.token_hex(6)}, _secret(),
                            algorithm=ALGORITHM)
@@ -77,6 +80,8 @@ def issue_token(key_id: str, now: float | None = None) -> str:
 
 def key_id_of(token: str) -> str | None:
     """The API key id a valid, unexpired token was issued for; None for anything else."""
+    import jwt
+
     try:
         claims = jwt.decode(token, _secret(), algorithms=[ALGORITHM], audience=TOKEN_AUDIENCE,
                             options={"require": ["exp", "sub"]})
@@ -88,6 +93,8 @@ def key_id_of(token: str) -> str | None:
 def refused_task_id(org_id: str, kind: str) -> str:
     """A taskId standing for a task refused before it started, because its document is of
     type `kind` (URL-unreserved characters only)."""
+    import jwt
+
     now = int(time.time())
     return jwt.encode({"org": org_id, "kind": kind[:100], "aud": REFUSAL_AUDIENCE,
                        "exp": now + int(get_settings().expertai_retention_s)},
@@ -96,6 +103,8 @@ def refused_task_id(org_id: str, kind: str) -> str:
 
 def refusal_of(task_id: str, org_id: str) -> str | None:
     """The refused document type of the caller's own, unexpired refused task; else None."""
+    import jwt
+
     if task_id.count(".") != 2:
         return None
     try:
