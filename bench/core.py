@@ -10,9 +10,10 @@ free port, the default local worker pool):
 * **API throughput**: N jobs from several concurrent clients (threads, one keep-alive
   connection each), each doing the same `POST ?wait=30`; jobs/s is N over the wall time,
   latencies are the same submit-to-SUCCESS times under load.
-* **idle memory** of the server: the server process plus all its descendants (forkserver,
-  resource tracker, pool workers) after start and one warm-up job, as summed RSS, USS and PSS
-  (PSS shares pages fairly between the forkserver's children, RSS counts them once each).
+* **idle memory** of the server: the server process plus all its descendants (pool host,
+  pool workers) after start and one warm-up job, as summed RSS, USS and PSS (PSS shares
+  pages fairly between the processes that map them, RSS counts them once per process; the
+  pool is forked from the server, so most of its pages are the server's).
 
 Every API answer is checked: status SUCCESS and the same text the bare call read.
 
@@ -144,8 +145,8 @@ def role_of(proc: psutil.Process, server_pid: int) -> str:
     if "resource_tracker" in cmd:
         return "resource tracker"
     if proc.ppid() == server_pid:
-        return "forkserver" if "forkserver" in cmd else "child"
-    return "worker"  # forked by the forkserver
+        return "pool host" if proc.children() else "child"
+    return "worker"  # forked by the pool host
 
 
 def cpu_seconds(pid: int) -> dict[str, float]:

@@ -144,7 +144,7 @@ def _cpu_self() -> float:
 
 def _cpu_tree(pid: int) -> float:
     """CPU seconds used so far by a process and all its descendants (the server, its
-    forkserver and pool workers): what the API path costs, whatever else loads the machine."""
+    pool host and workers): what the API path costs, whatever else loads the machine."""
     import psutil
 
     total = 0.0

@@ -157,16 +157,15 @@ class DocmillServer:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
     def worker_pids(self) -> list[int]:
-        """Pids of the pool's worker processes: the children of the multiprocessing
-        forkserver, which is itself a child of the server."""
+        """Pids of the pool's worker processes: the children of the pool host, which is
+        itself a child of the server."""
         import psutil
 
         assert self.process is not None
         pids = []
         for proc in psutil.Process(self.process.pid).children():
             try:
-                if "forkserver" in " ".join(proc.cmdline()):
-                    pids.extend(child.pid for child in proc.children())
+                pids.extend(child.pid for child in proc.children())
             except psutil.NoSuchProcess:
                 continue
         return pids
@@ -184,7 +183,7 @@ class DocmillServer:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=10)
         finally:
-            if sig != signal.SIGKILL:  # leave no stray forkserver/children behind
+            if sig != signal.SIGKILL:  # leave no stray pool host/children behind
                 try:
                     os.killpg(self.process.pid, signal.SIGKILL)
                 except ProcessLookupError:

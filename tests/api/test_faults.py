@@ -92,3 +92,48 @@ def test_hung_engine_times_out_and_next_job_runs(diag_server, data):
         assert "1.5 s timeout" in done["error"]["message"]
         assert sleep_job(client, data, seconds=0.1, wait=30)["status"] == "SUCCESS"
         assert client.get("/healthz").status_code == 200
+
+
+def test_pool_process_killed_mid_job_is_replaced_and_the_job_retried(diag_server, data):
+    import psutil
+
+    with diag_server.client() as client:
+        job = sleep_job(client, data, seconds=3, steps=30)
+        wait_until(client, job["id"], lambda j: j["status"] == "PROCESSING" and j["progress"] > 0)
+        (host,) = psutil.Process(diag_server.process.pid).children()
+        (worker,) = diag_server.worker_pids()
+        host.kill()  # the pool host; its worker dies with it (PR_SET_PDEATHSIG)
+        psutil.wait_procs([host], timeout=10)
+        done = wait_until(client, job["id"], lambda j: j["status"] in ("SUCCESS", "ERROR"))
+        assert done["status"] == "SUCCESS", done
+        assert done["attempts"] == 2
+        assert done["result"]["pid"] != worker
+        assert not psutil.pid_exists(worker) or psutil.Process(worker).status() == "zombie"
+        assert transitions(diag_server, job["id"]).count("SUCCESS") == 1
+        # a new pool host runs the next job; the server never went down
+        assert sleep_job(client, data, seconds=0.1, wait=30)["status"] == "SUCCESS"
+        new_hosts = [p.pid for p in psutil.Process(diag_server.process.pid).children()]
+        assert host.pid not in new_hosts and new_hosts
+        assert "the worker pool process died" in diag_server.log_tail(200)
+
+
+def test_pool_shares_the_servers_memory(make_server, data):
+    """The pool host is forked from the server after its imports and workers fork from the
+    host: most of a worker's pages are the server's, shared copy-on-write, not its own."""
+    import psutil
+
+    srv = make_server("sqlite", DOCMILL_WORKERS="2").start()
+    with srv.client() as client:
+        path = data / "pdf" / "minimal-document.pdf"
+        with open(path, "rb") as handle:
+            response = client.post("/v1/jobs", params={"wait": 30},
+                                   data={"operation": "pdf.to-text"},
+                                   files={"file": (path.name, handle)})
+        assert response.json()["status"] == "SUCCESS", response.text
+    workers = [psutil.Process(pid) for pid in srv.worker_pids()]
+    assert len(workers) == 2
+    for worker in workers:
+        info = worker.memory_full_info()
+        # a worker maps the whole server image (FastAPI, SQLAlchemy, pydantic...) but owns
+        # only what its own jobs touched
+        assert info.uss < info.rss / 3, (info.uss, info.rss)

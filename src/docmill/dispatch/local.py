@@ -1,10 +1,11 @@
 """The local dispatcher: a supervised pool of worker processes inside `docmill serve`.
 
-Engines run in pebble's child processes, so a crash or a hang kills a child, never the
-server: pebble reports a dead child as `ProcessExpired` and a job past its timeout as
-`TimeoutError` (after killing the child), and starts a replacement. The database stays the
-source of truth; this loop only picks ENQUEUED ids, hands them to the pool, and turns a
-child's death or timeout into the state machine's `worker_died` or `fail`.
+Engines run in pebble's child processes, owned by the pool host (see `pool_host`), so a crash
+or a hang kills a child, never the server: pebble reports a dead child and a job past its
+timeout (after killing the child), and starts a replacement. The database stays the source
+of truth; this side only picks ENQUEUED ids, sends them to the host, and turns a child's death
+or timeout into the state machine's `worker_died` or `fail`. If the host itself dies, its
+jobs count as died with their workers and a new host starts.
 """
 
 from __future__ import annotations
@@ -12,19 +13,26 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import threading
+import time
 from collections.abc import Callable
-from concurrent.futures import CancelledError, Future, TimeoutError, wait
-from functools import partial
-
-from pebble import ProcessExpired, ProcessPool
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Any
 
 from docmill.core import jobs
+from docmill.dispatch import pool_host
 from docmill.dispatch.base import Dispatcher
 from docmill.settings import Settings
 
 log = logging.getLogger(__name__)
 
-PRELOAD = ["docmill.dispatch.forkserver_boot"]
+
+class _HostHandle:
+    """One pool host process and the server's end of the pipe to it."""
+
+    def __init__(self, process: BaseProcess, conn: Connection, forked: bool) -> None:
+        self.process, self.conn, self.forked = process, conn, forked
+        self.alive = True
 
 
 class LocalDispatcher(Dispatcher):
@@ -33,36 +41,63 @@ class LocalDispatcher(Dispatcher):
         self.on_change = on_change
         self.size = max(1, settings.workers)
         self.max_inflight = self.size * 2  # one running and one waiting per child
-        self.inflight: dict[str, Future] = {}
+        self.inflight: dict[str, tuple[float, _HostHandle]] = {}
         self.lock = threading.Lock()
         self.wake = threading.Event()
         self.stopping = threading.Event()
-        self.pool: ProcessPool | None = None
+        self.host: _HostHandle | None = None
         self.thread: threading.Thread | None = None
 
     def start(self) -> None:
-        # forkserver: children fork from a clean, single-threaded process that has already
-        # imported the runner, never from the threaded server.
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(PRELOAD)
-        from docmill.dispatch.worker_boot import init_worker
-
-        self.pool = ProcessPool(max_workers=self.size, max_tasks=self.settings.worker_max_tasks,
-                                initializer=init_worker, context=context)
+        self._launch_host()
         self.thread = threading.Thread(target=self._loop, name="local-dispatcher", daemon=True)
         self.thread.start()
 
+    def _launch_host(self) -> None:
+        # Fork (sharing the server's pages) only while this process has no other thread:
+        # at start-up. Later, e.g. replacing a host that died, a fresh interpreter.
+        forked = ("fork" in multiprocessing.get_all_start_methods()
+                  and threading.active_count() == 1)
+        if forked:
+            from docmill.core.db import get_engine
+
+            pool_host.preload()
+            get_engine().dispose()  # no database connection may cross the fork
+            pool_host.freeze()
+        context = multiprocessing.get_context("fork" if forked else "spawn")
+        server_end, host_end = context.Pipe()
+        process = context.Process(
+            target=pool_host.main, name="docmill-pool",
+            args=(host_end, server_end, self.size, self.settings.worker_max_tasks, forked))
+        process.start()
+        host_end.close()
+        handle = _HostHandle(process, server_end, forked)
+        with self.lock:
+            self.host = handle
+        threading.Thread(target=self._read, args=(handle,), name="local-dispatcher-results",
+                         daemon=True).start()
+        log.info("worker pool of %d started (pool process %d, %s)", self.size, process.pid,
+                 "forked" if forked else "spawned")
+
     def notify(self, job_id: str) -> None:
-        # With every slot taken there is nothing to do until a job finishes, and `_done` wakes
-        # the loop then (and it reads the queue afresh): no wake-up and queue read per submit.
+        # With every slot taken there is nothing to do until a job finishes, and `_finished`
+        # wakes the loop then (which reads the queue afresh): no wake-up per submit.
         if len(self.inflight) < self.max_inflight:
             self.wake.set()
 
     def cancel(self, job_id: str) -> None:
         with self.lock:
-            future = self.inflight.get(job_id)
-        if future is not None:
-            future.cancel()  # pebble kills the child if the job is running
+            entry = self.inflight.get(job_id)
+            if entry is not None and entry[1].alive:
+                self._send(entry[1], ("cancel", job_id))
+
+    def _send(self, host: _HostHandle, message: tuple[Any, ...]) -> bool:
+        """Called with `self.lock` held (messages are tiny; the host reads continuously)."""
+        try:
+            host.conn.send(message)
+            return True
+        except (OSError, ValueError):  # the host is gone; `_read` cleans up
+            return False
 
     def _loop(self) -> None:
         while not self.stopping.is_set():
@@ -76,37 +111,75 @@ class LocalDispatcher(Dispatcher):
                 log.exception("dispatcher could not read the queue; retrying")
 
     def _fill(self) -> None:
-        assert self.pool is not None
         with self.lock:
+            host = self.host
+            if host is None or not host.alive:
+                return
             free = self.max_inflight - len(self.inflight)
             busy = list(self.inflight)
+        if free <= 0:
+            return
         for job_id, timeout_s in jobs.next_enqueued(free, exclude=busy):
-            from docmill.dispatch.runner import run_job
-
-            future = self.pool.schedule(run_job, args=(job_id,), timeout=timeout_s)
             with self.lock:
-                self.inflight[job_id] = future
-            future.add_done_callback(partial(self._done, job_id, timeout_s))
+                if not host.alive or self.stopping.is_set():
+                    return  # the job stays ENQUEUED for the next host / the next start
+                self.inflight[job_id] = (timeout_s, host)
+                if not self._send(host, ("run", job_id, timeout_s)):
+                    del self.inflight[job_id]
+                    return
 
-    def _done(self, job_id: str, timeout_s: float, future: Future) -> None:
+    def _read(self, host: _HostHandle) -> None:
+        """Outcomes from one host, until it exits."""
+        while True:
+            try:
+                _, job_id, outcome, detail = host.conn.recv()
+            except (EOFError, OSError):
+                break
+            self._finished(job_id, outcome, detail)
+        with self.lock:
+            host.alive = False
+            lost = [job_id for job_id, (_, owner) in self.inflight.items() if owner is host]
+        host.process.join(timeout=5)
+        for job_id in lost:  # their workers died with the host
+            self._finished(job_id, "pool-died", host.process.exitcode)
+        if self.stopping.is_set():
+            return
+        log.error("the worker pool process died (exit code %s); starting a new one",
+                  host.process.exitcode)
+        time.sleep(1.0)  # no tight loop if it keeps dying
+        if not self.stopping.is_set():
+            try:
+                self._launch_host()
+            except Exception:
+                log.exception("could not start a new worker pool")
+            self.wake.set()
+
+    def _finished(self, job_id: str, outcome: str, detail: Any) -> None:
+        with self.lock:
+            entry = self.inflight.pop(job_id, None)
+        if entry is None:
+            return
+        timeout_s = entry[0]
         try:
-            future.result()
-        except TimeoutError:
-            jobs.fail(job_id, "timeout", f"the job ran longer than its {timeout_s:g} s timeout "
-                      "and was stopped")
-        except BaseException as exc:
-            if self.stopping.is_set():
-                # Shutting down: pebble ends running jobs (ProcessExpired, BrokenProcessPool,
-                # CancelledError); the job is given back without spending an attempt.
+            if outcome == "timeout":
+                jobs.fail(job_id, "timeout", f"the job ran longer than its {timeout_s:g} s "
+                          "timeout and was stopped")
+            elif outcome == "ok" or outcome == "cancelled" and not self.stopping.is_set():
+                pass  # run_job recorded the outcome / the job was deleted
+            elif self.stopping.is_set():
+                # Shutting down: the pool ends running jobs; the job is given back without
+                # spending an attempt.
                 jobs.release(job_id)
-            elif isinstance(exc, ProcessExpired):
-                jobs.worker_died(job_id, f"worker process died (exit code {exc.exitcode})")
-            elif not isinstance(exc, CancelledError):  # run_job broke (database down, say)
-                log.error("worker failed running job %s: %r", job_id, exc)
-                jobs.worker_died(job_id, f"worker error: {type(exc).__name__}: {exc}")
+            elif outcome == "expired":
+                jobs.worker_died(job_id, f"worker process died (exit code {detail})")
+            elif outcome == "pool-died":
+                jobs.worker_died(job_id, f"the worker pool process died (exit code {detail})")
+            else:  # run_job broke (database down, say)
+                log.error("worker failed running job %s: %s", job_id, detail)
+                jobs.worker_died(job_id, f"worker error: {detail}")
+        except Exception:
+            log.exception("could not record the outcome of job %s", job_id)
         finally:
-            with self.lock:
-                self.inflight.pop(job_id, None)
             self.on_change(job_id)
             self.wake.set()
 
@@ -115,15 +188,23 @@ class LocalDispatcher(Dispatcher):
         self.wake.set()
         if self.thread:
             self.thread.join(timeout=5)
+        deadline = time.monotonic() + grace_s
+        if self.inflight:
+            log.info("waiting up to %.0f s for %d running jobs", grace_s, len(self.inflight))
+        while self.inflight and time.monotonic() < deadline:
+            time.sleep(0.05)
         with self.lock:
-            pending = list(self.inflight.values())
-        if pending:
-            log.info("waiting up to %.0f s for %d running jobs", grace_s, len(pending))
-            wait(pending, timeout=grace_s)
-        if self.pool:
-            self.pool.stop()
-            self.pool.join(timeout=10)
+            host = self.host
+            if host is not None and host.alive:
+                self._send(host, ("stop",))
+        if host is not None:
+            host.process.join(timeout=15)
+            if host.process.is_alive():
+                host.process.kill()
+                host.process.join(timeout=5)
+            host.conn.close()
         with self.lock:
             leftover = list(self.inflight)
+            self.inflight.clear()
         for job_id in leftover:  # stopped before finishing: back to the queue, no attempt spent
             jobs.release(job_id)

@@ -11,7 +11,7 @@ PR_SET_PDEATHSIG = 1
 
 
 def _die_with_parent() -> None:
-    """Ask Linux to SIGKILL this worker when its parent (the forkserver) exits."""
+    """Ask Linux to SIGKILL this worker when its parent (the pool host) exits."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
