@@ -27,7 +27,6 @@ import datetime as dt
 import json
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -40,7 +39,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 sys.path.insert(0, str(ROOT / "tests"))
 from server import DocmillServer  # noqa: E402
 sys.path.append(str(ROOT / "bench"))  # last: the client packages come first
-from invoices import invoice, pages_of, twenty_pages, weasy  # noqa: E402
+from invoices import invoice, pages_of, summary, twenty_pages, weasy  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 TARGET_RATIO = 1.15
@@ -51,12 +50,6 @@ def timed_into(samples: list[float], call: Any) -> Any:
     result = call()
     samples.append(time.perf_counter() - started)
     return result
-
-
-def summary(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {"n": len(ordered), "median_s": statistics.median(ordered),
-            "mean_s": statistics.fmean(ordered), "min_s": ordered[0], "max_s": ordered[-1]}
 
 
 def main() -> None:

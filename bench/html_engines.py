@@ -32,7 +32,6 @@ import datetime as dt
 import json
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -43,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from server import DocmillServer  # noqa: E402
 sys.path.append(str(ROOT / "bench"))  # last: the client packages come first
-from invoices import invoice, pages_of, twenty_pages, weasy  # noqa: E402
+from invoices import invoice, pages_of, summary, twenty_pages, weasy  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 MARGINS = ("top", "right", "bottom", "left")  # the engine's default page margin (WeasyPrint's)
@@ -115,12 +114,6 @@ def docmill(client: Any, html: str, engine: str) -> bytes:
     pdf = client.get(job["files"][0]["url"])
     assert pdf.status_code == 200
     return pdf.content
-
-
-def summary(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {"n": len(ordered), "median_s": statistics.median(ordered),
-            "mean_s": statistics.fmean(ordered), "min_s": ordered[0], "max_s": ordered[-1]}
 
 
 def main() -> None:

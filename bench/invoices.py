@@ -1,12 +1,14 @@
 """The invoice documents the HTML benchmarks share: shared/data/html/sparksuite-invoice.html
 with its remote logo swapped for a data: URI (nothing leaves the machine), as it is (1 page)
-and with its item rows repeated until WeasyPrint makes 20 pages of it."""
+and with its item rows repeated until WeasyPrint makes 20 pages of it; and `summary`, how both
+benchmarks report a list of timings."""
 
 from __future__ import annotations
 
 import base64
 import io
 import re
+import statistics
 import sys
 from pathlib import Path
 
@@ -52,3 +54,10 @@ def twenty_pages() -> str:
         else:
             low = mid + 1
     return invoice(low)
+
+
+def summary(samples: list[float]) -> dict[str, float]:
+    """Count, median, mean, min and max of timings in seconds."""
+    ordered = sorted(samples)
+    return {"n": len(ordered), "median_s": statistics.median(ordered),
+            "mean_s": statistics.fmean(ordered), "min_s": ordered[0], "max_s": ordered[-1]}
