@@ -5,6 +5,8 @@ operations; each operation declares its parameters (a pydantic model), the input
 accepts (sniffed MIME types) and the formats it produces, so `/v1/operations` and the vendor
 faces' converter lists are generated from here. `run` gets local input files, a work folder
 and a progress callback, and returns output files (in the work folder) plus result JSON.
+An engine module imports its document libraries inside the functions that use them, never
+at module level (registry.py says why).
 """
 
 from __future__ import annotations

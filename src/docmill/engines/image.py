@@ -6,10 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import img2pdf
-from PIL import Image, ImageFile, ImageSequence, UnidentifiedImageError
 from pydantic import Field
 
 from docmill.engines.base import (
@@ -23,6 +21,9 @@ from docmill.engines.base import (
     output_stem,
 )
 from docmill.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 IMAGES = frozenset({"image/png", "image/jpeg", "image/tiff", "image/webp", "image/gif",
                     "image/bmp", "image/x-ms-bmp", "image/jp2"})
@@ -65,6 +66,8 @@ def _to_8bit(image: Image.Image) -> Image.Image:
 def _flatten(image: Image.Image) -> Image.Image:
     """RGB on a white background: dropping an alpha channel with a bare convert("RGB") turns
     transparent pixels into whatever colour they hide, usually black."""
+    from PIL import Image
+
     image = _to_8bit(image)
     if not _has_alpha(image):
         return image.convert("RGB")
@@ -91,6 +94,8 @@ def _decoding(item: EngineInput) -> Iterator[None]:
     multi-frame image is decoded, and checked against the decompression-bomb limit, only
     when it is reached). A truncated file is an error here even in a worker where WeasyPrint
     has set Pillow's process-wide LOAD_TRUNCATED_IMAGES (it tolerates cut web images)."""
+    from PIL import Image, ImageFile, UnidentifiedImageError
+
     tolerant = ImageFile.LOAD_TRUNCATED_IMAGES
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
@@ -104,6 +109,8 @@ def _decoding(item: EngineInput) -> Iterator[None]:
 
 
 def _open_image(item: EngineInput) -> Image.Image:
+    from PIL import Image
+
     with _decoding(item):
         image = Image.open(item.path)
         image.load()
@@ -112,6 +119,8 @@ def _open_image(item: EngineInput) -> Image.Image:
 
 def _frames(item: EngineInput, image: Image.Image) -> Iterator[Image.Image]:
     """Each frame as its own decoded copy (ImageSequence yields one object, re-seeked)."""
+    from PIL import ImageSequence
+
     with _decoding(item):
         for frame in ImageSequence.Iterator(image):
             yield frame.copy()
@@ -135,6 +144,8 @@ class ImageEngine(Engine):
 
     def _to_pdf(self, inputs: Sequence[EngineInput], params: ToPdfParams, workdir: Path,
                 progress: Progress) -> EngineResult:
+        import img2pdf
+
         layout = img2pdf.default_layout_fun  # img2pdf calls it: None is not "the default"
         if params.page_size != "image":
             page = {"a4": (img2pdf.mm_to_pt(210), img2pdf.mm_to_pt(297)),

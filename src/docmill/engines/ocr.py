@@ -21,10 +21,8 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import pypdfium2 as pdfium
-from PIL import Image, ImageSequence, UnidentifiedImageError
 from pydantic import Field, field_validator
 
 from docmill.engines.base import (
@@ -42,6 +40,10 @@ from docmill.engines.documents import Box, Document, Line, Page, Word
 from docmill.engines.layout import analyze_document
 from docmill.errors import EngineFailed, InvalidInput
 from docmill.settings import get_settings
+
+if TYPE_CHECKING:
+    import pypdfium2 as pdfium
+    from PIL import Image
 
 PDF = "application/pdf"
 IMAGES = frozenset({"image/png", "image/jpeg", "image/tiff", "image/webp", "image/gif",
@@ -175,6 +177,8 @@ def _map_lines(lines: list[Line], fn) -> list[Line]:
 def ocr_image(image: Image.Image, dpi: float, engine: str, languages: list[str],
               detect_orientation: bool = True, deskew: bool = True) -> OcrOutcome:
     """Read one image; boxes come back in points of the upright image."""
+    from PIL import Image
+
     if image.width * image.height > MAX_PIXELS:
         raise InvalidInput(f"image of {image.width}x{image.height} pixels is too large to OCR")
     if image.mode not in ("RGB", "L"):
@@ -226,6 +230,8 @@ def ocr_image(image: Image.Image, dpi: float, engine: str, languages: list[str],
 
 
 def _flatten(image: Image.Image) -> Image.Image:
+    from PIL import Image
+
     if image.mode.startswith("I;16") or image.mode == "I":
         image = image.point(lambda v: v / 256).convert("L") if image.mode == "I" else \
             image.convert("I").point(lambda v: v / 256).convert("L")
@@ -248,6 +254,8 @@ class ImageFrame:
 
 
 def image_frames(path: Path) -> Iterator[ImageFrame]:
+    from PIL import Image, ImageSequence, UnidentifiedImageError
+
     try:
         source = Image.open(path)
     except (UnidentifiedImageError, OSError) as exc:
@@ -333,6 +341,8 @@ def _stash(page: Page, lines: list[Line]) -> Page:
 
 
 def _read_pdf(inp: EngineInput, params: ReadParams, languages: list[str], report) -> ReadOutcome:
+    import pypdfium2 as pdfium
+
     from docmill.engines.pdf import open_pdfium
     from docmill.engines.textlayer import PageGeometry, has_usable_text, read_lines
 
@@ -407,6 +417,8 @@ def _scan_dpi(page: pdfium.PdfPage, geometry) -> float | None:
 
 def _read_image(inp: EngineInput, params: ReadParams, languages: list[str], report,
                 photo: bool, keep_frames: bool) -> ReadOutcome:
+    from PIL import Image
+
     frames = list(image_frames(inp.path))
     _check_page_count(len(frames), params.max_pages)
     indexes = parse_page_ranges(params.pages, len(frames))

@@ -22,12 +22,13 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
-
-from PIL import Image
+from typing import TYPE_CHECKING, Protocol
 
 from docmill.engines.documents import Box, Line, Word
 from docmill.errors import EngineFailed, InvalidInput
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 TESSDATA_CANDIDATES = ("/usr/share/tesseract-ocr/5/tessdata", "/usr/share/tesseract-ocr/4.00/tessdata",
                        "/usr/share/tessdata", "/usr/local/share/tessdata")

@@ -5,11 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import pypdf
-import pypdfium2 as pdfium
-from PIL import Image
 from pydantic import Field, model_validator
 
 from docmill.engines.base import (
@@ -24,6 +21,10 @@ from docmill.engines.base import (
     parse_page_ranges,
 )
 from docmill.errors import EngineFailed, InvalidInput, PasswordRequired
+
+if TYPE_CHECKING:
+    import pypdf
+    import pypdfium2 as pdfium
 
 PDF = frozenset({"application/pdf"})
 MAX_RENDER_PIXELS = 200_000_000  # one rendered page; past this the request is refused
@@ -73,6 +74,8 @@ class SplitParams(Params):
 @contextmanager
 def open_pdfium(path: Path, password: str | None) -> Iterator[pdfium.PdfDocument]:
     """Open with PDFium, turning its load errors into classified ones."""
+    import pypdfium2 as pdfium
+
     try:
         doc = pdfium.PdfDocument(path, password=password)
     except pdfium.PdfiumError as exc:
@@ -90,6 +93,8 @@ def open_pdfium(path: Path, password: str | None) -> Iterator[pdfium.PdfDocument
 
 
 def open_pypdf(path: Path, password: str | None) -> pypdf.PdfReader:
+    import pypdf
+
     try:
         reader = pypdf.PdfReader(path, strict=False)
         if reader.is_encrypted:
@@ -138,6 +143,9 @@ class PdfEngine(Engine):
 
     def _to_image(self, inputs: Sequence[EngineInput], params: ToImageParams, workdir: Path,
                   progress: Progress) -> EngineResult:
+        import pypdfium2 as pdfium
+        from PIL import Image
+
         source = inputs[0]
         pil_format, content_type = IMAGE_FORMATS[params.format]
         ext = "jpg" if pil_format == "JPEG" else params.format
@@ -200,6 +208,8 @@ class PdfEngine(Engine):
 
     def _merge(self, inputs: Sequence[EngineInput], params: MergeParams, workdir: Path,
                progress: Progress) -> EngineResult:
+        import pypdf
+
         writer = pypdf.PdfWriter()
         for done, item in enumerate(inputs):
             reader = open_pypdf(item.path, None)
@@ -217,6 +227,8 @@ class PdfEngine(Engine):
 
     def _split(self, inputs: Sequence[EngineInput], params: SplitParams, workdir: Path,
                progress: Progress) -> EngineResult:
+        import pypdf
+
         source = inputs[0]
         reader = open_pypdf(source.path, params.password)
         count = len(reader.pages)

@@ -40,13 +40,8 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from glob import glob
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import pikepdf
-import pypdfium2 as pdfium
-import pypdfium2.raw as pdfium_c
-from pikepdf import Name
-from PIL import Image
 from pydantic import Field, field_validator, model_validator
 
 from docmill.engines.base import (
@@ -62,6 +57,9 @@ from docmill.engines.base import (
 )
 from docmill.engines.pdf import PDF, open_pdfium, page_text
 from docmill.errors import EngineFailed, InvalidInput, PasswordRequired, Timeout
+
+if TYPE_CHECKING:
+    import pikepdf
 
 MAX_WARNINGS = 10
 GHOSTSCRIPT_TIMEOUT_S = 600.0  # the job's own timeout usually comes first
@@ -211,6 +209,8 @@ class Opened:
 @contextmanager
 def open_document(item: EngineInput, password: str | None) -> Iterator[Opened]:
     """PDFium decides whether the file is readable and the password right; pikepdf edits."""
+    import pikepdf
+
     with open_pdfium(item.path, password) as doc:
         pages = len(doc)
     try:
@@ -306,6 +306,8 @@ def _forget_pages(pdf: pikepdf.Pdf, removed: set[tuple[int, int]]) -> None:
     """Cut every remaining reference to removed pages (outline and link destinations, form
     widgets' /P, structure elements' /Pg...): qpdf writes whatever is referenced, so the
     removed pages, content and all, would otherwise still be in the file."""
+    import pikepdf
+
     if not removed:
         return
 
@@ -430,6 +432,8 @@ def _needs_password(opened: Opened, params: _Password, what: str) -> None:
 
 def protect(item: EngineInput, params: ProtectParams, workdir: Path,
             progress: Progress) -> EngineResult:
+    import pikepdf
+
     with open_document(item, params.password) as opened:
         _needs_password(opened, params, "re-protect")
         progress(20, "opened")
@@ -505,6 +509,9 @@ def _image_placements(pdf: pikepdf.Pdf, progress: Progress, band: float
                       ) -> dict[tuple[int, int], tuple[float, float]]:
     """The largest size, in points, each image XObject is drawn at on any page (forms
     followed), keyed by object id. Images never drawn from a page are not listed."""
+    import pikepdf
+    from pikepdf import Name
+
     sizes: dict[tuple[int, int], tuple[float, float]] = {}
 
     def walk(holder: Any, resources: Any, ctm: Matrix, stack: tuple[tuple[int, int], ...]
@@ -557,6 +564,9 @@ JPEG_COLORSPACES = {"/DeviceRGB": "RGB", "/DeviceGray": "L", "/CalRGB": "RGB", "
 def _jpeg_mode(image: pikepdf.Stream) -> str | None:
     """The Pillow mode an image can be re-encoded as JPEG in, keeping its colour space, or
     None for images this must not touch (masks, palettes, CMYK, 16-bit, colour keys...)."""
+    import pikepdf
+    from pikepdf import Name
+
     if image.get("/ImageMask") or "/Decode" in image \
             or ("/Mask" in image and not isinstance(image.get("/Mask"), pikepdf.Stream)):
         return None
@@ -591,6 +601,10 @@ def _recompress_image(image: pikepdf.Stream, size_pt: tuple[float, float],
                       params: CompressParams, stats: CompressStats) -> None:
     """Downsample an image shown above the target resolution, re-encode it as JPEG, and
     keep the result only if it is smaller."""
+    import pikepdf
+    from pikepdf import Name
+    from PIL import Image
+
     mode = _jpeg_mode(image)
     if mode is None:
         stats.skipped += 1
@@ -647,6 +661,10 @@ def _recompress_image(image: pikepdf.Stream, size_pt: tuple[float, float],
 
 def _downsample_mask(smask: pikepdf.Stream, size: tuple[int, int]) -> None:
     """A soft mask follows its image (losslessly: JPEG ringing shows at soft edges)."""
+    import pikepdf
+    from pikepdf import Name
+    from PIL import Image
+
     if int(smask.get("/BitsPerComponent", 0)) != 8 or "/Decode" in smask \
             or "/Matte" in smask or smask.get("/Width") is None:
         return
@@ -666,6 +684,8 @@ def _downsample_mask(smask: pikepdf.Stream, size: tuple[int, int]) -> None:
 
 def compress(item: EngineInput, params: CompressParams, workdir: Path,
              progress: Progress) -> EngineResult:
+    import pikepdf
+
     before = item.path.stat().st_size
     with open_document(item, params.password) as opened:
         pdf = opened.pdf
@@ -726,6 +746,8 @@ class StampMaker:
     object, turned about its centre and placed at the requested position."""
 
     def __init__(self, params: WatermarkParams) -> None:
+        import pypdfium2 as pdfium
+
         self.params = params
         self.doc = pdfium.PdfDocument.new()
         self.font_data: Any = None  # PDFium reads the font buffer until the document is saved
@@ -734,6 +756,8 @@ class StampMaker:
         self.font_name = self._load_font()
 
     def _load_font(self) -> str:
+        import pypdfium2.raw as pdfium_c
+
         try:
             self.params.text.encode("cp1252")
         except UnicodeEncodeError:
@@ -754,6 +778,8 @@ class StampMaker:
         return path.stem
 
     def _text_object(self, size: float) -> Any:
+        import pypdfium2.raw as pdfium_c
+
         obj = pdfium_c.FPDFPageObj_CreateTextObj(self.doc.raw, self.font, ctypes.c_float(size))
         text = (self.params.text + "\0").encode("utf-16-le")
         if not pdfium_c.FPDFText_SetText(obj, ctypes.cast(ctypes.c_char_p(text),
@@ -768,6 +794,8 @@ class StampMaker:
 
     @staticmethod
     def _bounds(obj: Any) -> tuple[float, float, float, float]:
+        import pypdfium2.raw as pdfium_c
+
         box = [ctypes.c_float() for _ in range(4)]
         pdfium_c.FPDFPageObj_GetBounds(obj, *box)
         return box[0].value, box[1].value, box[2].value, box[3].value
@@ -789,6 +817,8 @@ class StampMaker:
 
     def add(self, width: float, height: float) -> int:
         """The stamp page for a displayed page of this size (made once); its index."""
+        import pypdfium2.raw as pdfium_c
+
         key = (round(width, 2), round(height, 2))
         if key in self.sizes:
             return self.sizes.index(key)
@@ -836,6 +866,9 @@ def _pdf_number(value: float) -> str:
 
 def watermark(item: EngineInput, params: WatermarkParams, workdir: Path,
               progress: Progress) -> EngineResult:
+    import pikepdf
+    from pikepdf import Name
+
     with open_document(item, params.password) as opened:
         pdf = opened.pdf
         indexes = sorted(set(parse_page_ranges(params.pages, len(pdf.pages))))
@@ -875,6 +908,8 @@ XMP_PDFAID = "{http://www.aiim.org/pdfa/ns/id/}"
 
 def pdfa_claim(path: Path) -> tuple[str | None, str | None, bool]:
     """(pdfaid:part, pdfaid:conformance, has an output intent) as the file declares them."""
+    import pikepdf
+
     with pikepdf.open(path) as pdf:
         try:
             meta = pdf.open_metadata()
@@ -1024,6 +1059,9 @@ def _libreoffice(source: Path, target: Path, part: int, workdir: Path,
 
 
 def _flag_links_printable(pdf: pikepdf.Pdf) -> int:
+    import pikepdf
+    from pikepdf import Name
+
     flagged = 0
     for page in pdf.pages:
         annots = page.obj.get("/Annots")

@@ -3,6 +3,11 @@
 Engine classes are listed here once. Instances are created lazily, one per process, and
 started on first use (or at worker boot via `warm_up`), so a worker child keeps its engines
 warm across jobs and the API process never loads one.
+
+Engine modules import their heavy libraries (Pillow, pypdf, PDFium, pikepdf, img2pdf...)
+inside the functions that use them, so the API process, which only reads the operation
+catalog (`operations()`: names, parameter models, accepted types), never loads them
+(tests/unit/test_lazy_imports.py holds it to that).
 """
 
 from __future__ import annotations

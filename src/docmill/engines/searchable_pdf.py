@@ -19,11 +19,12 @@ from __future__ import annotations
 import io
 import zlib
 from pathlib import Path
-
-import img2pdf
-import pikepdf
+from typing import TYPE_CHECKING
 
 from docmill.engines.documents import Page
+
+if TYPE_CHECKING:
+    import pikepdf
 
 GLYPHLESS_FONT_PATHS = ("/usr/share/tesseract-ocr/5/tessdata/pdf.ttf",
                         "/usr/share/tesseract-ocr/4.00/tessdata/pdf.ttf",
@@ -43,6 +44,8 @@ def _tounicode() -> bytes:
 
 
 def _font(pdf: pikepdf.Pdf) -> pikepdf.Dictionary:
+    import pikepdf
+
     descriptor = pikepdf.Dictionary(
         Type=pikepdf.Name.FontDescriptor, FontName=pikepdf.Name("/GlyphLessFont"), Flags=5,
         FontBBox=[0, 0, CHAR_WIDTH, 1000], ItalicAngle=0, Ascent=1000, Descent=0,
@@ -116,6 +119,8 @@ def text_layer(page: Page, pdf_page: pikepdf.Page, font_name: str) -> bytes:
 def add_text_layers(pdf: pikepdf.Pdf, pages: dict[int, Page]) -> None:
     """Overlay invisible text on the given pages (0-based index -> analysed page) and set
     each page's /Rotate to the rotation the analysis found."""
+    import pikepdf
+
     font = _font(pdf)
     for index, page in pages.items():
         pdf_page = pdf.pages[index]
@@ -132,6 +137,9 @@ def add_text_layers(pdf: pikepdf.Pdf, pages: dict[int, Page]) -> None:
 def image_pdf(frames: list[tuple[bytes, float]]) -> bytes:
     """A PDF with one page per (image bytes, dpi), embedded without re-encoding where
     img2pdf can, each page sized by its dpi."""
+    import img2pdf
+    import pikepdf
+
     writer = pikepdf.new()
     for data, dpi in frames:
         layout = img2pdf.get_fixed_dpi_layout_fun((dpi, dpi))
@@ -160,6 +168,8 @@ def _flat_png(data: bytes) -> bytes:
 
 
 def write_searchable(base_pdf: bytes | Path, pages: dict[int, Page], out: Path) -> None:
+    import pikepdf
+
     with pikepdf.open(base_pdf if isinstance(base_pdf, Path) else io.BytesIO(base_pdf)) as pdf:
         add_text_layers(pdf, pages)
         pdf.save(out)

@@ -10,11 +10,12 @@ character jumps to another baseline without one.
 from __future__ import annotations
 
 import ctypes
-
-import pypdfium2 as pdfium
-import pypdfium2.raw as pdfium_c
+from typing import TYPE_CHECKING
 
 from docmill.engines.documents import Box, Line, Word
+
+if TYPE_CHECKING:
+    import pypdfium2 as pdfium
 
 HYPHEN_MARKS = (0xFFFE, 0x02)  # PDFium's marks for a hyphen it joined across a line end
 
@@ -46,6 +47,8 @@ class PageGeometry:
 
 def has_usable_text(textpage: pdfium.PdfTextPage, min_chars: int = 3) -> bool:
     """A page 'has text' when it holds a few visible characters that are not just spaces."""
+    import pypdfium2.raw as pdfium_c
+
     count = textpage.count_chars()
     if count < min_chars:
         return False
@@ -61,6 +64,8 @@ def has_usable_text(textpage: pdfium.PdfTextPage, min_chars: int = 3) -> bool:
 
 def read_lines(page: pdfium.PdfPage, textpage: pdfium.PdfTextPage) -> list[Line]:
     """The page's text layer as lines of words, in PDFium's text order."""
+    import pypdfium2.raw as pdfium_c
+
     geometry = PageGeometry(page)
     count = textpage.count_chars()
     left, right, bottom, top = (ctypes.c_double() for _ in range(4))

@@ -27,8 +27,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from rapidfuzz import fuzz
-
 from docmill.engines.documents import Box, Document
 from docmill.extraction import values as V
 from docmill.extraction.layout import Layout, Seg
@@ -107,7 +105,7 @@ def _windows(layout: Layout) -> tuple[list[str], list[tuple[Seg, int, int]]]:
 
 
 def _label_hits(layout: Layout, specs: list[FieldSpec]) -> list[LabelHit]:
-    from rapidfuzz import process
+    from rapidfuzz import fuzz, process
 
     texts, where = _windows(layout)
     labels: list[tuple[FieldSpec, str, int]] = [(spec, label, len(label.split()))
@@ -398,6 +396,8 @@ def _clean_org(text: str) -> str:
 def _top_organization(layout: Layout, spec: FieldSpec) -> tuple[list[Candidate], int]:
     """The first lines of page 1 that name a business; returns the candidate and the index
     of its last segment (the address starts after it)."""
+    from rapidfuzz import fuzz
+
     first_page = [s for s in layout.segs if s.page == 1 and s.rel_y < 0.45]
     first_page.sort(key=lambda s: (s.row, s.box.x0))
     if not first_page:
@@ -609,6 +609,8 @@ def _currency_vote(spec: FieldSpec, layout: Layout, found: list[Candidate]) -> l
 def _items(layout: Layout, spec: FieldSpec, month_first: bool) -> tuple[list[dict], dict]:
     """Rows under the best header row: a row whose segments' words match two or more item
     properties' labels gives the columns; following rows are cut into those columns."""
+    from rapidfuzz import fuzz
+
     item_specs = spec.items or []
     if not item_specs:
         return [], {}

@@ -18,7 +18,6 @@ import re
 from typing import Any
 
 import httpx
-from rapidfuzz import fuzz
 
 from docmill.extraction import values as V
 from docmill.extraction.layout import Layout
@@ -91,6 +90,8 @@ def _unfence(text: str) -> str:
 
 def grounded(value: Any, layout: Layout, corpus: str) -> bool:
     """Whether a value the model gave is printed in the document."""
+    from rapidfuzz import fuzz
+
     if value is None:
         return True
     if isinstance(value, bool):

@@ -14,9 +14,10 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import regex
+if TYPE_CHECKING:
+    import regex
 
 DATE_LANGUAGES = ["en", "de", "fr", "nl", "es", "it", "pt", "ms"]
 
@@ -42,10 +43,16 @@ _MONTHS = (r"jan(?:uary|vier|uar|uari|eiro)?|feb(?:ruary|ruar|ruari|rero)?|f[ée
            r"o[ck]t(?:ober|obre|ubre)?|nov(?:ember|embre|iembre|embro)?|"
            r"d[eé][cz](?:ember|embre|iembre|embro)?|okt(?:ober)?|mrt|januar|februar|m[äa]rz|"
            r"dis(?:ember)?|ogos(?:ul)?")
-_WORD_DATE = regex.compile(
-    rf"(?i)(?<![\w])(?:(\d{{1,2}})(?:st|nd|rd|th|er)?\.?\s*(?:de\s+)?({_MONTHS})\.?,?\s*(?:de\s+)?"
-    rf"(\d{{4}}|'?\d{{2}})|({_MONTHS})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?\s*,?\s*(\d{{4}}))"
-    rf"(?![\w])")
+
+
+@lru_cache(maxsize=1)
+def _word_date() -> regex.Pattern[str]:
+    import regex
+
+    return regex.compile(
+        rf"(?i)(?<![\w])(?:(\d{{1,2}})(?:st|nd|rd|th|er)?\.?\s*(?:de\s+)?({_MONTHS})\.?,?\s*"
+        rf"(?:de\s+)?(\d{{4}}|'?\d{{2}})|({_MONTHS})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?\s*,?\s*"
+        rf"(\d{{4}}))(?![\w])")
 
 
 def _year(text: str) -> int:
@@ -108,7 +115,7 @@ def find_dates(text: str, month_first: bool = False) -> list[Found]:
                 quality -= 0.1
         if date:
             out.append(Found(date.isoformat(), m.start(), m.end(), quality))
-    for m in _WORD_DATE.finditer(text):
+    for m in _word_date().finditer(text):
         if any(f.start <= m.start() < f.end for f in out):
             continue
         date = parse_word_date(m.group(0))
@@ -149,10 +156,16 @@ CURRENCY_SYMBOLS = {"$": "USD", "US$": "USD", "€": "EUR", "£": "GBP", "¥": "
                     "EUROS": "EUR", "EURO": "EUR", "DOLLARS": "USD", "ZŁ": "PLN", "KČ": "CZK"}
 _CUR_PATTERN = (r"(?:US\$|S\$|A\$|C\$|HK\$|R\$|[$€£¥₹₩₱฿]|"
                 r"\b(?:RM|Rs\.?|INR|MYR|EUR|USD|GBP|CHF|SGD|AUD|CAD|HKD|JPY|CNY|RMB)\b)")
-_AMOUNT = regex.compile(
-    rf"(?<![\w.,/:-])(?P<neg>-\s?)?(?P<cur1>{_CUR_PATTERN})?\s?(?P<neg2>-\s?)?"
-    r"(?P<num>\d{1,3}(?:[,.\s'’]\d{3})+(?:[.,]\d{1,2})?|\d+[.,]\d{1,2}|\d+)"
-    rf"(?:\s?(?P<cur2>{_CUR_PATTERN}))?(?![\w/:%]|[.,]\d)")
+
+
+@lru_cache(maxsize=1)
+def _amount() -> regex.Pattern[str]:
+    import regex
+
+    return regex.compile(
+        rf"(?<![\w.,/:-])(?P<neg>-\s?)?(?P<cur1>{_CUR_PATTERN})?\s?(?P<neg2>-\s?)?"
+        r"(?P<num>\d{1,3}(?:[,.\s'’]\d{3})+(?:[.,]\d{1,2})?|\d+[.,]\d{1,2}|\d+)"
+        rf"(?:\s?(?P<cur2>{_CUR_PATTERN}))?(?![\w/:%]|[.,]\d)")
 
 
 _SPACED_DECIMAL = re.compile(r"^\s*(RM|\$|€|£)?\s*(\d{1,6}) (\d{2})\s*$")
@@ -175,7 +188,7 @@ def find_amounts(text: str, decimals_only: bool = False) -> list[Found]:
         amount = Decimal(f"{spaced.group(2)}.{spaced.group(3)}")
         code = CURRENCY_SYMBOLS.get((spaced.group(1) or "").upper())
         return [Found((amount, code), spaced.start(2), spaced.end(3), 0.8)]
-    for m in _AMOUNT.finditer(text):
+    for m in _amount().finditer(text):
         num = m.group("num")
         has_decimals = bool(re.search(r"[.,]\d{1,2}$", num)) and not re.fullmatch(
             r"\d{1,3}[.,]\d{3}", num)
