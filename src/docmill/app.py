@@ -35,9 +35,12 @@ def create_app(*, run_workers: bool = True, run_sweeper: bool = True) -> FastAPI
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Seeded before the dispatcher starts, on this thread: the local pool is forked from
+        # this process while it has no other thread, and what start-up allocates before the
+        # fork is shared with the workers instead of copied.
+        _seed_document_types()
         dispatcher = dispatch.install(dispatch.build(no_workers=not run_workers))
         dispatcher.start()
-        await run_in_threadpool(_seed_document_types)
         sweeper = sweeper_mod.Sweeper() if run_sweeper else None
         if sweeper:
             sweeper.start()
