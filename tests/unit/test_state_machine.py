@@ -134,3 +134,29 @@ def test_lapsed_job_fails_after_max_attempts(database):
         assert job.status == "ERROR" and job.error_code == "worker_lost"
         assert "2 attempts" in job.error_message
     assert jobs.claim(job_id, "w3", 30) is None
+
+
+def test_a_gone_job_takes_its_public_links_with_it(database):
+    from docmill.core import jobs, public_files
+    from docmill.core.models import JobStatus, utcnow
+    from docmill.errors import NotFound
+
+    (job_id,) = _make_jobs(1)
+    assert jobs.claim(job_id, "w1", 30) is not None
+    output = jobs.OutputFile(name="a.pdf", blob_key=f"x/{job_id}/output-1/0-a.pdf", size=3,
+                             content_type="application/pdf")
+    assert jobs.succeed(job_id, "w1", {}, [output])
+    (link,) = public_files.publish_outputs(job_id, _org_of(job_id),
+                                           utcnow() + timedelta(hours=1))
+    assert public_files.get_public(link.id).job_id == job_id
+    assert jobs.mark_gone(job_id, JobStatus.DELETED)
+    with pytest.raises(NotFound):
+        public_files.get_public(link.id)
+
+
+def _org_of(job_id: str) -> str:
+    from docmill.core.db import session_scope
+    from docmill.core.models import Job
+
+    with session_scope(readonly=True) as session:
+        return session.get(Job, job_id).org_id

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from docmill.core.db import connection_scope, session_scope
-from docmill.core.models import Job, JobEvent, JobFile, JobStatus, utcnow
+from docmill.core.models import Job, JobEvent, JobFile, JobStatus, PublicFile, utcnow
 
 LIVE = (JobStatus.ENQUEUED.value, JobStatus.PROCESSING.value)
 NOT_GONE = (*LIVE, JobStatus.SUCCESS.value, JobStatus.ERROR.value)
@@ -344,6 +344,8 @@ def mark_gone(job_id: str, status: JobStatus, org_id: str | None = None) -> bool
         if res.rowcount != 1:
             return False
         session.execute(delete(JobFile).where(JobFile.job_id == job_id))
+        # its published outputs' public links die with it (their blobs are deleted next)
+        session.execute(delete(PublicFile).where(PublicFile.job_id == job_id))
         _event(session, job_id, status)
         return True
 
