@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from server import create_pg_database, drop_pg_database  # noqa: E402
+from server import DATA, create_pg_database, drop_pg_database  # noqa: E402
 
 BACKENDS = [b for b in os.environ.get("DOCMILL_TEST_BACKENDS", "sqlite,postgres").split(",") if b]
 JOBS = 200
@@ -160,3 +160,34 @@ def _org_of(job_id: str) -> str:
 
     with session_scope(readonly=True) as session:
         return session.get(Job, job_id).org_id
+
+
+def test_a_retry_removes_what_the_dead_attempt_stored(database, tmp_path):
+    """Attempt 1 died after storing part of its outputs; attempt 2 succeeds and leaves only
+    its own outputs in the blob store."""
+    from docmill.core.db import session_scope
+    from docmill.core.files import get_blob_store, job_prefix
+    from docmill.core.models import Job, JobFile, JobStatus
+    from docmill.dispatch.runner import run_job
+
+    data = DATA / "pdf"
+    (job_id,) = _make_jobs(1)
+    org_id = _org_of(job_id)
+    prefix = job_prefix(org_id, job_id)
+    store = get_blob_store()
+    store.put_file(f"{prefix}/input/0-a.pdf", data / "minimal-document.pdf")
+    stale = tmp_path / "half.txt"
+    stale.write_text("half")
+    store.put_file(f"{prefix}/output-1/0-half.txt", stale)
+    with session_scope() as session:
+        session.add(JobFile(job_id=job_id, role="input", position=0, name="a.pdf",
+                            blob_key=f"{prefix}/input/0-a.pdf", size=1, content_type="application/pdf"))
+        session.get(Job, job_id).attempts = 1  # attempt 1 ran and died; the job was requeued
+    assert run_job(job_id, owner="w2") == "success"
+    with session_scope(readonly=True) as session:
+        job = session.get(Job, job_id)
+        assert (job.status, job.attempts) == (JobStatus.SUCCESS.value, 2)
+        outputs = [f.blob_key for f in job.files if f.role == "output"]
+    assert outputs and all("/output-2/" in key for key in outputs)
+    assert all(store.exists(key) for key in outputs)
+    assert not store.exists(f"{prefix}/output-1/0-half.txt")

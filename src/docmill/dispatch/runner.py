@@ -3,9 +3,10 @@
 It claims the job under a lease (a no-op if the job is already taken or finished, so a
 duplicate broker message is harmless), renews the lease from the process's heartbeat thread
 while the engine works, fetches inputs from the blob store, runs the engine with a throttled
-progress reporter, stores outputs under a per-attempt prefix, and records success or a classified
-failure. If the state machine rejects the final write (the lease was lost and the job given to
-someone else, or it was deleted), the outputs of this attempt are removed again.
+progress reporter, stores outputs under a per-attempt prefix (removing what earlier attempts
+that died left there), and records success or a classified failure. If the state machine
+rejects the final write (the lease was lost and the job given to someone else, or it was
+deleted), the outputs of this attempt are removed again.
 """
 
 from __future__ import annotations
@@ -227,6 +228,9 @@ def run_job(job_id: str, owner: str | None = None) -> str:
     _heartbeat.watch(running)
     store = get_blob_store()
     out_prefix = f"{job_prefix(job.org_id, job.id)}/output-{job.attempts}"
+    for attempt in range(1, job.attempts):
+        # an earlier attempt died (its worker killed mid-upload, say): what it stored is garbage
+        store.delete_prefix(f"{job_prefix(job.org_id, job.id)}/output-{attempt}")
     workdir = _workdirs.take()
     try:
         try:
