@@ -99,8 +99,11 @@ def serve(
                       f"(shown once, keep it):\n  [bold green]{key}[/bold green]")
     from docmill.app import create_app
 
+    # ws="none": no API here is a WebSocket (progress streams are Server-Sent Events), so the
+    # websockets protocol is not loaded into the server and every worker forked from it.
     uvicorn.run(create_app(run_workers=not no_workers), host=settings.host, port=settings.port,
-                log_level="info", timeout_graceful_shutdown=int(settings.shutdown_grace_s))
+                log_level="info", ws="none",
+                timeout_graceful_shutdown=int(settings.shutdown_grace_s))
 
 
 @app.command()
