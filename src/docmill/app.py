@@ -40,17 +40,19 @@ def create_app(*, run_workers: bool = True, run_sweeper: bool = True) -> FastAPI
         # fork is shared with the workers instead of copied.
         _seed_document_types()
         dispatcher = dispatch.install(dispatch.build(no_workers=not run_workers))
-        dispatcher.start()
         sweeper = sweeper_mod.Sweeper() if run_sweeper else None
-        if sweeper:
-            sweeper.start()
-        app.state.dispatcher = dispatcher
         try:
+            dispatcher.start()
+            if sweeper:
+                sweeper.start()
+            app.state.dispatcher = dispatcher
             yield
         finally:
-            if sweeper:
-                sweeper.stop()
-            await run_in_threadpool(dispatcher.stop, settings.shutdown_grace_s)
+            try:
+                if sweeper:
+                    sweeper.stop()
+            finally:
+                await run_in_threadpool(dispatcher.stop, settings.shutdown_grace_s)
 
     app = FastAPI(title="Docmill", version=__version__, lifespan=lifespan,
                   description="Self-hosted asynchronous document processing.")

@@ -137,3 +137,35 @@ def test_pool_shares_the_servers_memory(make_server, data):
         # a worker maps the whole server image (FastAPI, SQLAlchemy, pydantic...) but owns
         # only what its own jobs touched
         assert info.uss < info.rss / 3, (info.uss, info.rss)
+
+
+def test_idle_worker_killed_breaks_nothing(make_server, data):
+    """pebble declares its pool broken when a worker dies while no task runs; the pool host
+    then exits by itself and the server starts a new one, before any job is lost to it."""
+    srv = make_server("sqlite", DOCMILL_WORKERS="2", DOCMILL_ENABLE_DIAGNOSTICS="true").start()
+    with srv.client() as client:
+        assert sleep_job(client, data, seconds=0.1, wait=30)["status"] == "SUCCESS"
+        os.kill(srv.worker_pids()[0], signal.SIGKILL)
+        time.sleep(3)
+        for _ in range(3):
+            done = sleep_job(client, data, seconds=0.1, wait=60)
+            assert (done["status"], done["attempts"]) == ("SUCCESS", 1), done
+    assert "the worker pool broke" in srv.log_tail(200)
+
+
+def test_server_forced_to_exit_leaves_no_pool_behind(make_server, data):
+    """A second Ctrl-C makes uvicorn exit without running the shutdown: the pool host and
+    its workers must still go, and the server must not hang waiting for them."""
+    import psutil
+
+    srv = make_server("sqlite", DOCMILL_WORKERS="1", DOCMILL_ENABLE_DIAGNOSTICS="true").start()
+    with srv.client() as client:
+        assert sleep_job(client, data, seconds=0.1, wait=30)["status"] == "SUCCESS"
+    pool = psutil.Process(srv.process.pid).children(recursive=True)
+    assert len(pool) == 2  # the pool host and its worker
+    srv.process.send_signal(signal.SIGINT)
+    time.sleep(0.05)  # before the server acts on the first: uvicorn skips the shutdown
+    srv.process.send_signal(signal.SIGINT)
+    srv.process.wait(timeout=30)
+    gone, alive = psutil.wait_procs(pool, timeout=15)
+    assert not alive, alive

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import lru_cache
@@ -60,6 +61,18 @@ class WriteLock:
         self.mutex = threading.RLock()
         self.depth = 0
         self.fd: int | None = None
+        _write_locks.add(self)
+
+    def _forget_after_fork(self) -> None:
+        # A forked child keeps its parent's lock file open: if the parent held the `flock`
+        # when it died, the lock would live on until the child exits. The child uses a
+        # WriteLock of its own (see `_write_lock_for`), so it simply closes this one.
+        if self.fd is not None and self.fd >= 0:
+            try:
+                os.close(self.fd)
+            except OSError:
+                pass
+        self.fd = -1
 
     def _file(self) -> int | None:
         if self.fd is None and fcntl is not None:
@@ -82,6 +95,10 @@ class WriteLock:
                 self.depth -= 1
                 if fd is not None:
                     fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+_write_locks: weakref.WeakSet[WriteLock] = weakref.WeakSet()
+os.register_at_fork(after_in_child=lambda: [lock._forget_after_fork() for lock in _write_locks])
 
 
 @lru_cache

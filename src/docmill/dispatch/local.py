@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import multiprocessing.util
+import os
+import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any
 
@@ -33,6 +37,18 @@ class _HostHandle:
     def __init__(self, process: BaseProcess, conn: Connection, forked: bool) -> None:
         self.process, self.conn, self.forked = process, conn, forked
         self.alive = True
+        self.hung_up = False
+
+    def hang_up(self) -> None:
+        """Close our end of the pipe so that the host reads EOF now. `shutdown` first: a
+        thread blocked polling the pipe would keep a merely closed socket open."""
+        self.hung_up = True
+        try:
+            with socket.fromfd(self.conn.fileno(), socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.shutdown(socket.SHUT_RDWR)
+        except OSError:  # already closed
+            pass
+        self.conn.close()
 
 
 class LocalDispatcher(Dispatcher):
@@ -54,10 +70,23 @@ class LocalDispatcher(Dispatcher):
         self.thread.start()
 
     def _launch_host(self) -> None:
+        # Under the lock, so that `stop` either sees the new host and stops it or makes this
+        # a no-op: a host started behind its back would keep the server from exiting.
+        with self.lock:
+            if self.stopping.is_set():
+                return
+            handle = self._start_host()
+            self.host = handle
+        threading.Thread(target=self._read, args=(handle,), name="local-dispatcher-results",
+                         daemon=True).start()
+        log.info("worker pool of %d started (pool process %d, %s)", self.size,
+                 handle.process.pid, "forked" if handle.forked else "spawned")
+
+    def _start_host(self) -> _HostHandle:
         # Fork (sharing the server's pages) only while this process has no other thread:
         # at start-up. Later, e.g. replacing a host that died, a fresh interpreter.
         forked = ("fork" in multiprocessing.get_all_start_methods()
-                  and threading.active_count() == 1)
+                  and threading.active_count() == 1 and _os_threads() == 1)
         if forked:
             from docmill.core.db import get_engine
 
@@ -72,12 +101,10 @@ class LocalDispatcher(Dispatcher):
         process.start()
         host_end.close()
         handle = _HostHandle(process, server_end, forked)
-        with self.lock:
-            self.host = handle
-        threading.Thread(target=self._read, args=(handle,), name="local-dispatcher-results",
-                         daemon=True).start()
-        log.info("worker pool of %d started (pool process %d, %s)", self.size, process.pid,
-                 "forked" if forked else "spawned")
+        # However this process ends, the pipe closes before multiprocessing joins its
+        # children at exit: the host then reads EOF and exits, and the join returns.
+        multiprocessing.util.Finalize(handle, handle.hang_up, exitpriority=100)
+        return handle
 
     def notify(self, job_id: str) -> None:
         # With every slot taken there is nothing to do until a job finishes, and `_finished`
@@ -131,28 +158,45 @@ class LocalDispatcher(Dispatcher):
     def _read(self, host: _HostHandle) -> None:
         """Outcomes from one host, until it exits."""
         while True:
-            try:
-                _, job_id, outcome, detail = host.conn.recv()
-            except (EOFError, OSError):
+            ready = wait([host.conn, host.process.sentinel])
+            if host.conn not in ready:  # the host exited: take what it sent before
+                while self._receive(host, block=False):
+                    pass
                 break
-            self._finished(job_id, outcome, detail)
+            if not self._receive(host, block=True):
+                break
         with self.lock:
             host.alive = False
             lost = [job_id for job_id, (_, owner) in self.inflight.items() if owner is host]
         host.process.join(timeout=5)
+        _kill_group(host.process)  # a worker that outlived its host
+        host.conn.close()
         for job_id in lost:  # their workers died with the host
             self._finished(job_id, "pool-died", host.process.exitcode)
-        if self.stopping.is_set():
+        if self.stopping.is_set() or host.hung_up:  # stopped by us, or this process exits
             return
         log.error("the worker pool process died (exit code %s); starting a new one",
                   host.process.exitcode)
-        time.sleep(1.0)  # no tight loop if it keeps dying
-        if not self.stopping.is_set():
+        delay = 1.0  # no tight loop if it keeps dying
+        while not self.stopping.wait(delay):
             try:
                 self._launch_host()
+                break
             except Exception:
-                log.exception("could not start a new worker pool")
-            self.wake.set()
+                log.exception("could not start a new worker pool; trying again")
+                delay = min(delay * 2, 60.0)
+        self.wake.set()
+
+    def _receive(self, host: _HostHandle, block: bool) -> bool:
+        """One outcome from `host`; False once there is none to come (or none now)."""
+        try:
+            if not block and not host.conn.poll():
+                return False
+            _, job_id, outcome, detail = host.conn.recv()
+        except (EOFError, OSError):
+            return False
+        self._finished(job_id, outcome, detail)
+        return True
 
     def _finished(self, job_id: str, outcome: str, detail: Any) -> None:
         with self.lock:
@@ -184,7 +228,8 @@ class LocalDispatcher(Dispatcher):
             self.wake.set()
 
     def stop(self, grace_s: float) -> None:
-        self.stopping.set()
+        with self.lock:
+            self.stopping.set()
         self.wake.set()
         if self.thread:
             self.thread.join(timeout=5)
@@ -202,9 +247,29 @@ class LocalDispatcher(Dispatcher):
             if host.process.is_alive():
                 host.process.kill()
                 host.process.join(timeout=5)
-            host.conn.close()
+            _kill_group(host.process)
+            host.hang_up()
         with self.lock:
             leftover = list(self.inflight)
             self.inflight.clear()
         for job_id in leftover:  # stopped before finishing: back to the queue, no attempt spent
             jobs.release(job_id)
+
+
+def _os_threads() -> int:
+    """Threads of this process as the kernel counts them (native ones included)."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return 1
+
+
+def _kill_group(process: BaseProcess) -> None:
+    """SIGKILL what is left of an exited host's process group (it made its own group, and
+    its workers are in it)."""
+    if process.exitcode is None or process.pid is None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass

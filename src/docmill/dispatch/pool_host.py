@@ -86,19 +86,40 @@ class _Host:
         self.lock = threading.Lock()
         self.futures: dict[str, Future] = {}
         self.pool = ProcessPool(max_workers=size, max_tasks=max_tasks, initializer=init_worker,
+                                initargs=(os.getpid(),),
                                 context=multiprocessing.get_context("fork"))
 
     def serve(self) -> None:
+        try:
+            self._loop()
+        finally:
+            self.pool.stop()  # running jobs end; their outcomes still go to the server
+            self.pool.join(timeout=10)
+            for child in multiprocessing.active_children():  # a worker pebble lost track of
+                child.kill()
+
+    def _loop(self) -> None:
         from docmill.dispatch.runner import run_job
 
         while True:
+            # A broken pool (a worker dead while idle, a failed fork) takes no new work: the
+            # host then exits, and the server fails its jobs over and starts a new host.
+            if not self.pool.active:
+                log.error("the worker pool broke; the pool process exits")
+                return
+            if not self.conn.poll(1.0):
+                continue
             try:
                 message = self.conn.recv()
             except (EOFError, OSError):
-                break  # the server is gone (a killed server leaves no orphans)
+                return  # the server is gone (a killed server leaves no orphans)
             if message[0] == "run":
                 _, job_id, timeout_s = message
-                future = self.pool.schedule(run_job, args=(job_id,), timeout=timeout_s)
+                try:
+                    future = self.pool.schedule(run_job, args=(job_id,), timeout=timeout_s)
+                except RuntimeError:  # the pool broke since the check above
+                    log.exception("the worker pool broke; the pool process exits")
+                    return
                 with self.lock:
                     self.futures[job_id] = future
                 future.add_done_callback(partial(self._report, job_id))
@@ -108,14 +129,18 @@ class _Host:
                 if future is not None:
                     future.cancel()  # pebble kills the child if the job is running
             elif message[0] == "stop":
-                break
-        self.pool.stop()  # running jobs end; their outcomes still go to the server
-        self.pool.join(timeout=10)
+                return
 
     def _report(self, job_id: str, future: Future) -> None:
+        from concurrent.futures.process import BrokenProcessPool
+
         outcome, detail = outcome_of(future)
         with self.lock:
             self.futures.pop(job_id, None)
+        if outcome == "error" and isinstance(future.exception(), BrokenProcessPool):
+            # pebble aborts every task of a broken pool, also those whose worker still runs;
+            # the server learns of them when this host has exited and its workers with it.
+            return
         with self.send_lock:
             try:
                 self.conn.send(("done", job_id, outcome, detail))
@@ -126,6 +151,12 @@ class _Host:
 def main(conn: Connection, server_end: Connection, size: int, max_tasks: int,
          forked: bool) -> None:
     """The host process's entry point (a `multiprocessing.Process` target)."""
+    # Leave the server's process group and ignore SIGTERM/SIGINT, first of all: a signal sent
+    # to the whole group (a terminal, an init system) reaches only the server, which then
+    # drains its running jobs within the grace period instead of losing them.
+    os.setpgrp()
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     server_end.close()  # so that the server's death reads as EOF here
     if forked:
         # Inherited from the server's event loop: a signal here (SIGCHLD, when a worker
@@ -134,11 +165,5 @@ def main(conn: Connection, server_end: Connection, size: int, max_tasks: int,
     else:
         preload()
         freeze()
-    # Leave the server's process group and ignore SIGTERM/SIGINT: a signal sent to the whole
-    # group (a terminal, an init system) reaches only the server, which then drains its
-    # running jobs within the grace period instead of losing them.
-    os.setpgrp()
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s pool %(process)d %(message)s")
     _Host(conn, size, max_tasks).serve()

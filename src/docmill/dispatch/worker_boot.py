@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import os
 import signal
 
 PR_SET_PDEATHSIG = 1
@@ -19,9 +20,11 @@ def _die_with_parent() -> None:
         pass
 
 
-def init_worker() -> None:
+def init_worker(parent_pid: int | None = None) -> None:
     # The server handles Ctrl-C; SIGTERM stays deliverable so the pool can stop a child.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _die_with_parent()
+    if parent_pid is not None and os.getppid() != parent_pid:
+        os._exit(1)  # the parent died before the request above: it will not kill us
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(process)d %(message)s")
