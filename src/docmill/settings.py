@@ -127,6 +127,11 @@ class Settings(BaseSettings):
     extract_llm_api_key: str = Field("", description="Bearer token for that server, if it wants one.")
     extract_llm_timeout_s: float = Field(120.0, gt=0, description="One LLM request's time limit; "
                                          "past it the built-in extractor answers.")
+    extract_models_dir: str = Field("", description="Folder of field models (`<type code>."
+                                    "model.gz`) for the built-in types, in place of those "
+                                    "shipped in the package (retrained ones, say).")
+    extract_min_labelled: int = Field(10, ge=2, description="Labelled examples a document type "
+                                      "needs before Docmill trains its own extractor.")
     identify_threshold: float = Field(0.35, ge=0, le=1, description="Identification confidence "
                                       "below which the answer is 'none of the options'.")
 

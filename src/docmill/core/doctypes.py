@@ -24,14 +24,14 @@ from sqlalchemy.orm import Session
 
 from docmill.core.auth import Principal
 from docmill.core.db import session_scope
-from docmill.core.models import DocTypeExample, DocumentType, utcnow
+from docmill.core.models import DocTypeExample, DocTypeModel, DocumentType, Job, JobStatus, utcnow
 from docmill.errors import Conflict, Forbidden, InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
 
 CODE_RE = re.compile(r"^[a-z0-9_]+$")
 MIN_SUFFIX = 3  # characters a non-admin's code needs after its organization prefix
-MAX_EXAMPLES = 50  # per type and organization
+MAX_EXAMPLES = 100  # per type and organization
 EXAMPLES_USED = 20  # identification learns from the newest this many...
 EXAMPLE_CHARS = 20_000  # ... each cut to this length (they travel in the job's parameters)
 BUILTIN_ID_PREFIX = "builtin_"
@@ -360,20 +360,37 @@ def fill_type_params(principal: Principal, operation: str,
     a `document_type_code` and no `schema` gets that type's schema; `identify.type` with
     `candidates` as a list of codes (or none at all) gets those types (or every type the
     caller can use) with their keywords and examples. Anything else is left as it is."""
+    given_key = params.get("model_key") if operation == "extract.fields" else None
+    if given_key is not None and not params.get("document_type_code"):
+        raise _model_key_refused()
     if not names_types(operation, params):
         return params
     if operation == "extract.fields":
-        code = str(params["document_type_code"])
-        return {**params, "schema": resolve_code(principal, code).json_schema or {}}
+        row = resolve_code(principal, str(params["document_type_code"]))
+        filled = {**params}
+        if "schema" not in params:
+            filled["schema"] = row.json_schema or {}
+        key = current_model_key(principal, row.id)
+        if given_key is not None and given_key != key:  # only ever the one set here
+            raise _model_key_refused()
+        filled.pop("model_key", None)
+        if key:
+            filled["model_key"] = key
+        return filled
     rows = candidates(principal, params.get("candidates"))
     return {**params, "candidates": candidate_params(principal, rows)}
+
+
+def _model_key_refused() -> InvalidInput:
+    return InvalidInput("model_key is set by Docmill from the document type, not by callers",
+                        param="model_key")
 
 
 def names_types(operation: str, params: dict[str, Any]) -> bool:
     """Whether `fill_type_params` has anything to look up (no database access: faces ask
     this first to keep ordinary submissions off a thread hop)."""
     if operation == "extract.fields":
-        return bool(params.get("document_type_code")) and "schema" not in params
+        return bool(params.get("document_type_code"))
     if operation == "identify.type":
         given = params.get("candidates")
         return given is None or (isinstance(given, list) and bool(given)
@@ -381,20 +398,60 @@ def names_types(operation: str, params: dict[str, Any]) -> bool:
     return False
 
 
+def current_model_key(principal: Principal, type_id: str) -> str | None:
+    """The blob key of the caller's organization's newest usable taught model of a type."""
+    with session_scope(readonly=True) as session:
+        job_ids = session.scalars(
+            select(DocTypeModel.job_id).where(DocTypeModel.doc_type_id == type_id,
+                                              DocTypeModel.org_id == principal.org_id)
+            .order_by(DocTypeModel.id.desc())).all()
+        for job_id in job_ids:
+            job = session.get(Job, job_id)
+            if job is None or job.org_id != principal.org_id or \
+                    job.status != JobStatus.SUCCESS.value:
+                continue
+            for f in job.files_of("output"):
+                if f.name.endswith(".model.gz"):
+                    return f.blob_key
+    return None
+
+
+def check_expected(row: DocumentType, expected: Any) -> dict[str, Any]:
+    """A labelled example's values: an object valid against the type's schema with nulls
+    allowed (a value the document does not hold is null)."""
+    from docmill.extraction.schema import nullable
+
+    if not isinstance(expected, dict):
+        raise InvalidInput("'expected' must be a JSON object of the type's fields")
+    schema = row.json_schema or {}
+    problems = sorted(jsonschema.Draft202012Validator(nullable(schema)).iter_errors(expected),
+                      key=lambda e: list(e.path))
+    if problems:
+        raise InvalidInput("'expected' does not match the type's schema: " + "; ".join(
+            f"{'/'.join(str(p) for p in e.path) or '(root)'}: {e.message}"
+            for e in problems[:5]))
+    return expected
+
+
 def add_example(principal: Principal, ref: str, text: str, name: str = "",
-                job_id: str | None = None) -> tuple[DocTypeExample, int]:
+                job_id: str | None = None, expected: dict[str, Any] | None = None,
+                document: dict[str, Any] | None = None) -> tuple[DocTypeExample, int]:
     """Stores a sample's text on a type the caller can see (the example stays private to
-    its organization); returns it and how many the organization now has for the type."""
+    its organization), with its expected values and read document when it is labelled;
+    returns it and how many the organization now has for the type."""
     if not text.strip():
         raise InvalidInput("no text could be read from the example document")
     with session_scope() as session:
         row = _find(session, principal, ref)
+        if expected is not None:
+            check_expected(row, expected)
         count = session.scalar(select(func.count()).select_from(DocTypeExample).where(
             DocTypeExample.doc_type_id == row.id, DocTypeExample.org_id == principal.org_id))
         if (count or 0) >= MAX_EXAMPLES:
             raise Conflict(f"a type holds at most {MAX_EXAMPLES} examples per organization")
         example = DocTypeExample(doc_type_id=row.id, org_id=principal.org_id, name=name[:255],
-                                 text=text, job_id=job_id, created_at=utcnow())
+                                 text=text, job_id=job_id, created_at=utcnow(),
+                                 expected=expected, document=document)
         session.add(example)
         session.flush()
         return example, int(count or 0) + 1

@@ -270,5 +270,29 @@ class DocTypeExample(Base):
     text: Mapped[str] = mapped_column(Text, default="")
     job_id: Mapped[str | None] = mapped_column(String(64), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # a labelled example: the values the document holds (the type's schema) and the document
+    # as read (`docmill.document/1` JSON), which training needs beyond the text
+    expected: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True),
+                                                           default=None)
+    document: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True),
+                                                           default=None)
 
     __table_args__ = (Index("ix_doc_type_examples_type_org", "doc_type_id", "org_id"),)
+
+
+class DocTypeModel(Base):
+    """A trained extractor of one organization for one type: the `extract.train` job that
+    built it (its output is the model file, kept as long as this row). Its state is the job's:
+    training while the job runs, usable once it succeeded."""
+
+    __tablename__ = "doc_type_models"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    doc_type_id: Mapped[str] = mapped_column(
+        ForeignKey("document_types.id", ondelete="CASCADE"))
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    job_id: Mapped[str] = mapped_column(String(64))
+    examples: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_doc_type_models_type_org", "doc_type_id", "org_id"),)

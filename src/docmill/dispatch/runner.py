@@ -29,7 +29,7 @@ from docmill.core import jobs
 from docmill.core.files import get_blob_store, job_prefix
 from docmill.engines.base import EngineInput
 from docmill.engines.registry import engine_for, get_operation
-from docmill.errors import DocmillError, InvalidInput, Timeout
+from docmill.errors import DocmillError, InvalidInput, NotFound, Timeout
 from docmill.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -217,6 +217,25 @@ class _Workdirs:
 _workdirs = _Workdirs()
 
 
+def _local_blob_params(params, org_id: str, store, stack: ExitStack):
+    """Replaces each of the operation's blob parameters (a key set by the core) by the path of
+    a local copy, or by "" if that blob is gone; only the job's own organization's blobs are
+    reachable (a key elsewhere is refused)."""
+    update = {}
+    for name in type(params).blob_params:
+        key = getattr(params, name, None)
+        if not key:
+            continue
+        if not key.startswith(f"{org_id}/") or ".." in key.split("/"):
+            raise InvalidInput(f"parameter {name!r} names a file of another organization")
+        try:
+            update[name] = str(stack.enter_context(store.local_path(key)))
+        except NotFound:
+            log.warning("blob %s named by %s is gone", key, name)
+            update[name] = ""
+    return params.model_copy(update=update) if update else params
+
+
 def run_job(job_id: str, owner: str | None = None) -> str:
     """Run one job to a terminal state if it is ours to run; returns what happened."""
     settings = get_settings()
@@ -245,6 +264,7 @@ def run_job(job_id: str, owner: str | None = None) -> str:
                                 f.content_type)
                     for f in job.files_of("input")
                 ]
+                params = _local_blob_params(params, job.org_id, store, stack)
                 engine = engine_for(operation)
                 result = engine.run(operation.name, inputs, params, workdir, running.progress)
         except DocmillError as exc:

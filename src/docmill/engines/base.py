@@ -27,9 +27,14 @@ Progress = Callable[[float, str], None]
 
 
 class Params(BaseModel):
-    """Base of every operation's parameters: unknown parameters are an error, not ignored."""
+    """Base of every operation's parameters: unknown parameters are an error, not ignored.
+
+    `blob_params` names parameters that hold a blob-store key of the job's own organization
+    (set by the core, e.g. a document type's taught model): the runner hands the engine the
+    path of a local copy in their place, or None when the blob is gone."""
 
     model_config = ConfigDict(extra="forbid")
+    blob_params: ClassVar[tuple[str, ...]] = ()
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,7 @@ class Operation:
     min_inputs: int = 1
     max_inputs: int = 1
     engine: str = ""
+    in_converters: bool = True  # offered by the vendor faces' converter tables
 
     def describe(self) -> dict[str, Any]:
         return {

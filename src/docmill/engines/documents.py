@@ -232,6 +232,38 @@ class Page:
                 "blocks": [b.to_dict() for b in self.blocks]}
 
 
+def _box(values: list[float]) -> Box:
+    x0, y0, x1, y1 = (float(v) for v in values)
+    return Box(x0, y0, x1, y1)
+
+
+def _line_from(data: dict[str, Any]) -> Line:
+    words = [Word(str(w["text"]), _box(w["bbox"]), float(w.get("confidence", 1.0)),
+                  w.get("font_size")) for w in data["words"]]
+    return Line(words, _box(data["bbox"]))
+
+
+def _block_from(data: dict[str, Any]) -> Block:
+    table = None
+    if data.get("table"):
+        t = data["table"]
+        table = Table(int(t["rows"]), int(t["columns"]), [
+            Cell(int(c["row"]), int(c["column"]), [_line_from(x) for x in c["lines"]],
+                 _box(c["bbox"]), int(c.get("row_span", 1)), int(c.get("col_span", 1)),
+                 bool(c.get("is_header", False))) for c in t["cells"]])
+    return Block(data["type"], [_line_from(x) for x in data.get("lines") or []], table,
+                 _box(data["bbox"]))
+
+
+def _page_from(data: dict[str, Any]) -> Page:
+    size = data.get("image_size")
+    return Page(int(data["page"]), float(data["width"]), float(data["height"]),
+                data.get("source", "ocr"), [_block_from(b) for b in data.get("blocks") or []],
+                int(data.get("rotation", 0)), data.get("dpi"), data.get("engine"),
+                list(data.get("languages") or []), float(data.get("skew", 0.0)),
+                (int(size[0]), int(size[1])) if size else None, data.get("error"))
+
+
 @dataclass
 class Document:
     pages: list[Page]
@@ -245,6 +277,18 @@ class Document:
                 "units": "pt (1/72 inch), origin top-left of the page as displayed",
                 "metadata": self.metadata, "page_count": len(self.pages),
                 "pages": [p.to_dict() for p in self.pages]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Document":
+        """The inverse of `to_dict` (what an `ocr.read` job stored), for documents kept to
+        train on. Raises ValueError on anything that is not such a document."""
+        if not isinstance(data, dict) or data.get("format") != "docmill.document/1":
+            raise ValueError("not a docmill.document/1 document")
+        try:
+            return cls([_page_from(p) for p in data["pages"]],
+                       dict(data.get("metadata") or {}))
+        except (KeyError, TypeError, IndexError) as exc:
+            raise ValueError(f"malformed document ({type(exc).__name__}: {exc})") from exc
 
     def to_text(self) -> str:
         """Plain text in reading order: blocks separated by a blank line, pages by a form feed."""

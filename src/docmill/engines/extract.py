@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field, field_validator
 
@@ -32,6 +32,7 @@ from docmill.engines.base import (
     output_stem,
 )
 from docmill.engines.ocr import ACCEPTS, ReadParams, read_document
+from docmill.errors import InvalidInput
 from docmill.extraction.schema import check_schema
 
 
@@ -49,11 +50,21 @@ class ExtractParams(Params):
     password: str | None = None
     use_llm: bool = Field(True, description="Ask the configured LLM server first (no effect "
                           "when extract_llm_url is not set).")
+    model_key: str | None = Field(None, description="Set by Docmill when the document type "
+                                  "has a taught extractor; refused from callers.")
+
+    blob_params: ClassVar[tuple[str, ...]] = ("model_key",)
 
     @field_validator("schema_")
     @classmethod
     def _schema(cls, value: dict[str, Any]) -> dict[str, Any]:
         return check_schema(value)
+
+
+class TrainParams(Params):
+    document_type_code: str = Field(description="The document type being taught.")
+    folds: int = Field(5, ge=2, le=10, description="Cross-validation folds for the quality "
+                       "figures.")
 
 
 def read_params(ocr_engine: str, languages: list[str] | None, pages: str | None,
@@ -70,16 +81,46 @@ def text_source(document) -> str:
     return sources.pop() if len(sources) == 1 else "mixed"
 
 
+def field_model(type_code: str | None, model_path: str | None) -> tuple[Any, str | None, list[str]]:
+    """The field model to use: the type's taught one (a local copy the runner made), else the
+    one shipped for a built-in type, else none. Returns (model, where from, warnings); a
+    model that cannot be loaded is a warning and the rules answer alone."""
+    from docmill.extraction.learned.model import FieldModel, ModelError, shipped_model
+    from docmill.settings import get_settings
+
+    warnings: list[str] = []
+    if model_path:
+        try:
+            return FieldModel.load(Path(model_path)), "taught", warnings
+        except ModelError as exc:
+            warnings.append(f"the document type's taught extractor could not be used ({exc}); "
+                            "extracted by rules")
+    elif model_path == "":
+        warnings.append("the document type's taught extractor is gone; extracted by rules")
+    if type_code:
+        try:
+            folder = get_settings().extract_models_dir
+            model = shipped_model(type_code, folder)
+        except ModelError as exc:
+            warnings.append(f"the field model of {type_code!r} could not be used ({exc}); "
+                            "extracted by rules")
+        else:
+            if model is not None:
+                return model, "shipped", warnings
+    return None, None, warnings
+
+
 def extract_document(document, schema: dict[str, Any], type_code: str | None = None,
-                     use_llm: bool = True) -> dict[str, Any]:
-    """Built-in extraction, with the LLM first when one is configured."""
+                     use_llm: bool = True, model: Any = None) -> dict[str, Any]:
+    """Built-in extraction (rules, then the field model if any), with the LLM first when one
+    is configured."""
     from docmill.extraction import llm
     from docmill.extraction.extractor import extract
     from docmill.extraction.layout import Layout
     from docmill.extraction.schema import field_specs, make_valid, missing_required, set_path
     from docmill.settings import get_settings
 
-    builtin = extract(document, schema)
+    builtin = extract(document, schema, model=model)
     settings = get_settings()
     if not (use_llm and settings.extract_llm_url):
         return {**builtin, "extractor": "builtin"}
@@ -120,6 +161,10 @@ class ExtractEngine(Engine):
         Operation("extract.fields", "Fill a JSON Schema from a document (labels, formats, "
                   "positions and tables; optional LLM), with per-field confidence and boxes.",
                   ExtractParams, ACCEPTS, ("json",), engine="extract"),
+        Operation("extract.train", "Train a document type's own field extractor from its "
+                  "labelled examples (started by Docmill; k-fold quality per field).",
+                  TrainParams, frozenset({"application/json"}), ("gz",), engine="extract",
+                  in_converters=False),
     )
 
     def start(self) -> None:
@@ -129,6 +174,9 @@ class ExtractEngine(Engine):
 
     def run(self, operation: str, inputs: Sequence[EngineInput], params: Params,
             workdir: Path, progress: Progress) -> EngineResult:
+        if operation == "extract.train":
+            assert isinstance(params, TrainParams)
+            return self._train(inputs, params, workdir, progress)
         assert isinstance(params, ExtractParams)
         progress(1, "reading the document")
         outcome = read_document(inputs[0], read_params(params.ocr_engine, params.languages,
@@ -136,14 +184,33 @@ class ExtractEngine(Engine):
                                 progress, span=(0, 80))
         document = outcome.document
         progress(85, "extracting fields")
+        model, model_source, warnings = field_model(params.document_type_code,
+                                                    params.model_key)
         found = extract_document(document, params.schema_, params.document_type_code,
-                                 params.use_llm)
+                                 params.use_llm, model)
         progress(100, "done")
         data = {"data": found["data"], "fields": found["fields"],
                 "missing_required": found["missing_required"], "pages": len(document.pages),
                 "text_source": text_source(document), "extractor": found["extractor"],
-                "document_type_code": params.document_type_code}
+                "model": model_source, "document_type_code": params.document_type_code}
         out = workdir / f"{output_stem(inputs[0].name)}.json"
         out.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
         return EngineResult([EngineOutput(out, "application/json")], data=data,
-                            pages=len(document.pages))
+                            warnings=warnings, pages=len(document.pages))
+
+    def _train(self, inputs: Sequence[EngineInput], params: "TrainParams", workdir: Path,
+               progress: Progress) -> EngineResult:
+        from docmill.extraction.learned.training import train_type
+
+        progress(1, "loading the labelled examples")
+        try:
+            body = json.loads(inputs[0].path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise InvalidInput(f"the training set is not JSON: {exc}") from exc
+        model, report = train_type(body, params.folds, progress)
+        out = workdir / f"{params.document_type_code}.model.gz"
+        out.write_bytes(model.to_bytes())
+        progress(100, "done")
+        data = {**report, "document_type_code": params.document_type_code,
+                "model_bytes": out.stat().st_size}
+        return EngineResult([EngineOutput(out, "application/gzip")], data=data)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from docmill.engines.documents import Box, Document
 from docmill.extraction import values as V
@@ -40,6 +40,9 @@ from docmill.extraction.schema import (
     words_of,
     skeleton,
 )
+
+if TYPE_CHECKING:
+    from docmill.extraction.learned.model import FieldModel
 
 
 @dataclass
@@ -794,9 +797,12 @@ def _month_first(layout: Layout) -> bool:
     return mdy > dmy
 
 
-def extract(document: Document, schema: dict[str, Any],
-            layout: Layout | None = None) -> dict[str, Any]:
-    """Fill `schema` from `document`: {"data", "fields", "missing_required", "dropped"}."""
+def extract(document: Document, schema: dict[str, Any], layout: Layout | None = None,
+            model: FieldModel | None = None) -> dict[str, Any]:
+    """Fill `schema` from `document`: {"data", "fields", "missing_required", "dropped"}.
+
+    With a field `model` (`extraction/learned`), the rules answer first and the model then
+    replaces each answer it is sure of with its own pick among every candidate."""
     layout = layout or Layout.of(document)
     specs = field_specs(schema)
     month_first = _month_first(layout)
@@ -839,6 +845,9 @@ def extract(document: Document, schema: dict[str, Any],
         fields[pointer] = {"value": value, "confidence": round(min(1.0, cand.score), 3),
                            "page": cand.seg.page, "box": cand.box.rounded(), "via": cand.via}
 
+    if model is not None:
+        _apply_model(model, layout, scalar, data, fields, month_first)
+
     for spec in arrays:
         items, item_fields = _items(layout, spec, month_first)
         if items:
@@ -852,3 +861,21 @@ def extract(document: Document, schema: dict[str, Any],
             fields.pop(key)
     return {"data": data, "fields": fields, "missing_required": missing_required(data, specs),
             "dropped": dropped}
+
+
+def _apply_model(model: FieldModel, layout: Layout, specs: list[FieldSpec],
+                 data: dict[str, Any], fields: dict[str, dict[str, Any]],
+                 month_first: bool) -> None:
+    from docmill.extraction.learned.model import apply
+
+    by_pointer = {s.pointer: s for s in specs}
+    for pointer, found in apply(model, layout, specs, fields, month_first).items():
+        spec = by_pointer[pointer]
+        value = found.value
+        if "array" in spec.types and not isinstance(value, list):
+            value = [value]
+        set_path(data, spec.path, value)
+        boxes = [c.seg.span_box(c.start, c.end) for c in found.cands]
+        fields[pointer] = {"value": value, "confidence": round(min(1.0, found.confidence), 3),
+                           "page": found.cands[0].seg.page, "box": Box.union(boxes).rounded(),
+                           "via": "model"}

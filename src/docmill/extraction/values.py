@@ -33,9 +33,16 @@ class Found:
 # --- dates ---------------------------------------------------------------------------------
 
 _NUMERIC_DATE = re.compile(
-    r"(?<![\d/.\-])(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?![\d/\-])"
+    r"(?<![\d/.\-])(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?:(?![\d/\-])|(?=\d{1,2}:\d\d))"
     r"|(?<![\d/.\-])(\d{1,2})([-/.])(\d{1,2})\5(\d{4}|\d{2})"
     r"(?:(?![\d/\-]|\.\d)|(?=\d{1,2}:\d\d))")
+# what OCR makes of a date, tried only when a text has no well-formed date: one glued to a
+# number before it ("#19-18/03/2018"), or with a separator lost ("2703/2018")
+_LOOSE_DATES = (
+    (re.compile(r"(?<!\d)(\d{1,2})([/.])(\d{1,2})\2(\d{4})(?:(?!\d)|(?=\d{1,2}:\d\d))"),
+     (4, 3, 1), 0.7),
+    (re.compile(r"(?<![\d/.\-])(\d{2})(\d{2})[/.-](20\d\d)(?!\d)"), (3, 2, 1), 0.5),
+)
 _MONTHS = (r"jan(?:uary|vier|uar|uari|eiro)?|feb(?:ruary|ruar|ruari|rero)?|f[ée]v(?:rier)?|"
            r"m[aä]r(?:ch|s|z|t|zo)?|apr(?:il|ile)?|avr(?:il)?|abr(?:il)?|ma[iy]|mei|mai|mayo|"
            r"jun(?:e|i|io|ho)?|juin|jul(?:y|i|io|ho)?|juil(?:let)?|aug(?:ust|ustus)?|"
@@ -50,8 +57,9 @@ def _word_date() -> regex.Pattern[str]:
     import regex
 
     return regex.compile(
-        rf"(?i)(?<![\w])(?:(\d{{1,2}})(?:st|nd|rd|th|er)?\.?\s*(?:de\s+)?({_MONTHS})\.?,?\s*"
-        rf"(?:de\s+)?(\d{{4}}|'?\d{{2}})|({_MONTHS})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?\s*,?\s*"
+        rf"(?i)(?<![\w])(?:(\d{{1,2}})(?:st|nd|rd|th|er)?\.?(?:\s*|\s*[-/]\s*)(?:de\s+)?"
+        rf"({_MONTHS})\.?,?(?:\s*|\s*[-/]\s*)(?:de\s+)?(\d{{4}}|'?\d{{2}})"
+        rf"|({_MONTHS})\.?(?:\s+|\s*[-/]\s*)(\d{{1,2}})(?:st|nd|rd|th)?\s*,?\s*"
         rf"(\d{{4}}))(?![\w])")
 
 
@@ -115,6 +123,17 @@ def find_dates(text: str, month_first: bool = False) -> list[Found]:
                 quality -= 0.1
         if date:
             out.append(Found(date.isoformat(), m.start(), m.end(), quality))
+    if not out:
+        for pattern, (yi, mi, di), quality in _LOOSE_DATES:
+            for m in pattern.finditer(text):
+                day, month = int(m.group(di)), int(m.group(mi))
+                date = _make_date(int(m.group(yi)), month, day) if not month_first else \
+                    _make_date(int(m.group(yi)), day, month) or _make_date(
+                        int(m.group(yi)), month, day)
+                if date:
+                    out.append(Found(date.isoformat(), m.start(), m.end(), quality))
+            if out:
+                break
     for m in _word_date().finditer(text):
         if any(f.start <= m.start() < f.end for f in out):
             continue

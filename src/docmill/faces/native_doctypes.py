@@ -7,6 +7,7 @@ Fields are the Python names (`code`, `schema` or `json_schema`, `keywords`, `is_
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -14,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from docmill import errors
-from docmill.core import doctypes, service
+from docmill.core import doctypes, service, teaching
 from docmill.core.auth import Principal
 from docmill.core.models import DocumentType, JobStatus
 from docmill.core.views import _iso
@@ -54,7 +55,9 @@ def _fields(body: Any) -> Any:
 
 async def _view(row: DocumentType, caller: Principal) -> dict[str, Any]:
     counts = await run_in_threadpool(doctypes.example_counts, caller, [row.id])
-    return view(row, caller, counts.get(row.id, 0))
+    body = view(row, caller, counts.get(row.id, 0))
+    body["model"] = await run_in_threadpool(teaching.status, caller, row)
+    return body
 
 
 @router.get("", summary="List the document types the caller can use")
@@ -93,8 +96,17 @@ async def update_type(ref: str, request: Request, caller: Caller) -> dict[str, A
 
 @router.delete("/{ref}", status_code=204, summary="Delete an own document type")
 async def delete_type(ref: str, caller: Caller) -> Response:
-    await run_in_threadpool(doctypes.delete_type, caller, ref)
+    await run_in_threadpool(teaching.forget, caller, ref)
     return Response(status_code=204)
+
+
+@router.post("/{ref}/train", status_code=202,
+             summary="Train the type's own extractor from the organization's labelled examples")
+async def train(ref: str, caller: Caller) -> JSONResponse:
+    job = await run_in_threadpool(lambda: teaching.schedule(caller, ref, required=True))
+    assert job is not None
+    return JSONResponse({"job_id": job.id, "status": job.status}, status_code=202,
+                        headers={"Location": f"/v1/jobs/{job.id}"})
 
 
 @router.post("/{ref}/validate", summary="Check extracted data against the type's schema")
@@ -107,19 +119,23 @@ async def validate(ref: str, request: Request, caller: Caller) -> dict[str, Any]
 
 
 @router.post("/{ref}/examples", status_code=201,
-             summary="Teach identification a type from a sample document (multipart 'file', "
-                     "or JSON {url | base64, filename})")
+             summary="Teach a type from a sample document (multipart 'file' and optional "
+                     "'expected', or JSON {url | base64, filename, expected})")
 async def add_example(ref: str, request: Request, caller: Caller) -> JSONResponse:
     """Reads the sample with `ocr.read` (a job, waited for up to `doctype_example_wait_s`)
-    and stores its plain text on the type, private to the caller's organization."""
-    await run_in_threadpool(doctypes.get_type, caller, ref)  # 404 before reading anything
+    and stores its plain text on the type, private to the caller's organization; with
+    `expected` (the values the document holds, JSON of the type's schema) it is a labelled
+    example, and enough of them train the type's own extractor (`teaching`)."""
+    row = await run_in_threadpool(doctypes.get_type, caller, ref)  # 404 before reading
     settings = get_settings()
     stager = service.new_stager(caller)
     name = ""
+    expected: Any = None
     content_type = request.headers.get("content-type", "")
     try:
         if content_type.startswith("multipart/form-data"):
             form = await read_form(request)
+            expected = _expected_field(form.get("expected"))
             upload = next((v for k, v in form.multi_items() if k == "file" and is_upload(v)),
                           None)
             if upload is None:
@@ -135,11 +151,16 @@ async def add_example(ref: str, request: Request, caller: Caller) -> JSONRespons
                     body.get("base64") is None):
                 raise errors.InvalidInput("send exactly one of 'url' or 'base64'")
             name = str(body.get("filename") or "")
+            expected = body.get("expected")
+            if expected is not None and not isinstance(expected, dict):
+                raise errors.InvalidInput("'expected' must be a JSON object of the type's fields")
             if body.get("url") is not None:
                 await run_in_threadpool(stager.add_url, str(body["url"]), name or None,
                                         policy_from_settings(), settings.url_download_timeout_s)
             else:
                 await run_in_threadpool(stager.add_base64, name or None, str(body["base64"]))
+        if expected is not None:
+            doctypes.check_expected(row, expected)
     except BaseException:
         await run_in_threadpool(stager.discard)
         raise
@@ -154,9 +175,25 @@ async def add_example(ref: str, request: Request, caller: Caller) -> JSONRespons
                                  job_id=job.id)
         raise errors.InvalidInput(f"the example could not be read: {job.error_message}",
                                   job_id=job.id)
-    pages = (job.result or {}).get("text") or []
-    text = "\n\n".join(p for p in pages if isinstance(p, str))
-    example, count = await run_in_threadpool(doctypes.add_example, caller, ref, text, name,
-                                             job.id)
-    return JSONResponse({"id": example.id, "name": example.name, "characters": len(text),
-                         "job_id": job.id, "examples": count}, status_code=201)
+    example, count, training = await run_in_threadpool(teaching.add_example, caller, ref, job,
+                                                       name, expected)
+    return JSONResponse({"id": example.id, "name": example.name,
+                         "characters": len(example.text), "job_id": job.id, "examples": count,
+                         "labelled": example.expected is not None,
+                         "training_job_id": training.id if training else None},
+                        status_code=201)
+
+
+def _expected_field(value: Any) -> Any:
+    """The multipart `expected` field: a JSON object as text."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise errors.InvalidInput("'expected' must be a JSON object, as a text field")
+    try:
+        parsed = json.loads(value)
+    except ValueError as exc:
+        raise errors.InvalidInput(f"'expected' is not JSON: {exc}") from exc
+    if not isinstance(parsed, dict):
+        raise errors.InvalidInput("'expected' must be a JSON object of the type's fields")
+    return parsed

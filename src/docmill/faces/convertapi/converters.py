@@ -138,6 +138,8 @@ def _sources(op: Operation) -> list[str]:
 def build_table(ops: Iterable[Operation]) -> dict[tuple[str, str], Converter]:
     table: dict[tuple[str, str], Converter] = {}
     for op in ops:
+        if not op.in_converters:
+            continue
         for target, fixed in _targets(op):
             for source in _sources(op):
                 if source != target:

@@ -1,0 +1,311 @@
+"""The field-model file, and applying it to a read document.
+
+A model file is gzip'd JSON: `{"format": "docmill-field-model", "version": 1, "fields":
+{pointer: {"kind", "vocab", "booster", "threshold", "extend"}}, "trained": {...},
+"quality": {...}}`; `booster` is LightGBM's own text dump. One file per document type, small
+enough to ship in the package (a few hundred KB) and to keep in the blob store for a taught
+type. Loading checks the format and every booster, so a truncated or foreign file is a
+`ModelError` (the caller falls back to the rules), never a crash mid-extraction.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from docmill.extraction.layout import Layout
+from docmill.extraction.learned.candidates import (
+    DENSE,
+    MULTILINE_KINDS,
+    Cand,
+    DocContext,
+    featurize,
+    generate,
+)
+from docmill.extraction.schema import FieldSpec
+
+FORMAT = "docmill-field-model"
+VERSION = 1
+MAX_LINES = 6  # a multi-line value (an address) spans at most this many lines
+
+
+class ModelError(Exception):
+    """A model file that cannot be used (missing, corrupt, another format or version)."""
+
+
+@dataclass
+class FieldHead:
+    kind: str
+    vocab: dict[str, int]
+    booster: Any  # lightgbm.Booster
+    threshold: float = 0.5
+    extend: float = 0.5
+    lexicon: list[str] = field(default_factory=list)  # text values seen in training
+    lexicon_ratio: float = 0.0  # how close a read text must be to one (0: not used)
+    words: dict[str, int] = field(default_factory=dict)  # words of those values, counted
+    fix_words: bool = False  # correct one-character misreadings with `words`
+
+    def scores(self, cands: list[Cand]) -> list[float]:
+        if not cands:
+            return []
+        return [float(p) for p in self.booster.predict(matrix(cands, self.vocab))]
+
+
+@dataclass
+class FieldModel:
+    fields: dict[str, FieldHead]
+    trained: dict[str, Any] = field(default_factory=dict)
+    quality: dict[str, Any] = field(default_factory=dict)
+
+    def to_bytes(self) -> bytes:
+        body = {"format": FORMAT, "version": VERSION, "trained": self.trained,
+                "quality": self.quality, "dense": list(DENSE),
+                "fields": {p: {"kind": h.kind, "vocab": sorted(h.vocab, key=h.vocab.get),
+                               "booster": h.booster.model_to_string(),
+                               "threshold": h.threshold, "extend": h.extend,
+                               "lexicon": h.lexicon, "lexicon_ratio": h.lexicon_ratio,
+                               "words": h.words, "fix_words": h.fix_words}
+                           for p, h in self.fields.items()}}
+        return gzip.compress(json.dumps(body, separators=(",", ":")).encode(), mtime=0)
+
+    def save(self, path: Path) -> None:
+        path.write_bytes(self.to_bytes())
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "FieldModel":
+        import lightgbm
+
+        try:
+            body = json.loads(gzip.decompress(data))
+        except (OSError, EOFError, ValueError) as exc:
+            raise ModelError(f"not a field-model file ({exc})") from exc
+        if not isinstance(body, dict) or body.get("format") != FORMAT:
+            raise ModelError("not a field-model file")
+        if body.get("version") != VERSION or body.get("dense") != list(DENSE):
+            raise ModelError(f"a field model of another version ({body.get('version')}); "
+                             "retrain it")
+        heads = {}
+        try:
+            for pointer, spec in body["fields"].items():
+                booster = lightgbm.Booster(model_str=spec["booster"])
+                vocab = {tok: i for i, tok in enumerate(spec["vocab"])}
+                if booster.num_feature() != len(DENSE) + len(vocab):
+                    raise ModelError(f"field {pointer!r}: the booster does not fit its "
+                                     "features")
+                heads[pointer] = FieldHead(spec["kind"], vocab, booster,
+                                           float(spec["threshold"]), float(spec["extend"]),
+                                           [str(v) for v in spec.get("lexicon") or []],
+                                           float(spec.get("lexicon_ratio") or 0.0),
+                                           {str(k): int(v) for k, v in
+                                            (spec.get("words") or {}).items()},
+                                           bool(spec.get("fix_words")))
+        except (KeyError, TypeError, ValueError, lightgbm.basic.LightGBMError) as exc:
+            raise ModelError(f"corrupt field model ({type(exc).__name__}: {exc})") from exc
+        return cls(heads, body.get("trained") or {}, body.get("quality") or {})
+
+    @classmethod
+    def load(cls, path: Path) -> "FieldModel":
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ModelError(f"cannot read the field model {path.name}: {exc.strerror}") \
+                from exc
+        return cls.from_bytes(data)
+
+
+def matrix(cands: list[Cand], vocab: dict[str, int]):
+    """Dense features then one column per vocabulary token, as a CSR matrix."""
+    import numpy as np
+    from scipy.sparse import csr_matrix
+
+    width = len(DENSE)
+    rows, cols, vals = [], [], []
+    for i, c in enumerate(cands):
+        for j, v in enumerate(c.dense):
+            if v:
+                rows.append(i)
+                cols.append(j)
+                vals.append(float(v))
+        for tok in c.tokens:
+            k = vocab.get(tok)
+            if k is not None:
+                rows.append(i)
+                cols.append(width + k)
+                vals.append(1.0)
+    return csr_matrix((np.array(vals, dtype=np.float64), (rows, cols)),
+                      shape=(len(cands), width + len(vocab)))
+
+
+def label_scores(layout: Layout, specs: list[FieldSpec]) -> dict[tuple[int, str], float]:
+    from docmill.extraction.extractor import _label_hits
+
+    out: dict[tuple[int, str], float] = {}
+    for hit in _label_hits(layout, specs):
+        key = (hit.seg.index, hit.spec.pointer)
+        out[key] = max(out.get(key, 0.0), hit.score)
+    return out
+
+
+@dataclass
+class Prediction:
+    value: Any
+    confidence: float
+    cands: list[Cand]
+
+
+def _alnum(text: Any) -> str:
+    return re.sub(r"[^A-Z0-9]", "", str(text).upper())
+
+
+def known_value(runs: list[str], lexicon: list[str], ratio: float) -> str | None:
+    """The known value (seen in training) that one of `runs` spells, allowing OCR slips:
+    the best rapidfuzz ratio over letters and digits, if at least `ratio`."""
+    if not lexicon or ratio <= 0 or not runs:
+        return None
+    from rapidfuzz import fuzz, process
+
+    keys = [_alnum(v) for v in lexicon]
+    best: tuple[float, str] | None = None
+    for run in runs:
+        key = _alnum(run)
+        if len(key) < 4:
+            continue
+        hit = process.extractOne(key, keys, scorer=fuzz.ratio, score_cutoff=ratio)
+        if hit is not None and (best is None or hit[1] > best[0]):
+            best = (hit[1], lexicon[hit[2]])
+    return best[1] if best else None
+
+
+_TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
+
+
+def corrected_words(text: str, words: dict[str, int]) -> str:
+    """`text` with each word the OCR misread by one character (J1n, SCLANGOR) replaced by
+    the word of the training labels it most likely is: one edit away, the same length, seen
+    at least 3 times, and the only such word or much the most frequent."""
+    if not words:
+        return text
+    from rapidfuzz.distance import Levenshtein
+
+    def fix(match: re.Match[str]) -> str:
+        token = match.group(0)
+        key = token.upper()
+        if key in words or len(key) < 3 or key.isdigit():
+            return token
+        near = sorted(((n, w) for w, n in words.items()
+                       if len(w) == len(key) and n >= 3 and Levenshtein.distance(w, key) == 1),
+                      reverse=True)
+        if not near or (len(near) > 1 and near[1][0] * 3 > near[0][0]):
+            return token
+        return near[0][1]
+
+    return _TOKEN.sub(fix, text)
+
+
+def _runs(by_seg: dict[int, tuple[float, Cand]], around: int) -> list[str]:
+    """Texts of the runs of up to MAX_LINES adjacent lines that include line `around`."""
+    out = []
+    for start in range(around - MAX_LINES + 1, around + 1):
+        for end in range(around, start + MAX_LINES):
+            if all(i in by_seg for i in range(start, end + 1)):
+                out.append(" ".join(str(by_seg[i][1].value) for i in range(start, end + 1)))
+    return out
+
+
+def predict_field(spec: FieldSpec, cands: list[Cand], scores: list[float], threshold: float,
+                  extend: float, lexicon: list[str] | None = None,
+                  lexicon_ratio: float = 0.0, words: dict[str, int] | None = None
+                  ) -> Prediction | None:
+    """The best candidate if the model is sure enough (a run of lines for an address); for
+    text, a value seen in training that the lines around it spell wins over the raw text."""
+    if not scores:
+        return None
+    best = max(range(len(cands)), key=scores.__getitem__)
+    if scores[best] < threshold:
+        return None
+    if spec.kind not in MULTILINE_KINDS:
+        value = cands[best].value
+        if lexicon and isinstance(value, str):
+            value = known_value([value], lexicon, lexicon_ratio) or \
+                corrected_words(value, words or {})
+        return Prediction(value, scores[best], [cands[best]])
+    by_seg: dict[int, tuple[float, Cand]] = {}
+    for c, p in zip(cands, scores):
+        if c.order not in by_seg or p > by_seg[c.order][0]:
+            by_seg[c.order] = (p, c)
+    first = cands[best]
+    chosen = {first.order: first}
+    for step in (-1, 1):
+        i = first.order + step
+        while len(chosen) < MAX_LINES and i in by_seg and by_seg[i][0] >= extend:
+            chosen[i] = by_seg[i][1]
+            i += step
+    ordered = [chosen[i] for i in sorted(chosen)]
+    value = " ".join(str(c.value) for c in ordered)
+    if lexicon:  # around the model's three best lines, a run may spell a known value
+        tops = sorted(by_seg, key=lambda i: -by_seg[i][0])[:3]
+        runs = [value] + [r for i in tops for r in _runs(by_seg, i)]
+        value = known_value(runs, lexicon, lexicon_ratio) or corrected_words(value, words or {})
+    return Prediction(value, scores[best], ordered)
+
+
+def candidates(layout: Layout, spec: FieldSpec, ctx: DocContext,
+               month_first: bool) -> list[Cand]:
+    cands = generate(layout, spec, month_first)
+    featurize(cands, spec, ctx)
+    return cands
+
+
+def usable_heads(model: FieldModel, specs: list[FieldSpec]) -> list[tuple[FieldSpec, FieldHead]]:
+    """The schema's fields this model knows (same path, same kind; not inside arrays)."""
+    out = []
+    for spec in specs:
+        head = model.fields.get(spec.pointer)
+        if head is not None and head.kind == spec.kind and "array" not in spec.types:
+            out.append((spec, head))
+    return out
+
+
+def apply(model: FieldModel, layout: Layout, specs: list[FieldSpec],
+          rule_fields: dict[str, dict[str, Any]], month_first: bool
+          ) -> dict[str, Prediction]:
+    """The model's answers for the fields it is sure of, by pointer."""
+    heads = usable_heads(model, specs)
+    if not heads:
+        return {}
+    ctx = DocContext.of(layout, rule_fields, label_scores(layout, specs))
+    out = {}
+    for spec, head in heads:
+        cands = candidates(layout, spec, ctx, month_first)
+        found = predict_field(spec, cands, head.scores(cands), head.threshold, head.extend,
+                              head.lexicon, head.lexicon_ratio,
+                              head.words if head.fix_words else None)
+        if found is not None:
+            out[spec.pointer] = found
+    return out
+
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+
+
+def shipped_model(type_code: str, folder: str = "") -> FieldModel | None:
+    """The model for a built-in type (from `folder`, else the package), or None if it has
+    none. Loaded once per process and file version."""
+    if not type_code.replace("_", "").isalnum():
+        return None
+    path = (Path(folder) if folder else MODELS_DIR) / f"{type_code}.model.gz"
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return _load_cached(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=8)
+def _load_cached(path: str, _mtime: int, _size: int) -> FieldModel:
+    return FieldModel.load(Path(path))

@@ -1,0 +1,295 @@
+"""Fitting field models from labelled documents, and measuring them honestly.
+
+`prepare` reads one labelled document into candidates with labels (the rules run first: their
+answers are features, and the fallback); `fit` trains one LightGBM classifier per field;
+`tune` picks each field's acceptance threshold (and, for multi-line text, the threshold for
+adding a neighbouring line) on documents the boosters were not fitted on; `score` measures
+field accuracy of model-with-fallback against rules alone. `cross_validate` does all of it in
+k folds for a taught type, so the quality it reports comes from documents each fold did not
+train on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from docmill.engines.documents import Document
+from docmill.extraction.layout import Layout
+from docmill.extraction.learned.candidates import (
+    LINE_KINDS,
+    MULTILINE_KINDS,
+    SKIPPED_KINDS,
+    Cand,
+    DocContext,
+)
+from docmill.extraction.learned.matching import expected_value, is_empty, positives, same
+from docmill.extraction.learned.model import (
+    _TOKEN,
+    FieldHead,
+    FieldModel,
+    candidates,
+    label_scores,
+    matrix,
+    predict_field,
+)
+from docmill.extraction.schema import FieldSpec, field_specs
+
+THRESHOLDS = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+EXTENDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+RATIOS = (0.0, 88.0, 92.0, 95.0)  # lexicon closeness tried (0: no lexicon)
+
+
+@dataclass
+class Example:
+    document: Document
+    expected: dict[str, Any]
+    name: str = ""
+
+
+@dataclass
+class FieldRows:
+    cands: list[Cand]
+    labels: list[bool]
+    expected: Any
+    rule_value: Any
+
+
+@dataclass
+class Prepared:
+    name: str
+    fields: dict[str, FieldRows] = field(default_factory=dict)
+
+
+def trainable(specs: Sequence[FieldSpec]) -> list[FieldSpec]:
+    """Scalar fields outside arrays: line items stay with the table reader."""
+    return [s for s in specs if "array" not in s.types and s.kind not in SKIPPED_KINDS]
+
+
+def prepare(example: Example, schema: dict[str, Any]) -> Prepared:
+    from docmill.extraction.extractor import _month_first, extract
+
+    layout = Layout.of(example.document)
+    rules = extract(example.document, schema, layout, model=None)
+    specs = trainable(field_specs(schema))
+    ctx = DocContext.of(layout, rules["fields"], label_scores(layout, field_specs(schema)))
+    month_first = _month_first(layout)
+    out = Prepared(example.name)
+    for spec in specs:
+        cands = candidates(layout, spec, ctx, month_first)
+        expected = expected_value(example.expected, spec)
+        out.fields[spec.pointer] = FieldRows(cands, positives(spec, expected, cands), expected,
+                                             expected_value(rules["data"], spec))
+    return out
+
+
+def _params(n_docs: int) -> dict[str, Any]:
+    small = n_docs < 60
+    return {"objective": "binary", "learning_rate": 0.05, "num_leaves": 7 if small else 15,
+            "min_data_in_leaf": 3 if small else 10, "feature_fraction": 0.8,
+            "bagging_fraction": 0.9, "bagging_freq": 1, "lambda_l2": 1.0,
+            "min_sum_hessian_in_leaf": 1e-3, "verbose": -1, "num_threads": 1, "seed": 7,
+            "deterministic": True, "force_row_wise": True}
+
+
+def fit(prepared: Sequence[Prepared], specs: Sequence[FieldSpec], rounds: int | None = None,
+        progress: Callable[[int, int], None] | None = None) -> FieldModel:
+    """One booster per field that has labelled positives in at least two documents."""
+    import lightgbm
+
+    heads: dict[str, FieldHead] = {}
+    todo = trainable(specs)
+    for n, spec in enumerate(todo):
+        docs = [p.fields[spec.pointer] for p in prepared if spec.pointer in p.fields]
+        if sum(any(d.labels) for d in docs) < 2:
+            continue
+        freq: dict[str, int] = {}
+        for d in docs:
+            for tok in {t for c in d.cands for t in c.tokens}:
+                freq[tok] = freq.get(tok, 0) + 1
+        min_df = 2 if len(docs) < 100 else 3
+        kept = sorted((t for t, f in freq.items() if f >= min_df), key=lambda t: (-freq[t], t))
+        vocab = {t: i for i, t in enumerate(sorted(kept[:3000]))}
+        cands = [c for d in docs for c in d.cands]
+        labels = [lab for d in docs for lab in d.labels]
+        if not cands:
+            continue
+        data = lightgbm.Dataset(matrix(cands, vocab), label=[int(x) for x in labels],
+                                params={"verbose": -1})
+        booster = lightgbm.train(_params(len(docs)), data,
+                                 num_boost_round=rounds or (120 if len(docs) < 60 else 300))
+        lexicon = sorted({str(d.expected).strip() for d in docs
+                          if isinstance(d.expected, str) and d.expected.strip()}) \
+            if spec.kind in LINE_KINDS else []
+        words: dict[str, int] = {}
+        for value in lexicon:
+            for word in _TOKEN.findall(value.upper()):
+                words[word] = words.get(word, 0) + 1
+        heads[spec.pointer] = FieldHead(spec.kind, vocab, booster, lexicon=lexicon,
+                                        words=words)
+        if progress:
+            progress(n + 1, len(todo))
+    return FieldModel(heads)
+
+
+def _decide(head: FieldHead, spec: FieldSpec, rows: FieldRows, scores: list[float] | None,
+            threshold: float, extend: float, lexicon_ratio: float | None = None,
+            fix_words: bool | None = None) -> Any:
+    if scores is None:
+        return rows.rule_value
+    fix = head.fix_words if fix_words is None else fix_words
+    found = predict_field(spec, rows.cands, scores, threshold, extend, head.lexicon,
+                          head.lexicon_ratio if lexicon_ratio is None else lexicon_ratio,
+                          head.words if fix else None)
+    return found.value if found is not None else rows.rule_value
+
+
+ScoreTable = dict[tuple[int, str], list[float]]  # (document index, pointer) -> scores
+
+
+def scores_of(model: FieldModel, prepared: Sequence[Prepared], offset: int = 0) -> ScoreTable:
+    out: ScoreTable = {}
+    for i, p in enumerate(prepared):
+        for pointer, head in model.fields.items():
+            rows = p.fields.get(pointer)
+            if rows is not None:
+                out[(i + offset, pointer)] = head.scores(rows.cands)
+    return out
+
+
+def tune(model: FieldModel, specs: Sequence[FieldSpec], prepared: Sequence[Prepared],
+         table: ScoreTable) -> None:
+    """Sets each head's thresholds to those that score best on `prepared` (ties: higher)."""
+    by_pointer = {s.pointer: s for s in specs}
+    for pointer, head in model.fields.items():
+        spec = by_pointer[pointer]
+        extends = EXTENDS if spec.kind in MULTILINE_KINDS else (0.5,)
+        best = (-1, 0.0, 0.0)
+        for thr in THRESHOLDS:
+            for ext in extends:
+                hits = sum(same(spec, p.fields[pointer].expected,
+                                _decide(head, spec, p.fields[pointer], table.get((i, pointer)),
+                                        thr, ext))
+                           for i, p in enumerate(prepared) if pointer in p.fields)
+                if hits > best[0] or (hits == best[0] and thr >= best[1]):
+                    best = (hits, thr, ext)
+        head.threshold, head.extend = best[1], best[2]
+        if head.lexicon:
+            head.lexicon_ratio = max(RATIOS, key=lambda r: (sum(
+                same(spec, p.fields[pointer].expected,
+                     _decide(head, spec, p.fields[pointer], table.get((i, pointer)),
+                             head.threshold, head.extend, r))
+                for i, p in enumerate(prepared) if pointer in p.fields), -r))
+            hits = {fix: sum(same(spec, p.fields[pointer].expected,
+                                  _decide(head, spec, p.fields[pointer], table.get((i, pointer)),
+                                          head.threshold, head.extend, None, fix))
+                             for i, p in enumerate(prepared) if pointer in p.fields)
+                    for fix in (False, True)}
+            head.fix_words = hits[True] > hits[False]
+
+
+def copy_decisions(source: FieldModel, target: FieldModel) -> None:
+    """Gives `target` (refitted on more documents) the thresholds tuned for `source`."""
+    for pointer, head in target.fields.items():
+        tuned = source.fields.get(pointer)
+        if tuned is not None:
+            head.threshold, head.extend = tuned.threshold, tuned.extend
+            head.lexicon_ratio, head.fix_words = tuned.lexicon_ratio, tuned.fix_words
+
+
+def score(model: FieldModel | None, specs: Sequence[FieldSpec], prepared: Sequence[Prepared],
+          table: ScoreTable | None = None) -> dict[str, dict[str, Any]]:
+    """Per field: documents with a labelled value, accuracy of the model (with the rules as
+    fallback) and of the rules alone."""
+    out: dict[str, dict[str, Any]] = {}
+    for spec in trainable(specs):
+        n = model_hits = rule_hits = 0
+        head = model.fields.get(spec.pointer) if model else None
+        for i, p in enumerate(prepared):
+            rows = p.fields.get(spec.pointer)
+            if rows is None or is_empty(rows.expected):
+                continue
+            n += 1
+            rule_hits += same(spec, rows.expected, rows.rule_value)
+            if head is None:
+                model_hits += same(spec, rows.expected, rows.rule_value)
+                continue
+            scores = table.get((i, spec.pointer)) if table is not None else \
+                head.scores(rows.cands)
+            model_hits += same(spec, rows.expected,
+                               _decide(head, spec, rows, scores, head.threshold, head.extend))
+        if n:
+            out[spec.pointer] = {"documents": n, "accuracy": round(model_hits / n, 4),
+                                 "rules_accuracy": round(rule_hits / n, 4),
+                                 "learned": head is not None}
+    return out
+
+
+def cross_validate(prepared: Sequence[Prepared], specs: Sequence[FieldSpec], folds: int = 5,
+                   progress: Callable[[int, int], None] | None = None
+                   ) -> tuple[dict[str, dict[str, Any]], FieldModel]:
+    """k-fold: each document scored by boosters that never saw it; thresholds tuned on those
+    out-of-fold scores; then the final model fitted on every document with those thresholds.
+    Returns (quality per field, final model)."""
+    k = max(2, min(folds, len(prepared)))
+    table: ScoreTable = {}
+    for fold in range(k):
+        held = [i for i in range(len(prepared)) if i % k == fold]
+        train = [p for i, p in enumerate(prepared) if i % k != fold]
+        model = fit(train, specs)
+        for pointer, head in model.fields.items():
+            for i in held:
+                rows = prepared[i].fields.get(pointer)
+                if rows is not None:
+                    table[(i, pointer)] = head.scores(rows.cands)
+        if progress:
+            progress(fold + 1, k + 1)
+    final = fit(prepared, specs)
+    tune(final, specs, prepared, table)
+    quality = score(final, specs, prepared, table)
+    if progress:
+        progress(k + 1, k + 1)
+    return quality, final
+
+
+def train_type(body: Any, folds: int = 5,
+               progress: Callable[[float, str], None] | None = None
+               ) -> tuple[FieldModel, dict[str, Any]]:
+    """A document type's own model from its training set `{"schema", "examples": [{"name",
+    "expected", "document"}]}` (documents as `ocr.read` stores them): quality by k-fold
+    cross-validation, then the model fitted on every example."""
+    from docmill.errors import InvalidInput
+    from docmill.extraction.schema import check_schema
+
+    report = progress or (lambda *_: None)
+    if not isinstance(body, dict) or not isinstance(body.get("examples"), list):
+        raise InvalidInput("a training set is an object with 'schema' and 'examples'")
+    schema = check_schema(body.get("schema"))
+    examples = []
+    for n, item in enumerate(body["examples"]):
+        if not isinstance(item, dict) or not isinstance(item.get("expected"), dict):
+            raise InvalidInput(f"example {n}: needs 'expected' values and a 'document'")
+        try:
+            document = Document.from_dict(item.get("document"))
+        except ValueError as exc:
+            raise InvalidInput(f"example {n}: {exc}") from exc
+        examples.append(Example(document, item["expected"], str(item.get("name") or n)))
+    if len(examples) < 2:
+        raise InvalidInput("training needs at least 2 labelled examples")
+    specs = field_specs(schema)
+    prepared = []
+    for n, example in enumerate(examples):
+        prepared.append(prepare(example, schema))
+        report(2 + 38 * (n + 1) / len(examples), f"reading example {n + 1} of {len(examples)}")
+    quality, model = cross_validate(
+        prepared, specs, folds,
+        lambda done, total: report(40 + 55 * done / total, f"training, fold {done} of {total}"))
+    model.trained = {"examples": [e.name for e in examples], "folds": max(2, min(folds,
+                                                                                 len(examples)))}
+    model.quality = quality
+    mean = (lambda key: round(sum(q[key] for q in quality.values()) / len(quality), 4)
+            if quality else None)
+    return model, {"quality": quality, "examples": len(examples),
+                   "fields": sorted(model.fields), "accuracy": mean("accuracy"),
+                   "rules_accuracy": mean("rules_accuracy")}

@@ -1,0 +1,180 @@
+"""Field models (`extraction/learned`): training a tiny one here, the model file, the shipped
+models and their manifests, and what happens when a model cannot be used.
+
+Documents are built from SROIE's own line annotations (transcripts at their boxes:
+`extract_corpus.boxes_document`), so training takes well under a second and the test does not
+depend on OCR. Everything is deterministic (LightGBM is run single-threaded, seeded).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from extract_corpus import boxes_document, receipt_truth, receipts  # noqa: E402
+
+from docmill.engines.documents import Document  # noqa: E402
+from docmill.engines.extract import extract_document, field_model  # noqa: E402
+from docmill.errors import InvalidInput  # noqa: E402
+from docmill.extraction.builtin_types import builtin_type  # noqa: E402
+from docmill.extraction.extractor import extract  # noqa: E402
+from docmill.extraction.learned.model import MODELS_DIR, FieldModel, ModelError, shipped_model  # noqa: E402
+from docmill.extraction.learned.training import (  # noqa: E402
+    Example,
+    fit,
+    prepare,
+    score,
+    scores_of,
+    train_type,
+    tune,
+)
+from docmill.extraction.schema import field_specs  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = builtin_type("receipt")["schema"]
+FIELDS = ("company", "address", "date", "total")
+
+
+@pytest.fixture(scope="module")
+def prepared():
+    return [prepare(Example(boxes_document(p), receipt_truth(p), p.stem), SCHEMA)
+            for p in receipts()]
+
+
+@pytest.fixture(scope="module")
+def tiny(prepared):
+    return fit(prepared[:14], field_specs(SCHEMA))
+
+
+def test_a_tiny_model_learns_the_fields_from_a_few_documents(prepared, tiny):
+    assert set(FIELDS) <= set(tiny.fields)
+    specs = field_specs(SCHEMA)
+    tune(tiny, specs, prepared[:14], scores_of(tiny, prepared[:14]))
+    trained_on = score(tiny, specs, prepared[:14])
+    held_out = score(tiny, specs, prepared[14:])
+    # it fits what it saw (the misses left are annotation noise: the key says "D.I.Y." where
+    # the line transcript says "D.T.Y."), and finds dates and totals on 6 it never saw
+    assert sum(trained_on[f]["accuracy"] for f in FIELDS) / 4 >= 0.85, trained_on
+    assert held_out["date"]["accuracy"] >= 0.8 and held_out["total"]["accuracy"] >= 0.8, \
+        held_out
+
+
+def test_extract_uses_the_model_and_says_so(tiny):
+    document = boxes_document(receipts()[15])
+    found = extract(document, SCHEMA, model=tiny)
+    vias = {found["fields"][f]["via"] for f in FIELDS if f in found["fields"]}
+    assert "model" in vias
+    for f in FIELDS:
+        entry = found["fields"].get(f)
+        if entry and entry["via"] == "model":
+            assert entry["page"] == 1 and len(entry["box"]) == 4 and 0 < entry["confidence"] <= 1
+
+
+def test_the_model_file_round_trips(prepared, tiny):
+    again = FieldModel.from_bytes(tiny.to_bytes())
+    for p in prepared[14:]:
+        for pointer, head in tiny.fields.items():
+            cands = p.fields[pointer].cands
+            assert again.fields[pointer].scores(cands) == pytest.approx(head.scores(cands))
+    assert again.fields["total"].threshold == tiny.fields["total"].threshold
+
+
+@pytest.mark.parametrize("damage", ["truncate", "not-gzip", "other-json", "bad-booster"])
+def test_a_damaged_model_is_a_clear_error(tiny, tmp_path, damage):
+    data = tiny.to_bytes()
+    if damage == "truncate":
+        data = data[: len(data) // 2]
+    elif damage == "not-gzip":
+        data = b"PK\x03\x04 not a model"
+    elif damage == "other-json":
+        data = gzip.compress(json.dumps({"format": "something-else"}).encode())
+    else:
+        body = json.loads(gzip.decompress(data))
+        body["fields"]["total"]["booster"] = "tree\nnonsense"
+        data = gzip.compress(json.dumps(body).encode())
+    path = tmp_path / "receipt.model.gz"
+    path.write_bytes(data)
+    with pytest.raises(ModelError):
+        FieldModel.load(path)
+    # a job's extraction then falls back to the rules, with a warning, and still answers
+    model, source, warnings = field_model(None, str(path))
+    assert model is None and source is None
+    assert warnings and "could not be used" in warnings[0]
+    found = extract_document(boxes_document(receipts()[0]), SCHEMA, None, False, model)
+    assert found["data"]["total"] is not None
+
+
+def test_a_missing_taught_model_falls_back_with_a_warning():
+    model, source, warnings = field_model(None, "")
+    assert model is None and "gone" in warnings[0]
+
+
+def test_a_damaged_shipped_model_falls_back(tiny, tmp_path, monkeypatch):
+    (tmp_path / "receipt.model.gz").write_bytes(tiny.to_bytes()[:100])
+    monkeypatch.setenv("DOCMILL_EXTRACT_MODELS_DIR", str(tmp_path))
+    from docmill.settings import get_settings
+
+    get_settings.cache_clear()
+    try:
+        model, source, warnings = field_model("receipt", None)
+    finally:
+        monkeypatch.delenv("DOCMILL_EXTRACT_MODELS_DIR")
+        get_settings.cache_clear()
+    assert model is None and "'receipt'" in warnings[0]
+
+
+def test_train_type_refuses_malformed_training_sets():
+    with pytest.raises(InvalidInput):
+        train_type({"schema": SCHEMA})
+    with pytest.raises(InvalidInput):
+        train_type({"schema": SCHEMA, "examples": [{"expected": {}, "document": {"x": 1}}] * 3})
+    with pytest.raises(InvalidInput):
+        train_type({"schema": {"type": "string"}, "examples": []})
+
+
+def test_train_type_reports_cross_validated_quality():
+    examples = [{"name": p.stem, "expected": receipt_truth(p),
+                 "document": boxes_document(p).to_dict()} for p in receipts()[:12]]
+    schema = {"type": "object", "properties": {
+        "total": {"type": "number"}, "date": {"type": "string", "format": "date"}}}
+    model, report = train_type({"schema": schema, "examples": examples}, folds=3)
+    assert report["examples"] == 12 and set(report["fields"]) == {"total", "date"}
+    for field in ("total", "date"):
+        q = report["quality"][field]
+        labelled = sum(1 for e in examples if str(e["expected"][field]).strip())
+        assert q["documents"] == labelled and 0 <= q["accuracy"] <= 1 and q["learned"]
+    assert model.trained["folds"] == 3
+
+
+def test_documents_round_trip_through_json():
+    document = boxes_document(receipts()[0])
+    again = Document.from_dict(json.loads(json.dumps(document.to_dict())))
+    assert again.to_dict() == document.to_dict()
+    with pytest.raises(ValueError):
+        Document.from_dict({"format": "docmill.document/1", "pages": [{"page": 1}]})
+    with pytest.raises(ValueError):
+        Document.from_dict(["not", "a", "document"])
+
+
+@pytest.mark.parametrize("code", ["receipt", "invoice"])
+def test_shipped_models_load_within_budget_and_name_their_documents(code):
+    path = MODELS_DIR / f"{code}.model.gz"
+    if code == "invoice" and not path.exists():
+        pytest.skip("no invoice model shipped")
+    assert path.stat().st_size <= 20 * 1024 * 1024
+    model = shipped_model(code)
+    assert model is not None and model.fields
+    manifest = json.loads((ROOT / "training" / f"{code}.manifest.json").read_text())
+    parts = manifest["documents"]
+    train, validation, test = (set(parts[p]) for p in ("train", "validation", "test"))
+    assert train and not (train & test) and not (validation & test) and not (train & validation)
+    names = train | validation | test
+    if code == "receipt":
+        assert all(int(n) < 400 for n in names), "SROIE 400-625 are reserved"
+    reserved = ("SammyMaystoneLinesTest", "coolblue2", "oyo", "saeco")
+    assert not any(n.rsplit("/", 1)[-1] in reserved for n in names)
