@@ -17,6 +17,7 @@ query's best partial match in the text. The score is the `similarity` (0..1).
 
 from __future__ import annotations
 
+import bisect
 import re
 import uuid
 from typing import Any
@@ -33,9 +34,12 @@ from docmill.core.models import JobStatus, KnowledgeBase, KnowledgeDocument, utc
 from docmill.errors import Conflict, InvalidInput, NotFound
 
 MAX_TEXT = 200_000  # characters of a document that are indexed
-MAX_QUERY_WORDS = 32
+MAX_QUERY_WORDS = 16
+FUZZY_CHARS = 50_000  # characters of a document the fuzzy score reads
+MAX_VOCABULARY = 5000  # distinct words of a document a query word is fuzzily compared with
+PHRASE_CHARS = 5000  # characters of a document the whole query is partially matched in
 FULLTEXT_CANDIDATES = 200
-RECENT_CANDIDATES = 300
+RECENT_CANDIDATES = 200
 WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
 
@@ -353,20 +357,29 @@ def similarity(query: str, terms: list[str], doc_text: str) -> float:
     """0..1: how well the query's words are met by the document's (see the module doc)."""
     from rapidfuzz import fuzz, process
 
-    vocabulary = set(words(doc_text))
+    doc_text = doc_text[:FUZZY_CHARS]
+    vocabulary = sorted(set(list(dict.fromkeys(words(doc_text)))[:MAX_VOCABULARY]))
     if not terms or not vocabulary:
         return 0.0
+    known = set(vocabulary)
+    by_length: dict[int, list[str]] = {}
+    for word in vocabulary:
+        by_length.setdefault(len(word), []).append(word)
     scores = []
     for term in terms:
-        if term in vocabulary:
+        at = bisect.bisect_left(vocabulary, term)
+        if term in known:
             scores.append(1.0)
-        elif len(term) >= 3 and any(w.startswith(term) for w in vocabulary):
+        elif len(term) >= 3 and at < len(vocabulary) and vocabulary[at].startswith(term):
             scores.append(0.9)
-        else:
-            best = process.extractOne(term, vocabulary, scorer=fuzz.ratio, score_cutoff=75)
+        else:  # a ratio of 0.75 needs lengths within a third of each other
+            spread = max(1, len(term) // 3)
+            near = [w for n in range(len(term) - spread, len(term) + spread + 1)
+                    for w in by_length.get(n, ())]
+            best = process.extractOne(term, near, scorer=fuzz.ratio, score_cutoff=75)
             scores.append(best[1] / 100 * 0.85 if best else 0.0)
     coverage = sum(scores) / len(scores)
-    phrase = fuzz.partial_ratio(query.lower(), doc_text.lower()[:20_000]) / 100
+    phrase = fuzz.partial_ratio(query.lower(), doc_text.lower()[:PHRASE_CHARS]) / 100
     return round(0.8 * coverage + 0.2 * phrase * min(1.0, coverage * 2), 4)
 
 
