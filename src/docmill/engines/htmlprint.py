@@ -514,7 +514,10 @@ def render_pdf(html: str, params: PrintPdfParams, target: Path, progress: Progre
     base_url = params.base_url or fallback_base
     if params.iframes:  # else WeasyPrint leaves them out, fetching nothing
         progress(15, "loading iframes")
-        html = inline_iframes(html, base_url, fetcher)
+        framed = inline_iframes(html, base_url, fetcher)
+        if framed is not html:  # the frames' documents count against the same limits
+            check_structure(framed, params.max_depth, params.max_elements)
+        html = framed
     css = []
     if params.page_margin:
         css.append(f"@page {{ margin: {params.page_margin}; }}")
