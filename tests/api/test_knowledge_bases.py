@@ -263,13 +263,15 @@ def test_old_client_reads_document_types(server):
         got = c.document_types.get(os.environ["ID"])
         listed = c.document_types.list(search=os.environ["CODE"])
         check = c.document_types.validate(os.environ["ID"], {"total": "many"})
+        raw = c.document_types.with_raw_response.get(os.environ["ID"]).parse()
         print(json.dumps({"id": got.id, "code": got.codeType, "name": got.name,
-                          "schema": got.schema_, "draft": got.isDraft,
+                          "schema": got.schema_, "draft": got.isDraft, "raw": raw.codeType,
                           "listed": [t.codeType for t in listed.data],
                           "valid": check.is_valid()}))
         """, ID=made.json()["id"], CODE=f"acme_old_{tag}")
     assert result == {"id": made.json()["id"], "code": f"acme_old_{tag}",
                       "name": "Old client type", "schema": schema, "draft": False,
+                      "raw": f"acme_old_{tag}",
                       "listed": [f"acme_old_{tag}"], "valid": False}
 
 
@@ -308,3 +310,17 @@ def test_old_client_knowledge_bases_every_method(server):
     assert result["search"][0] is True and result["search"][1] >= 1
     assert result["sync"] == "completed" and result["after_delete"] == 1
     assert result["gone"] is True
+
+
+def test_raw_response_methods(server, kb):
+    made, ids = kb
+    raw = client(server).knowledge_bases.with_raw_response
+    listed = raw.list(search=made.name)
+    assert listed.status_code == 200 and listed.headers["x-request-id"].startswith("req_")
+    assert [b.id for b in listed.parse().data] == [made.id]
+    got = raw.get(made.id)
+    assert got.status_code == 200 and got.parse().documentCount == len(ids)
+    found = raw.search(made.id, query="password", limit=1)
+    assert found.status_code == 200 and found.parse().data[0].document.id == ids[2]
+    synced = raw.sync(made.id)
+    assert synced.status_code == 200 and synced.parse().documentsProcessed == len(ids)
