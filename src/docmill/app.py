@@ -23,7 +23,7 @@ from docmill.faces.convertapi.routes import build_router as convertapi_router
 from docmill.faces.common import BodyLimitMiddleware, renderer_for
 from docmill.faces.docraptor import routes as docraptor
 from docmill.faces.expertai import routes as expertai
-from docmill.faces import native_doctypes
+from docmill.faces import native_doctypes, native_knowledge
 from docmill.faces.docutray.routes import build_router as docutray_router
 from docmill.settings import get_settings
 
@@ -77,6 +77,7 @@ def create_app(*, run_workers: bool = True, run_sweeper: bool = True) -> FastAPI
     app.include_router(convertapi_router())
     app.include_router(expertai.router)
     app.include_router(native_doctypes.router)
+    app.include_router(native_knowledge.router)
     app.include_router(docutray_router())
 
     @app.get("/healthz", tags=["ops"], summary="The process is alive")

@@ -150,6 +150,17 @@ class Settings(BaseSettings):
                                               "that names none.")
     convertapi_web_timeout_s: int = Field(120, ge=1, description="Same, for web/URL inputs.")
     convertapi_max_timeout_s: int = Field(1200, ge=1, description="Largest Timeout accepted.")
+    convertapi_anonymous_uploads: bool = Field(
+        True, description="POST /upload without credentials (what ConvertAPI 1.x clients "
+        "send): the file id it gives is usable only by a conversion with a valid key, never "
+        "downloadable from /d/. false: every upload needs a key (401 4013).")
+    convertapi_anonymous_max_bytes: int = Field(10 * 1024 * 1024, ge=1, description="Largest "
+                                                "anonymous upload (413 above).")
+    convertapi_anonymous_retention_s: float = Field(600.0, gt=0, description="An anonymous "
+                                                    "upload is gone after this.")
+    convertapi_anonymous_rate: int = Field(30, ge=1, description="Anonymous uploads one "
+                                           "client address may make per window (then 503).")
+    convertapi_anonymous_rate_window_s: int = Field(60, ge=1, description="That window.")
     convertapi_conversions_total: int = Field(
         1_000_000, ge=0, description="What GET /user reports as ConversionsTotal.")
 

@@ -635,6 +635,7 @@ def receiver():
         return 503, b"busy"
 
     recv = Receiver("127.0.0.2", {"/page.html": lambda h: (200, PAGE), "/slow.html": _slow,
+                                  "/": lambda h: (200, PAGE),
                                   "/hook": lambda h: (200, b"ok"), "/flaky": flaky})
     yield recv
     recv.close()
@@ -710,6 +711,13 @@ def test_09_web_to_pdf(hcapi, wire, receiver):
     text = pdf_texts(content)[0]
     assert "Hello from the fixture page" in text and "Rendered by Docmill" in text
     assert result.file.filename == "page.pdf"
+
+
+def test_web_conversion_named_from_the_host(hcapi, wire, receiver):
+    result = hcapi.convert("pdf", {"Url": f"{receiver.base}/"})
+    assert calls(wire) == [("POST", "/convert/web/to/pdf")]
+    assert result.file.filename == "127.0.0.2.pdf"
+    assert "Hello from the fixture page" in pdf_texts(result.file.io.getvalue())[0]
 
 
 def test_10_timeout(hcapi, wire, receiver):

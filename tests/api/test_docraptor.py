@@ -488,18 +488,47 @@ def test_26_javascript(sapi):
 
 
 def test_27_iframes(sapi, site):
-    site.routes["/frame.html"] = (200, "text/html", b"<p>FRAMETEXT</p>")
-    html = f'<p>Outer</p><iframe src="{site.base}/frame.html"></iframe>'
+    """Loaded by default, as the vendor does, through the SSRF guard: the allowed site's
+    frame (and its image, resolved against the frame's own URL), srcdoc and data: frames,
+    nested frames; never a local file or a private host; `iframes: false` fetches none."""
+    site.routes["/frames/frame.html"] = (200, "text/html; charset=utf-8", (
+        b"<html><head><style>p { display: none }</style></head><body><p>FRAMETEXT "
+        b"\xc3\xa9t\xc3\xa9</p><img src='pixel.png'>"
+        b"<iframe src='/frames/inner.html' width=200 height=60></iframe></body></html>"))
+    site.routes["/frames/inner.html"] = (200, "text/html", b"<p>INNERTEXT</p>")
+    site.routes["/frames/pixel.png"] = (200, "image/png", PIXEL)
+    html = (f'<p>Outer</p><iframe src="{site.base}/frames/frame.html" width="400" '
+            'height="200"></iframe><iframe srcdoc="&lt;p&gt;SRCDOCTEXT&lt;/p&gt;"></iframe>'
+            '<iframe src="data:text/html,%3Cp%3EDATATEXT%3C/p%3E"></iframe>'
+            '<iframe src="file:///etc/passwd"></iframe>'
+            '<iframe src="http://127.0.0.1:9/private.html"></iframe><p>After</p>')
+    text = " ".join(pdf_text(sapi.create_doc({**D, "document_content": html})).split())
+    for word in ("Outer", "FRAMETEXT été", "INNERTEXT", "SRCDOCTEXT", "DATATEXT", "After"):
+        assert word in text, (word, text)
+    assert "root:" not in text  # /etc/passwd stayed unread
+    assert site.paths().count("/frames/frame.html") == 1
+    assert "/frames/inner.html" in site.paths() and "/frames/pixel.png" in site.paths()
+    before = len(site.requests)
     text = pdf_text(sapi.create_doc({**D, "document_content": html,
                                      "prince_options": {"iframes": False}}))
-    assert "Outer" in text and "FRAMETEXT" not in text
-    # Documented limitation: WeasyPrint does not load iframes, so the default leaves them
-    # out too, and asking for them explicitly is a validation error.
-    assert "FRAMETEXT" not in pdf_text(sapi.create_doc({**D, "document_content": html}))
-    error = api_error(sapi.create_doc, {**D, "document_content": html,
-                                        "prince_options": {"iframes": True}})
-    assert error.status == 422 and "iframes" in error.body
-    assert "/frame.html" not in site.paths()
+    assert "Outer" in text and "FRAMETEXT" not in text and "SRCDOCTEXT" not in text
+    assert len(site.requests) == before  # nothing fetched
+    # a frame the guard refuses fails the document when resource errors count
+    error = api_error(sapi.create_doc, {**D, "ignore_resource_errors": False,
+                                        "document_content": '<iframe src="http://127.0.0.1:9/x">'
+                                                            '</iframe><p>x</p>'})
+    assert error.status == 422 and "127.0.0.1" in error.body
+
+
+def test_insecure_is_accepted_and_ignored_with_a_warning(sapi, special):
+    created = sapi.create_async_doc({**D, "prince_options": {"insecure": True}})
+    status = wait_status(sapi, created.status_id)
+    assert status.status == "completed"
+    assert_valid_pdf(fetch(status.download_url))
+    with special.client() as http:
+        result = http.get(f"/v1/jobs/{created.status_id}/result")
+    assert result.status_code == 200, result.text
+    assert any("insecure is ignored" in w for w in result.json()["result"]["warnings"])
 
 
 def test_28_encryption_and_permissions(sapi):
@@ -544,8 +573,8 @@ def test_page_margin_and_unsupported_prince_options(sapi):
     assert left(narrow) == pytest.approx(36, abs=3) and left(wide) == pytest.approx(216, abs=3)
     error = api_error(sapi.create_doc, {**D, "prince_options": {
         "http_proxy": "http://proxy:3128", "insecure": True, "no_author_style": True}})
-    assert error.status == 422
-    for option in ("http_proxy", "insecure", "no_author_style"):
+    assert error.status == 422 and "insecure" not in error.body  # insecure: a no-op
+    for option in ("http_proxy", "no_author_style"):
         assert f"Prince option {option} is not supported" in error.body
 
 

@@ -296,3 +296,42 @@ class DocTypeModel(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (Index("ix_doc_type_models_type_org", "doc_type_id", "org_id"),)
+
+
+class KnowledgeBase(Base):
+    """A searchable collection of JSON documents of one organization (Docutray's knowledge
+    bases). `name` is unique within the organization."""
+
+    __tablename__ = "knowledge_bases"
+    __table_args__ = (Index("ix_knowledge_bases_org_name", "org_id", "name", unique=True),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text, default=None)
+    json_schema: Mapped[dict[str, Any]] = mapped_column(JSON)
+    indexing_preferences: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    is_active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    synced_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class KnowledgeDocument(Base):
+    """One JSON document of a knowledge base; `text` is its content flattened for the
+    full-text index (SQLite: the FTS5 table `knowledge_documents_fts`; PostgreSQL: a GIN
+    index on `to_tsvector('simple', text)`)."""
+
+    __tablename__ = "knowledge_documents"
+    __table_args__ = (Index("ix_knowledge_documents_kb_created", "kb_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    kb_id: Mapped[str] = mapped_column(ForeignKey("knowledge_bases.id", ondelete="CASCADE"))
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"),
+                                        index=True)
+    document_id: Mapped[str | None] = mapped_column(String(255), default=None)
+    content: Mapped[dict[str, Any]] = mapped_column(JSON)
+    doc_metadata: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON, default=None)
+    text: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

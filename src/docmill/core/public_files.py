@@ -4,6 +4,11 @@ Two kinds: uploads (stored under `{org}/_uploads/{id}/`, living their own retent
 published job outputs (pointing at the job's own blobs, so they die with the job). The id is
 the capability: 160 random bits, lowercase letters and digits, as the vendors' file ids look.
 A download budget (DocRaptor's "100 downloads") is spent atomically.
+
+Anonymous uploads (ConvertAPI 1.x clients upload with no credentials) belong to a reserved
+organization: they are never served by id (`get_served` refuses them) and only a conversion
+by a caller with a valid key can read them (`get_usable`), so storing one buys nothing
+without a key. Their size, rate and lifetime are the face's settings.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 
+from docmill.core.auth import get_or_create_org
 from docmill.core.db import session_scope
 from docmill.core.files import get_blob_store
 from docmill.core.inputs import InputStager
@@ -22,6 +29,8 @@ from docmill.core.models import JobFile, PublicFile, utcnow
 from docmill.errors import Forbidden, NotFound
 
 UPLOADS = "_uploads"
+ANONYMOUS_ORG = "docmill-anonymous-uploads"
+_anonymous_id: str | None = None
 ALPHABET = string.ascii_lowercase + string.digits
 
 
@@ -88,6 +97,33 @@ def publish_outputs(job_id: str, org_id: str, expires_at: datetime,
                 session.add(row)
             published.append(_info(row))
         return published
+
+
+def anonymous_org_id() -> str:
+    """The reserved organization anonymous uploads belong to (created on first use)."""
+    global _anonymous_id
+    if _anonymous_id is None:
+        try:
+            _anonymous_id = get_or_create_org(ANONYMOUS_ORG, "Anonymous uploads").id
+        except IntegrityError:  # another process created it at the same moment
+            _anonymous_id = get_or_create_org(ANONYMOUS_ORG).id
+    return _anonymous_id
+
+
+def get_served(file_id: str) -> PublicFileInfo:
+    """A file `/d/{id}` may hand out without a key: anything but an anonymous upload."""
+    info = get_public(file_id)
+    if info.org_id == anonymous_org_id():
+        raise NotFound(f"file {file_id} not found")
+    return info
+
+
+def get_usable(file_id: str, org_id: str) -> PublicFileInfo:
+    """A file an authenticated caller of `org_id` may convert: its own, or anonymous."""
+    info = get_public(file_id)
+    if info.org_id not in (org_id, anonymous_org_id()):
+        raise NotFound(f"file {file_id} not found")
+    return info
 
 
 def get_public(file_id: str, org_id: str | None = None) -> PublicFileInfo:

@@ -138,8 +138,11 @@ class PrintPdfParams(FetchParams):
     javascript: bool = Field(False, description="Run the document's scripts: renders in "
                              "headless Chromium instead of WeasyPrint (no PDF profiles or "
                              "forms there).")
-    iframes: bool = Field(True, description="With javascript: load iframes (WeasyPrint "
-                          "never does).")
+    iframes: bool = Field(True, description="Load iframes: Chromium natively (javascript); "
+                          "for WeasyPrint each frame's document is fetched through the SSRF "
+                          "guard (or taken from srcdoc/data:) and laid out in its place.")
+    insecure: bool = Field(False, description="Accepted for compatibility and ignored with a "
+                           "warning: TLS certificates are always verified.")
 
     @field_validator("base_url")
     @classmethod
@@ -318,6 +321,98 @@ def _print_fetcher(params: PrintPdfParams) -> Any:
     return PrintFetcher()
 
 
+# --- iframes for WeasyPrint ----------------------------------------------------------------
+
+INSECURE_IGNORED = "insecure is ignored: TLS certificates are always verified"
+FRAME_DEPTH = 3  # frames inside frames inside frames, then no more
+FRAME_STYLE = ("display: block; overflow: hidden; border: 2px inset #d0d0d0; "
+               "box-sizing: border-box; width: {width}; height: {height};")
+
+
+def _css_length(value: str | None, default: str) -> str:
+    value = (value or "").strip()
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        return f"{value}px"
+    if re.fullmatch(r"\d+(\.\d+)?%", value):
+        return value
+    return default
+
+
+def _frame_document(frame: Any, base_url: str | None, fetcher: Any) -> tuple[str, str] | None:
+    """(HTML, its base URL) of one iframe: `srcdoc`, else `src` fetched by the job's guarded
+    fetcher (refusals and failures land in its warnings); None when there is nothing to show."""
+    from urllib.parse import urljoin
+
+    from docmill.engines.html import NO_BASE
+
+    srcdoc = frame.get("srcdoc")
+    if srcdoc is not None:
+        return srcdoc, base_url or NO_BASE
+    src = (frame.get("src") or "").strip()
+    if not src or src.startswith("about:"):
+        return None
+    url = urljoin(base_url or NO_BASE, src)
+    try:
+        response = fetcher.fetch(url)
+    except DocmillError:
+        return None  # the fetcher noted why
+    try:
+        body = response.read()
+        kind = response.content_type or "text/html"
+        charset = response.charset or "utf-8"
+    finally:
+        response.close()
+    if kind not in ("text/html", "application/xhtml+xml", "text/plain"):
+        fetcher.warnings.append(f"left out the iframe {src[:200]}: it is {kind}, not HTML")
+        return None
+    try:
+        text = body.decode(charset, errors="replace")
+    except LookupError:
+        text = body.decode("utf-8", errors="replace")
+    if kind == "text/plain":
+        from html import escape
+
+        text = f"<pre>{escape(text)}</pre>"
+    return text, getattr(response, "url", None) or url
+
+
+def inline_iframes(html: str, base_url: str | None, fetcher: Any, depth: int = 0) -> str:
+    """Each `<iframe>` replaced by a box of its size holding its document's body. The framed
+    document's own style sheets and scripts are dropped (they would apply to the whole page);
+    its links are made absolute against its own URL, so its images load through the same
+    guard; local files stay unreachable because the fetcher refuses every non-http(s) URL."""
+    if "<iframe" not in html.lower():
+        return html
+    import lxml.html
+
+    from docmill.engines.html import NO_BASE
+
+    root = lxml.html.document_fromstring(html)
+    for frame in list(root.iter("iframe")):
+        found = _frame_document(frame, base_url, fetcher) if depth < FRAME_DEPTH else None
+        box = lxml.html.Element("div")
+        box.set("class", "docmill-iframe")
+        style = FRAME_STYLE.format(width=_css_length(frame.get("width"), "300px"),
+                                   height=_css_length(frame.get("height"), "150px"))
+        box.set("style", style + " " + (frame.get("style") or ""))
+        if found is not None:
+            inner_html, inner_base = found
+            inner_html = inline_iframes(inner_html, inner_base, fetcher, depth + 1)
+            inner = lxml.html.document_fromstring(inner_html or "<p></p>")
+            if not inner_base.startswith(NO_BASE):
+                inner.make_links_absolute(inner_base, resolve_base_href=True)
+            for junk in inner.xpath("//script | //style | //link | //noscript"):
+                junk.drop_tree()
+            body = inner.find("body")
+            if body is not None:
+                box.text = body.text
+                for child in list(body):
+                    box.append(child)
+        box.tail = frame.tail
+        frame.getparent().replace(frame, box)
+    return lxml.html.tostring(root, encoding="unicode")
+
+
 # --- checks before rendering ---------------------------------------------------------------
 
 
@@ -417,6 +512,12 @@ def render_pdf(html: str, params: PrintPdfParams, target: Path, progress: Progre
         return _render_chromium(html, params, target, progress, fallback_base)
     fetcher = _print_fetcher(params)
     base_url = params.base_url or fallback_base
+    if params.iframes:  # else WeasyPrint leaves them out, fetching nothing
+        progress(15, "loading iframes")
+        framed = inline_iframes(html, base_url, fetcher)
+        if framed is not html:  # the frames' documents count against the same limits
+            check_structure(framed, params.max_depth, params.max_elements)
+        html = framed
     css = []
     if params.page_margin:
         css.append(f"@page {{ margin: {params.page_margin}; }}")
@@ -466,6 +567,8 @@ def render_pdf(html: str, params: PrintPdfParams, target: Path, progress: Progre
         progress(90, "encrypting")
         encrypt_pdf(target, params)
     warnings = list(fetcher.warnings)
+    if params.insecure:
+        warnings.append(INSECURE_IGNORED)
     for message in collected.messages:
         if not any(url in message for url in fetcher.seen):
             warnings.append(message)
@@ -500,6 +603,8 @@ def _render_chromium(html: str, params: PrintPdfParams, target: Path, progress: 
         headers=params.headers(), no_network=params.no_network,
         resource_timeout_s=params.http_timeout_s, frames=params.iframes)
     result = render_pdf(job, target, progress)
+    if params.insecure:
+        result.warnings.append(INSECURE_IGNORED)
     problems = result.data["resources_refused"] + result.data["resources_failed"]
     if params.fail_on_resource_errors and problems:
         failed = [w for w in result.warnings if any(url in w for url in problems)]

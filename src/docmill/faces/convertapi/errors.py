@@ -56,9 +56,11 @@ class VendorError(errors.DocmillError):
     """An error the face answers with an explicit vendor status and Code."""
 
     def __init__(self, status: int, vendor_code: int, message: str,
-                 invalid: dict[str, list[str]] | None = None) -> None:
+                 invalid: dict[str, list[str]] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status, self.vendor_code, self.invalid = status, vendor_code, invalid
+        self.headers = headers or {}
 
 
 def body(code: int, message: str, invalid: dict[str, list[str]] | None = None) -> dict[str, Any]:
@@ -95,4 +97,5 @@ def for_job(error_code: str | None, message: str | None,
 
 def render(request: Request, exc: errors.DocmillError) -> Response:
     status, payload = for_request(exc)
-    return JSONResponse(payload, status_code=status)
+    return JSONResponse(payload, status_code=status,
+                        headers=exc.headers if isinstance(exc, VendorError) else None)

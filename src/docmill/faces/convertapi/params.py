@@ -104,11 +104,15 @@ def filename_from_disposition(header: str | None) -> str | None:
     return None
 
 
-def url_name(url: str) -> str:
-    """A file name for a URL input: the last path segment, else the host."""
+def url_name(url: str, ext: str = "") -> str:
+    """A file name for a URL input: the last path segment, else the host (with `ext`, so
+    that `http://example.com:8080/` converts to `example.com.pdf`, not `example.pdf`)."""
     parts = urlsplit(url)
     name = unquote(PurePosixPath(parts.path).name)
-    return name or (parts.hostname or "document")
+    if name:
+        return name
+    host = parts.hostname or "document"
+    return f"{host}.{ext}" if ext else host
 
 
 def _file_ref(param: str, value: Any) -> FileRef | None:
@@ -279,7 +283,7 @@ def _with_ext(name: str | None, ext: str) -> str:
 def _stage_file_id(stager: InputStager, file_id: str, name: str | None, ctx: StageContext,
                    param: str) -> None:
     try:
-        info = public_files.get_public(file_id, ctx.org_id)
+        info = public_files.get_usable(file_id, ctx.org_id)
     except errors.NotFound:
         raise VendorError(500, FILE_ID_INVALID, f"File id '{file_id}' is invalid or expired.",
                           {param: ["unknown or expired file id"]}) from None
@@ -310,7 +314,8 @@ def stage(stager: InputStager, refs: list[FileRef], ctx: StageContext) -> None:
             if own is not None:
                 _stage_file_id(stager, own[0], ref.name or own[1], ctx, ref.param)
             else:
-                name = _with_ext(ref.name or url_name(ref.value), ctx.default_ext)
+                name = _with_ext(ref.name or url_name(ref.value, ctx.default_ext),
+                                 ctx.default_ext)
                 stager.add_url(ref.value, name, ctx.policy, ctx.download_timeout)
         else:  # pragma: no cover - every kind is produced above
             raise AssertionError(ref.kind)

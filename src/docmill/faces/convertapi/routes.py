@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import math
 import re
 import time
 import uuid
@@ -31,6 +32,7 @@ from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, StreamingResponse
 from fastapi.routing import APIRoute
+from starlette.routing import Match
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
@@ -42,6 +44,7 @@ from docmill.core.auth import Principal, authenticate, cached_principal, org_by_
 from docmill.core.files import get_blob_store
 from docmill.core.inputs import safe_name
 from docmill.core.models import Job, JobFile, JobStatus
+from docmill.core.ratelimit import FixedWindow
 from docmill.faces.common import FaceErrors, read_form, register_face_errors
 from docmill.faces.common import public_base as common_public_base
 from docmill.faces.convertapi import converters
@@ -66,7 +69,9 @@ POLL_BUSY = 5030  # Docmill's code for the 503 of a concurrent poll (the vendor 
 SYNC_GRACE_S = 5.0  # a sync call waits this much past its Timeout (queueing) before giving up
 PAGE_RANGE = re.compile(r"^\s*\d+\s*(-\s*\d*\s*)?(,\s*\d+\s*(-\s*\d*\s*)?)*$")
 FACE_PARAMS = frozenset({"storefile", "timeout", "filename", "async", "jobid", "webhook",
-                         "download", "secret", "token", "auth", "url"})
+                         "download", "secret", "token", "apikey", "auth", "url", "converter"})
+RATE_LIMITED = 5031  # Docmill's code for the 503 of too many anonymous uploads
+FACE_PATHS = ("/convert", "/upload", "/d/", "/user", "/job/", "/info/", "/async/")
 
 
 class VendorJSON(JSONResponse):
@@ -114,9 +119,10 @@ def own_hosts(request: Request) -> frozenset[str]:
     return frozenset(h for h in hosts if h)
 
 
-async def caller(request: Request) -> Principal:
-    """`Authorization: Bearer <key>` (what the official client sends), or the `Secret`,
-    `Token` or `auth` query parameter of the vendor's docs; any Docmill API key is valid."""
+def _credentials(request: Request) -> tuple[str | None, str]:
+    """(key, "token" | "secret"): `Authorization: Bearer <key>` (2.x clients), or the
+    `Secret`, `Token` (1.x clients, with an `ApiKey` number Docmill does not need) or `auth`
+    query parameter."""
     key, source = None, "token"
     authorization = request.headers.get("authorization", "")
     scheme, _, value = authorization.partition(" ")
@@ -126,6 +132,12 @@ async def caller(request: Request) -> Principal:
         low = name.lower()
         if low in ("secret", "token", "auth") and value.strip():
             key, source = value.strip(), ("token" if low == "token" else "secret")
+    return key, source
+
+
+async def caller(request: Request) -> Principal:
+    """The caller's principal; any Docmill API key is valid."""
+    key, source = _credentials(request)
     if not key:
         raise vendor.VendorError(401, vendor.NO_CREDENTIALS,
                                  "User credentials not set, secret or token must be passed.")
@@ -283,6 +295,34 @@ async def _raw_download(request: Request, job: Job, disposition: str) -> Respons
     return _stream_blob(out.blob_key, out.content_type, name, disposition, out.size)
 
 
+def wants_multipart(accept: str) -> bool:
+    """`Accept: multipart/mixed` (ConvertAPI's CLI) unless JSON is asked for as well."""
+    types = [part.split(";")[0].strip().lower() for part in accept.split(",")]
+    return "multipart/mixed" in types and "application/json" not in types
+
+
+def _multipart(job: Job) -> Response:
+    """Every output as one part of a `multipart/mixed` body, streamed from the blob store."""
+    outputs = job.files_of("output")
+    inputs = job.files_of("input")
+    base = PurePosixPath(inputs[0].name).stem if inputs else "result"
+    names = result_names(base or "result", outputs, (job.face_state or {}).get("file_name"))
+    boundary = "docmill-" + uuid.uuid4().hex
+    store = get_blob_store()
+
+    def parts() -> Any:
+        for out, name in zip(outputs, names):
+            yield (f"--{boundary}\r\nContent-Type: {out.content_type}\r\n"
+                   f"Content-Disposition: {_content_disposition('attachment', name)}\r\n"
+                   f"Content-Length: {out.size}\r\n\r\n").encode()
+            with store.open(out.blob_key) as handle:
+                yield from iter(lambda: handle.read(1 << 20), b"")
+            yield b"\r\n"
+        yield f"--{boundary}--\r\n".encode()
+
+    return StreamingResponse(parts(), media_type=f"multipart/mixed; boundary={boundary}")
+
+
 def _content_disposition(disposition: str, name: str) -> str:
     ascii_name = name.encode("ascii", "replace").decode().replace('"', "_").replace("?", "_")
     return f"{disposition}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
@@ -352,8 +392,7 @@ polls = PollGate()
 def build_router() -> APIRouter:
     """The face's routes, under `convertapi_prefix`; registers its error renderer."""
     prefix = _prefix()
-    paths = tuple(f"{prefix}{p}" for p in ("/convert", "/upload", "/d/", "/user", "/job/",
-                                           "/info/"))
+    paths = (prefix + "/",) if prefix else FACE_PATHS
     register_face_errors(FaceErrors(paths, vendor.render))
     router = APIRouter(prefix=prefix, tags=["convertapi"], route_class=_Route)
     methods = ["GET", "POST"]
@@ -361,6 +400,11 @@ def build_router() -> APIRouter:
                          summary="Convert (sync, Async=true, or semi-async with JobId)")
     router.add_api_route("/convert//to/{target}", convert_unnamed, methods=methods,
                          summary="Convert, the input's format taken from the file")
+    # 1.x clients put a `Converter` parameter in the path; Docmill has one per pair
+    router.add_api_route("/convert/{source}/to/{target}/converter/{converter}", convert,
+                         methods=methods, summary="Convert, naming the vendor's converter")
+    router.add_api_route("/convert//to/{target}/converter/{converter}", convert_unnamed,
+                         methods=methods, summary="Convert, naming the vendor's converter")
     router.add_api_route("/job/{job_id}", poll_job, methods=["GET"], summary="Poll a job")
     router.add_api_route("/job/{job_id}", delete_job, methods=["DELETE"],
                          summary="Delete a job and its files")
@@ -374,14 +418,34 @@ def build_router() -> APIRouter:
                          summary="Every {from}/to/{to} pair, generated from the engines")
     router.add_api_route("/info/canconvert/{source}/to/{target}", can_convert, methods=["GET"],
                          summary="200 if this server converts the pair, else 404")
+    every = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+    for path in ([p.rstrip("/") + "/{rest:path}" for p in FACE_PATHS] +
+                 ["/upload", "/user"] if not prefix else ["/{rest:path}", "/"]):
+        router.add_api_route(path, unknown_route, methods=every, include_in_schema=False)
+    _routes[:] = router.routes
     return router
 
 
-async def convert_unnamed(request: Request, target: str) -> Response:
+_routes: list[Any] = []  # the face's own routes, to tell a wrong method from a wrong path
+
+
+async def unknown_route(request: Request) -> Response:
+    """Anything else under the face's paths: the vendor's error shape, never FastAPI's."""
+    partial = [route for route in _routes if isinstance(route, APIRoute)
+               and route.endpoint is not unknown_route
+               and route.matches(request.scope)[0] is Match.PARTIAL]
+    if partial:
+        allowed = sorted({m for route in partial for m in route.methods or ()})
+        raise vendor.VendorError(405, 4050, f"Method {request.method} is not allowed here; "
+                                 f"use {', '.join(allowed)}.", headers={"Allow": ", ".join(allowed)})
+    raise vendor.VendorError(404, 4040, f"No endpoint {request.method} {request.url.path}.")
+
+
+async def convert_unnamed(request: Request, target: str, converter: str = "") -> Response:
     return await convert(request, "", target)
 
 
-async def convert(request: Request, source: str, target: str) -> Response:
+async def convert(request: Request, source: str, target: str, converter: str = "") -> Response:
     principal = await caller(request)
     req = await read_request(request)
     try:
@@ -420,6 +484,7 @@ async def _convert(request: Request, principal: Principal, req: VendorRequest, s
         else "")
     if disposition and disposition not in ("inline", "attachment"):
         raise _invalid(req.sent_name("download"), "must be inline or attachment")
+    multipart = not disposition and wants_multipart(request.headers.get("accept", ""))
     params = _translate(converter, req, url) if converter else None
     options = {"store_file": store_file, "file_name": req.get("FileName"),
                "source": source, "target": target}
@@ -437,6 +502,8 @@ async def _convert(request: Request, principal: Principal, req: VendorRequest, s
             raise errors.Timeout(f"The conversion did not finish within {timeout} s.")
         if disposition:
             return await _raw_download(request, job, disposition)
+        if multipart and job.job_status is JobStatus.SUCCESS:
+            return _multipart(job)
         return await render_job(request, job)
 
     if job_id is None:
@@ -546,13 +613,43 @@ async def delete_job(request: Request, job_id: str) -> Response:
 
 # --- the file server ---------------------------------------------------------------------------
 
+anonymous_uploads = FixedWindow()
+
+
+async def _uploader(request: Request) -> tuple[str, int, float]:
+    """(organization id, size cap, retention) of an upload. With no credentials at all (what
+    1.x clients send) and `convertapi_anonymous_uploads` on, the upload is anonymous: capped,
+    rate-limited per client address and short-lived, and its id is useless without a key."""
+    settings = get_settings()
+    if _credentials(request)[0] or not settings.convertapi_anonymous_uploads:
+        principal = await caller(request)
+        return principal.org_id, settings.max_upload_bytes, settings.convertapi_file_retention_s
+    if any(k.lower() == "url" for k in request.query_params):
+        raise vendor.VendorError(401, vendor.NO_CREDENTIALS, "Uploading from a url needs "
+                                 "credentials: secret or token must be passed.")
+    cap = settings.convertapi_anonymous_max_bytes
+    declared = request.headers.get("content-length", "").strip()
+    if declared.isdigit() and int(declared) > cap + (64 << 10):  # room for multipart framing
+        raise errors.TooLarge(f"An upload without credentials may be at most {cap} bytes.")
+    client = request.client.host if request.client else "unknown"
+    allowed, reset = anonymous_uploads.take(client, settings.convertapi_anonymous_rate,
+                                            settings.convertapi_anonymous_rate_window_s)
+    if not allowed:
+        raise vendor.VendorError(503, RATE_LIMITED, "Too many uploads without credentials "
+                                 "from this address; retry later or pass a secret or token.",
+                                 headers={"Retry-After": str(max(1, math.ceil(reset)))})
+    org_id = await run_in_threadpool(public_files.anonymous_org_id)
+    return org_id, cap, settings.convertapi_anonymous_retention_s
+
+
 async def upload(request: Request) -> Response:
-    principal = await caller(request)
+    org_id, max_bytes, retention = await _uploader(request)
+    anonymous = not _credentials(request)[0]
     settings = get_settings()
     query = {k.lower(): v for k, v in request.query_params.multi_items()}
     name = query.get("filename") or None
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    file_id, stager = public_files.upload_stager(principal.org_id, settings.max_upload_bytes)
+    file_id, stager = public_files.upload_stager(org_id, max_bytes)
     form_files: list[UploadFile] = []
     try:
         if content_type == "multipart/form-data":
@@ -578,8 +675,8 @@ async def upload(request: Request) -> Response:
                     400, vendor.NO_FILENAME, "Content-Disposition with a file name (or the "
                     "filename query parameter) is required.")
             await run_in_threadpool(stager.add_stream, name, BodyReader(request))
-        info = await run_in_threadpool(public_files.save_upload, principal.org_id, file_id,
-                                       stager, settings.convertapi_file_retention_s)
+        info = await run_in_threadpool(public_files.save_upload, org_id, file_id, stager,
+                                       retention)
     except BaseException:
         await run_in_threadpool(stager.discard)
         raise
@@ -589,9 +686,11 @@ async def upload(request: Request) -> Response:
     if "text/plain" in request.headers.get("accept", "") and \
             "json" not in request.headers.get("accept", ""):
         return PlainTextResponse(info.id)
-    return VendorJSON({"FileId": info.id, "FileName": info.name,
-                       "FileExt": PurePosixPath(info.name).suffix[1:].lower(),
-                       "FileSize": info.size, "Url": f"{public_base(request)}/d/{info.id}"})
+    answer = {"FileId": info.id, "FileName": info.name,
+              "FileExt": PurePosixPath(info.name).suffix[1:].lower(), "FileSize": info.size}
+    if not anonymous:  # an anonymous upload is never served from /d/
+        answer["Url"] = f"{public_base(request)}/d/{info.id}"
+    return VendorJSON(answer)
 
 
 def _file_headers(info: public_files.PublicFileInfo, name: str,
@@ -601,14 +700,14 @@ def _file_headers(info: public_files.PublicFileInfo, name: str,
 
 
 async def get_file(request: Request, file_id: str, file_name: str | None = None) -> Response:
-    info = await run_in_threadpool(public_files.get_public, file_id.lower())
+    info = await run_in_threadpool(public_files.get_served, file_id.lower())
     disposition = (request.query_params.get("download") or "").lower() or None
     return await run_in_threadpool(_stream_blob, info.blob_key, info.content_type,
                                    safe_name(file_name or info.name), disposition, info.size)
 
 
 async def head_file(request: Request, file_id: str, file_name: str | None = None) -> Response:
-    info = await run_in_threadpool(public_files.get_public, file_id.lower())
+    info = await run_in_threadpool(public_files.get_served, file_id.lower())
     if not await run_in_threadpool(get_blob_store().exists, info.blob_key):
         raise errors.NotFound("File not found.")
     disposition = (request.query_params.get("download") or "").lower() or None

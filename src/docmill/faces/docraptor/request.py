@@ -239,8 +239,8 @@ def _prince(options: dict[str, Any], params: dict[str, Any], errors: list[str]) 
             errors.append("Prince option http_timeout must be a positive number of seconds")
         else:
             params["http_timeout_s"] = min(seconds, 120)
-    if as_bool(options.get("insecure")):
-        unsupported("insecure", "TLS certificates are always verified")
+    if as_bool(options.get("insecure")):  # a no-op with a warning: never skip TLS checks
+        params["insecure"] = True
     if as_bool(options.get("no_author_style")):
         unsupported("no_author_style", "the document's own styles are always applied")
     if as_bool(options.get("no_default_style")):
@@ -287,13 +287,8 @@ def _prince(options: dict[str, Any], params: dict[str, Any], errors: list[str]) 
     title = as_text(options.get("pdf_title"))
     if title is not None:
         params["title"] = title
-    iframes = as_bool(options.get("iframes"))
-    if params.get("javascript"):  # Chromium loads iframes, like the vendor, unless told not to
-        if iframes is False:
-            params["iframes"] = False
-    elif iframes is True:
-        unsupported("iframes", "the rendering engine does not load iframes (leave the "
-                    "option unset or false, or send javascript: true)")
+    if as_bool(options.get("iframes")) is False:  # loaded by default, as the vendor does
+        params["iframes"] = False
     margin = as_text(options.get("page_margin"))
     if margin and margin.strip():
         if _MARGIN_RE.match(margin.strip()):

@@ -105,11 +105,21 @@ def for_doctypes(exc: errors.DocmillError) -> tuple[int, dict[str, Any]]:
     return 500, {"error": "Error processing request"}
 
 
+def for_knowledge(exc: errors.DocmillError) -> tuple[int, dict[str, Any]]:
+    """Errors of /api/knowledge-bases: as document types', naming what was not found."""
+    if isinstance(exc, errors.NotFound):
+        return 404, {"error": exc.message}
+    return for_doctypes(exc)
+
+
+def for_path(path: str) -> Any:
+    if "/api/knowledge-bases" in path:
+        return for_knowledge
+    return for_doctypes if "/api/document-types" in path else for_input
+
+
 def render(request: Request, exc: errors.DocmillError) -> Response:
     """For errors that escape a route (the app's handler routes `/api/` paths here)."""
-    if "/api/document-types" in request.url.path:
-        status, body = for_doctypes(exc)
-    else:
-        status, body = for_input(exc)
+    status, body = for_path(request.url.path)(exc)
     headers = exc.headers if isinstance(exc, VendorError) else None
     return JSONResponse(body, status_code=status, headers=headers)

@@ -5,7 +5,9 @@
 - `POST /api/identify` (sync) and `/api/identify-async` + `GET .../status/{id}`: an
   `identify.type` job choosing among the options (every usable type when none are given);
 - `/api/document-types`: list, get, create, update, validate (and delete, an extension);
-- steps and knowledge bases: a 404 in the vendor's shape.
+- `/api/knowledge-bases`: knowledge bases, their documents, search and sync
+  (`knowledge_bases.py` over `core/knowledge.py`);
+- steps: a 404 in the vendor's shape.
 
 The official client re-sends a POST after a 5xx, a 429 or its 60 s read timeout, so a sync
 call answers within `docutray_sync_wait_s` (408 with the job's id when the work takes
@@ -18,7 +20,6 @@ from __future__ import annotations
 import logging
 import math
 import secrets
-import threading
 import time
 import uuid
 from collections.abc import Callable, Coroutine
@@ -35,11 +36,12 @@ from starlette.responses import Response
 from docmill import errors
 from docmill.core import doctypes, service
 from docmill.core.auth import Principal, authenticate, cached_principal
+from docmill.core.ratelimit import FixedWindow
 from docmill.core.models import DocumentType, Job
 from docmill.faces.common import FaceErrors, read_json, register_face_errors
 from docmill.faces.common import public_base as common_public_base
 from docmill.faces.docutray import errors as vendor
-from docmill.faces.docutray import views
+from docmill.faces.docutray import knowledge_bases, views
 from docmill.faces.docutray.request import DocRequest, read_request, stage
 from docmill.faces.docutray.views import FACE
 from docmill.settings import get_settings
@@ -72,8 +74,8 @@ class _Route(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
         template = self.path[len(_prefix()):]
-        doc_types = template.startswith("/api/document-types")
-        render = vendor.for_doctypes if doc_types else vendor.for_input
+        doc_types = template.startswith(("/api/document-types", "/api/knowledge-bases"))
+        render = vendor.for_path(template)
         failed = (FAILED_500.get(template) or
                   ({"error": "Error processing request"} if doc_types else
                    {"message": "Internal server error: Failed to process image"}))
@@ -120,12 +122,10 @@ async def caller(request: Request) -> Principal:
 
 
 class RateLimiter:
-    """Fixed windows per API key, limits per organization (`docutray_rate_limits`), in
-    this process's memory (one API process per deployment)."""
+    """Fixed windows per API key, limits per organization (`docutray_rate_limits`)."""
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.windows: dict[str, tuple[float, int]] = {}
+        self.counter = FixedWindow()
 
     def check(self, principal: Principal, short_body: bool = False) -> None:
         settings = get_settings()
@@ -134,19 +134,11 @@ class RateLimiter:
         if not limit:
             return
         window = settings.docutray_rate_window_s
-        now = time.time()
-        start = math.floor(now / window) * window
-        with self.lock:
-            began, count = self.windows.get(principal.key_id, (start, 0))
-            if began != start:
-                began, count = start, 0
-            if count < limit:
-                self.windows[principal.key_id] = (began, count + 1)
-                return
-            if len(self.windows) > 10_000:
-                self.windows = {k: v for k, v in self.windows.items() if v[0] == start}
-        reset = int(began + window)
-        retry = max(1, math.ceil(reset - now))
+        allowed, remaining = self.counter.take(principal.key_id, limit, window)
+        if allowed:
+            return
+        reset = round(time.time() + remaining)
+        retry = max(1, math.ceil(remaining))
         # The client sleeps at least Retry-After before each retry, inside the caller's
         # call: the header is capped, the body and X-RateLimit-Reset keep the truth.
         retry_header = min(retry, settings.docutray_retry_after_max_s)
@@ -374,18 +366,30 @@ async def _json_body(request: Request) -> Any:
 
 
 def _data(row: DocumentType, status: int = 200) -> JSONResponse:
-    return JSONResponse({"data": views.document_type(row)}, status_code=status)
+    """`{"data": type}` (what 0.2.x unwraps) with the same fields at the top level too, for
+    0.1.0, which reads the body as the type (and its schema as `schema_`)."""
+    body = views.document_type(row)
+    return JSONResponse({**body, "schema_": body["jsonSchema"], "data": body},
+                        status_code=status)
 
 
-async def list_document_types(request: Request) -> Response:
-    principal = await _caller(request, short_body=True)
+def _paging(request: Request) -> tuple[int, int]:
     page = _int_query(request, "page", 1)
     limit = _int_query(request, "limit", DEFAULT_PAGE_SIZE)
     if page < 1:
         raise _pagination_error("page", "Number must be greater than or equal to 1")
     if limit < 1:
         raise _pagination_error("limit", "Number must be greater than or equal to 1")
-    limit = min(limit, MAX_PAGE_SIZE)  # clamped, and the clamped value is echoed
+    return page, min(limit, MAX_PAGE_SIZE)  # clamped, and the clamped value is echoed
+
+
+async def _light_caller(request: Request) -> Principal:
+    return await _caller(request, short_body=True)
+
+
+async def list_document_types(request: Request) -> Response:
+    principal = await _caller(request, short_body=True)
+    page, limit = _paging(request)
     search = (request.query_params.get("search") or "").strip() or None
     rows, total = await run_in_threadpool(
         lambda: doctypes.list_types(principal, search=search, offset=(page - 1) * limit,
@@ -433,7 +437,7 @@ async def validate_document_type(request: Request, type_id: str) -> Response:
 
 async def not_offered(request: Request, rest: str) -> Response:
     first = rest.split("/", 1)[0]
-    what = {"steps-async": "Steps", "knowledge-bases": "Knowledge bases"}.get(first)
+    what = {"steps-async": "Steps"}.get(first)
     message = (f"{what} are not available on this server (Docmill)" if what
                else f"No endpoint {request.method} /api/{rest}")
     return JSONResponse({"error": "Not found", "message": message}, status_code=404)
@@ -468,6 +472,7 @@ def build_router() -> APIRouter:
         summary="Delete a document type (Docmill extension)")
     add("/api/document-types/{type_id}/validate", validate_document_type, methods=["POST"],
         summary="Validate extracted data against a type")
+    knowledge_bases.add_routes(router, _light_caller, _json_body, _paging)
     add("/api/{rest:path}", not_offered,
         methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
     return router

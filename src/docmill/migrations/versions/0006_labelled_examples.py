@@ -1,7 +1,7 @@
 """labelled examples and taught extractors
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-03 07:20:00
 """
 
@@ -11,7 +11,7 @@ import docmill.core.models
 
 
 revision = '0006'
-down_revision = '0004'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 
