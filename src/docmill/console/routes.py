@@ -244,8 +244,8 @@ async def job_events(request: Request, job_id: str) -> Response:
     upstream = await api.stream("GET", f"/v1/jobs/{quote(job_id, safe='')}/events",
                                 headers={"accept": "text/event-stream"})
     if upstream.status != 200:
-        await upstream.read()
-        return Response(status_code=upstream.status)
+        return Response(await upstream.read(), status_code=upstream.status,
+                        media_type="application/json")
     return StreamingResponse(upstream.body(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
