@@ -11,12 +11,10 @@ folder docs/console/ is made from) or the test's temporary folder.
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import re
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -24,6 +22,7 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from local_http import WebhookReceiver  # noqa: E402
 from server import DATA, DocmillServer  # noqa: E402
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -32,33 +31,6 @@ PDF = DATA / "pdf" / "pdflatex-4-pages.pdf"
 INVOICE = DATA / "invoices" / "AzureInterior.pdf"
 WAIT_MS = 90_000
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no Debian chromium")
-
-
-class Receiver(http.server.ThreadingHTTPServer):
-    """A webhook receiver on 127.0.0.2 answering `status` to every POST it records."""
-
-    def __init__(self) -> None:
-        self.status = 500
-        self.bodies: list[dict] = []
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                length = int(self.headers.get("Content-Length") or 0)
-                receiver.bodies.append(json.loads(self.rfile.read(length) or b"{}"))
-                self.send_response(receiver.status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        super().__init__(("127.0.0.2", 0), Handler)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.2:{self.server_address[1]}/hook"
 
 
 @pytest.fixture(scope="module")
@@ -262,7 +234,7 @@ def test_create_and_revoke_key(acme, srv, shots):
 
 
 def test_redeliver_failed_webhook(acme, srv, shots):
-    receiver = Receiver()
+    receiver = WebhookReceiver(status=500)
     try:
         with srv.client("acme") as api:
             job = api.post("/v1/jobs", params={"wait": 60},
@@ -295,8 +267,7 @@ def test_redeliver_failed_webhook(acme, srv, shots):
             assert receiver.bodies[-1]["data"]["id"] == job["id"]
             acme.screenshot(path=str(shots / "webhooks.png"), full_page=True)
     finally:
-        receiver.shutdown()
-        receiver.server_close()
+        receiver.close()
 
 
 def test_forged_forms_are_refused(acme, srv, browser):
