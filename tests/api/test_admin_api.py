@@ -1,6 +1,6 @@
 """The native admin API the console is built on: `/v1/keys`, `/v1/webhook-deliveries` (with
-redeliver), `/v1/queue`, plus `/v1/jobs/{id}/transitions` and the `created_after/before`
-filters of `GET /v1/jobs`. Admin keys only (403 for a user key), always the caller's own
+redeliver), `/v1/queue`, plus `/v1/jobs/{id}/transitions`, `/v1/jobs/{id}/inputs/{name}` and
+the `created_after/before` filters of `GET /v1/jobs`. Admin keys only (403 for a user key), always the caller's own
 organization (another organization's key or delivery is a 404)."""
 
 from __future__ import annotations
@@ -74,6 +74,10 @@ def test_transitions_and_time_filters(acme, globex, data):
     assert [t["status"] for t in log] == ["ENQUEUED", "PROCESSING", "SUCCESS"]
     assert log[1]["attempt"] == 1 and log[1]["owner"]
     assert globex.get(f"/v1/jobs/{job['id']}/transitions").status_code == 404
+    received = acme.get(f"/v1/jobs/{job['id']}/inputs/a.pdf")  # the input, as received
+    assert received.status_code == 200 and received.content == (data / PDF_NAME).read_bytes()
+    assert globex.get(f"/v1/jobs/{job['id']}/inputs/a.pdf").status_code == 404
+    assert acme.get(f"/v1/jobs/{job['id']}/inputs/other.pdf").status_code == 404
     created = datetime.fromisoformat(job["created_at"].replace("Z", "+00:00"))
 
     def ids(**query: str) -> set[str]:

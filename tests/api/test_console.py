@@ -209,6 +209,20 @@ def test_document_type_create_and_extract(acme, srv, shots):
     assert set(job["result"]["data"]) == {"invoice_number", "date", "total"}
     for pointer in job["result"]["fields"]:  # every found field is in the table
         assert acme.locator("table.fields").get_by_text(pointer, exact=True).count() == 1
+    # The invoice's first page as an image (a pdf.to-image job) with the fields' boxes.
+    acme.get_by_role("button", name="Show page 1 of AzureInterior.pdf as an image").click()
+    acme.wait_for_url(re.compile(r".*\?page_image=[0-9a-f-]{36}$"), timeout=WAIT_MS)
+    acme.wait_for_function("document.querySelector('.page-view img').naturalWidth > 0")
+    on_page_1 = {name for name, f in job["result"]["fields"].items() if f.get("page") == 1}
+    assert on_page_1  # the built-in extractor found something on this invoice
+    boxes = acme.locator(".page-view .box")
+    assert {boxes.nth(i).get_attribute("data-field") for i in range(boxes.count())} == on_page_1
+    picture = acme.locator(".page-view img").bounding_box()
+    for i in range(boxes.count()):  # every box lies on the picture
+        box = boxes.nth(i).bounding_box()
+        assert picture["x"] <= box["x"] and box["x"] + box["width"] <= picture["x"] + picture["width"] + 1
+        assert picture["y"] <= box["y"] and box["y"] + box["height"] <= picture["y"] + picture["height"] + 1
+    acme.locator("#page-image").screenshot(path=str(shots / "extraction-boxes.png"))
     acme.screenshot(path=str(shots / "extraction.png"), full_page=True)
     acme.goto(f"{srv.url}/console/document-types")
     assert acme.get_by_role("link", name="acme_invoice").is_visible()

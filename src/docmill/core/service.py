@@ -209,12 +209,13 @@ def delete_job(principal: Principal, job_id: str) -> None:
     job_events.notify(job_id)
 
 
-def output_file(principal: Principal, job_id: str, name: str) -> JobFile:
+def job_file(principal: Principal, job_id: str, name: str, role: str = "output") -> JobFile:
+    """A job's output (or, with `role="input"`, input) file by name."""
     job = get_job(principal, job_id)
-    for item in job.files_of("output"):
+    for item in job.files_of(role):
         if item.name == name:
             return item
-    raise NotFound(f"job {job_id} has no file {name!r}")
+    raise NotFound(f"job {job_id} has no {role} file {name!r}")
 
 
 def new_job_id() -> str:

@@ -282,7 +282,16 @@ async def get_result(job_id: str, caller: Caller,
 
 @router.get("/jobs/{job_id}/files/{name}", summary="Download an output file")
 async def get_file(job_id: str, name: str, caller: Caller) -> Response:
-    item = await run_in_threadpool(service.output_file, caller, job_id, name)
+    return await _download(caller, job_id, name, "output")
+
+
+@router.get("/jobs/{job_id}/inputs/{name}", summary="Download an input file as it was received")
+async def get_input(job_id: str, name: str, caller: Caller) -> Response:
+    return await _download(caller, job_id, name, "input")
+
+
+async def _download(caller: Principal, job_id: str, name: str, role: str) -> Response:
+    item = await run_in_threadpool(service.job_file, caller, job_id, name, role)
     store = get_blob_store()
     disposition = {"content_disposition_type": "attachment"}
     path = store.filesystem_path(item.blob_key)
