@@ -25,7 +25,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from docmill.console import session as sessions
 from docmill.console.api import Api, ApiResponse
 from docmill.console.forms import fields_of, params_from_form
-from docmill.faces.common import read_form
+from docmill.errors import DocmillError
+from docmill.faces.common import FaceErrors, read_form, register_face_errors
+from docmill.faces.native import error_status
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -452,10 +454,18 @@ async def submit(request: Request) -> Response:
     return see_other(f"/console/jobs/{created[0]}" if len(created) == 1 else "/console/jobs")
 
 
+def render_error(request: Request, exc: DocmillError) -> Response:
+    """Core errors met on console paths (a malformed or oversized form, a bad query
+    parameter) as the console's error page, with the native API's status code."""
+    return render(request, "error.html", sessions.load(request), status=error_status(exc),
+                  message=exc.message)
+
+
 def mount(app: FastAPI) -> None:
     """Serve the console on `app` (pages, static files, its error pages and timing)."""
     from docmill.console import doctypes, admin
 
+    register_face_errors(FaceErrors(("/console/",), render_error))
     app.include_router(router)
     app.include_router(doctypes.router)
     app.include_router(admin.router)
