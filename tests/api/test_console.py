@@ -197,6 +197,12 @@ def test_document_type_create_and_extract(acme, srv, shots):
     acme.get_by_role("button", name="Create").click()
     acme.wait_for_url("**/console/document-types/acme_invoice?saved=1")
     assert acme.get_by_role("status").inner_text() == "Saved."
+    acme.get_by_label("Sample document").set_input_files(str(INVOICE))
+    acme.get_by_role("button", name="Add example").click()
+    acme.wait_for_url("**/console/document-types/acme_invoice?example=1", timeout=WAIT_MS)
+    assert "1 example(s)" in acme.get_by_role("status").inner_text()
+    with srv.client("acme") as api:
+        assert api.get("/v1/document-types/acme_invoice").json()["examples"] == 1
     acme.get_by_label("Document (PDF or image)").set_input_files(str(INVOICE))
     acme.get_by_role("button", name="Extract").click()
     acme.wait_for_url(re.compile(r".*/console/jobs/[0-9a-f-]{36}$"))
@@ -282,6 +288,18 @@ def test_redeliver_failed_webhook(acme, srv, shots):
             acme.screenshot(path=str(shots / "webhooks.png"), full_page=True)
     finally:
         receiver.close()
+
+
+def test_delete_job(acme, srv):
+    with srv.client("acme") as api:
+        job = api.post("/v1/jobs", params={"wait": 60}, data={"operation": "pdf.to-text"},
+                       files={"file": ("gone.pdf", PDF.read_bytes())}).json()
+        acme.goto(f"{srv.url}/console/jobs/{job['id']}")
+        acme.get_by_role("button", name="Delete job").click()  # confirm() is accepted
+        acme.wait_for_url("**/console/jobs?notice=deleted")
+        assert acme.get_by_role("status").inner_text() == "The job was deleted."
+        assert api.get(f"/v1/jobs/{job['id']}").status_code == 404
+    assert job["id"][:8] not in acme.locator("#job-rows").inner_text()
 
 
 def test_forged_forms_are_refused(acme, srv, browser):
