@@ -162,6 +162,26 @@ def test_image_output_preview_and_jobs_list(acme, srv, state, shots):
     acme.screenshot(path=str(shots / "jobs.png"), full_page=True)
 
 
+def test_jobs_list_follows_live_jobs(acme, srv):
+    """More live jobs than the page streams at once: every row still reaches SUCCESS on
+    the open page, by stream or by the rows' refresh."""
+    with srv.client("acme") as api:
+        ids = [api.post("/v1/jobs", data={"operation": "diag.sleep",
+                                          "params": json.dumps({"seconds": 1.5, "steps": 5})},
+                        files={"file": (f"w{i}.pdf", PDF.read_bytes())}).json()["id"]
+               for i in range(6)]
+    acme.goto(f"{srv.url}/console/jobs?operation=diag.sleep")
+    assert acme.locator("tr[data-live-job]").count() >= 3  # still waiting or running
+    acme.evaluate("window.samePage = true")  # gone if the page were reloaded
+    statuses = "[...document.querySelectorAll('#job-rows [data-role=status]')]"
+    acme.wait_for_function(f"{statuses}.length === 7 && "
+                           f"{statuses}.every(s => s.textContent === 'SUCCESS')",
+                           timeout=WAIT_MS)
+    for job_id in ids:
+        assert job_id[:8] in acme.locator("#job-rows").inner_text()
+    assert acme.evaluate("window.samePage") is True
+
+
 def test_other_organization_gets_404(browser, srv, state):
     ctx, page = sign_in(browser, srv, "globex")
     response = page.goto(f"{srv.url}/console/jobs/{state['job']}")

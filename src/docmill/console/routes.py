@@ -11,6 +11,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -18,7 +19,6 @@ from urllib.parse import quote
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData, UploadFile
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -30,7 +30,6 @@ from docmill.faces.common import FaceErrors, read_form, register_face_errors
 from docmill.faces.native import error_status
 
 HERE = Path(__file__).parent
-templates = Jinja2Templates(directory=HERE / "templates")
 router = APIRouter(prefix="/console", include_in_schema=False)
 SINCE = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7),
          "30d": timedelta(days=30)}
@@ -56,9 +55,18 @@ class Refused(Exception):
 
 # --- plumbing -------------------------------------------------------------------------------
 
+@lru_cache
+def templates() -> Any:
+    """Jinja2, loaded on the first page rather than at start-up: a server whose console is
+    not opened does not carry it (nor, forked from it, its worker pool)."""
+    from fastapi.templating import Jinja2Templates
+
+    return Jinja2Templates(directory=HERE / "templates")
+
+
 def render(request: Request, name: str, session: sessions.Session | None, status: int = 200,
            **context: Any) -> HTMLResponse:
-    response = templates.TemplateResponse(request, name, {
+    response = templates().TemplateResponse(request, name, {
         "session": session, "csrf": session.csrf if session else "", "path": request.url.path,
         **context}, status_code=status)
     response.headers["Cache-Control"] = "no-store"
@@ -165,6 +173,8 @@ async def sign_in(request: Request) -> Response:
 
 @router.post("/sign-out")
 async def sign_out(request: Request) -> Response:
+    if sessions.load(request) is None:  # already ended
+        return see_other("/console/sign-in")
     await session_form(request)
     response = see_other("/console/sign-in")
     sessions.clear(response)

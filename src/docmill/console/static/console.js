@@ -16,39 +16,48 @@ function paint(el, job) {
   if (attempts && el.id === "job-progress") attempts.textContent = job.attempts;
 }
 
-function follow(el) {
-  const id = el.dataset.liveJob;
+const streams = new Map(); // job id -> its EventSource
+
+function follow(id) {
   const source = new EventSource("/console/jobs/" + encodeURIComponent(id) + "/events");
-  el.dataset.streaming = "1";
+  streams.set(id, source);
+  const stop = () => { source.close(); streams.delete(id); };
   source.addEventListener("job", (event) => {
     const job = JSON.parse(event.data);
-    paint(el, job);
+    const shown = document.querySelectorAll("[data-live-job='" + CSS.escape(id) + "']");
+    shown.forEach((el) => paint(el, job));
     if (TERMINAL.has(job.status)) {
-      source.close();
-      delete el.dataset.liveJob;
-      if (el.hasAttribute("data-reload-when-done")) window.location.reload();
+      stop();
+      if ([...shown].some((el) => el.hasAttribute("data-reload-when-done"))) window.location.reload();
+      else followAll(); // a stream is free: follow the next live job
     }
   });
-  source.addEventListener("gone", () => source.close());
-  source.onerror = () => { source.close(); delete el.dataset.streaming; };
-  return source;
+  source.addEventListener("gone", stop);
+  source.onerror = stop;
+}
+
+function liveIds() {
+  return [...new Set([...document.querySelectorAll("[data-live-job]")].map((el) => el.dataset.liveJob))];
 }
 
 function followAll() {
-  const live = [...document.querySelectorAll("[data-live-job]")];
-  live.filter((el) => !el.dataset.streaming).slice(0, MAX_STREAMS).forEach(follow);
-  return live.length > MAX_STREAMS;
+  // Returns whether some live jobs are left without a stream.
+  const ids = liveIds();
+  ids.filter((id) => !streams.has(id)).slice(0, Math.max(0, MAX_STREAMS - streams.size)).forEach(follow);
+  return ids.some((id) => !streams.has(id));
 }
 
 function pollList() {
-  // More live jobs than streams: refresh the rows every few seconds instead.
+  // More live jobs than streams: refresh the rows every few seconds as well.
   const table = document.querySelector("table[data-fragment]");
   if (!table || !followAll()) return;
   const timer = setInterval(async () => {
     const response = await fetch(table.dataset.fragment, { credentials: "same-origin" });
     if (!response.ok) return;
     document.getElementById("job-rows").innerHTML = await response.text();
-    if (!followAll() && !document.querySelector("[data-live-job]")) clearInterval(timer);
+    const ids = new Set(liveIds());
+    for (const [id, source] of streams) if (!ids.has(id)) { source.close(); streams.delete(id); }
+    if (!followAll() && !ids.size) clearInterval(timer);
   }, 3000);
 }
 
@@ -119,8 +128,8 @@ function confirms() {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
-  pollList();
-  followAll();
+  pollList(); // follows the first live jobs, and polls if there are more
+  followAll(); // the job page (no list table)
   operationForm();
   dropzone();
   bindJson();
