@@ -350,7 +350,25 @@ def test_forged_forms_are_refused(acme, srv, browser):
     assert answer.status_code == 403
 
 
+UNLABELLED = """() => [...document.querySelectorAll('input, select, textarea, button')]
+    .filter(el => el.type !== 'hidden' && !(el.labels && el.labels.length)
+                  && !el.getAttribute('aria-label') && !(el.textContent || '').trim())
+    .map(el => el.outerHTML)"""
+
+
 def test_admin_pages_and_phone_width(browser, srv, acme, shots):
+    for path in ("/console/jobs", "/console/submit", "/console/document-types",
+                 "/console/document-types/new", "/console/document-types/acme_invoice",
+                 "/console/admin/keys", "/console/admin/webhooks", "/console/admin/queue",
+                 "/console/admin/organization"):
+        acme.goto(srv.url + path)
+        assert acme.evaluate(UNLABELLED) == [], path  # every control has a name
+        assert acme.locator("h1").count() == 1, path
+    acme.goto(f"{srv.url}/console/jobs")
+    acme.keyboard.press("Tab")  # the first stop is the skip link, which lands on main
+    assert acme.evaluate("document.activeElement.textContent") == "Skip to content"
+    acme.keyboard.press("Enter")
+    assert acme.evaluate("document.activeElement.id") == "main"
     acme.goto(f"{srv.url}/console/admin/queue")
     assert acme.locator("[data-role=enqueued]").inner_text().isdigit()
     acme.screenshot(path=str(shots / "queue.png"), full_page=True)

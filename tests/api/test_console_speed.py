@@ -1,7 +1,8 @@
 """Console pages stay fast with 10,000 jobs in the database: each main page answers in
 under 100 ms of server time (its `Server-Timing` header; the median of a few loads, so one
-scheduling hiccup on a busy test machine does not decide). Also: the console can be turned
-off, and its forms refuse a session cookie without the CSRF token."""
+scheduling hiccup on a busy test machine does not decide). Also, over plain HTTP: the
+console can be turned off, its forms refuse a session cookie without the CSRF token, and
+the sign-in page warns when browsers would drop its Secure cookie."""
 
 from __future__ import annotations
 
@@ -126,3 +127,13 @@ def test_console_can_be_turned_off(tmp_path):
             assert client.get("/healthz").status_code == 200
     finally:
         server.destroy()
+
+
+def test_sign_in_warns_when_the_secure_cookie_cannot_work(srv):
+    with httpx.Client(base_url=srv.url, trust_env=False) as client:
+        warning = "browsers will not keep its Secure session cookie"
+        assert warning not in client.get("/console/sign-in").text  # 127.0.0.1: kept
+        remote = {"Host": "docmill.example"}
+        assert warning in client.get("/console/sign-in", headers=remote).text
+        behind_tls = {**remote, "X-Forwarded-Proto": "https"}
+        assert warning not in client.get("/console/sign-in", headers=behind_tls).text

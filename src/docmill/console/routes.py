@@ -140,7 +140,7 @@ async def sign_in_page(request: Request, next: str | None = None,
 def _sign_in_form(request: Request, session: sessions.Session, target: str,
                   error: str | None, status: int = 200) -> HTMLResponse:
     response = render(request, "sign_in.html", session, status=status, next=target,
-                      error=error)
+                      error=error, cookie_dropped=sessions.cookie_dropped(request))
     sessions.store(response, session)
     return response
 

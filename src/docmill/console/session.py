@@ -89,6 +89,16 @@ def store(response: Response, session: Session) -> None:
                         secure=get_settings().console_secure_cookie)
 
 
+def cookie_dropped(request: Request) -> bool:
+    """Whether browsers will refuse the Secure cookie: plain HTTP to a host other than
+    this machine (behind a TLS proxy, X-Forwarded-Proto says https)."""
+    proto = request.headers.get("x-forwarded-proto", request.url.scheme).split(",")[0].strip()
+    host = (request.url.hostname or "").lower()
+    return (get_settings().console_secure_cookie and proto != "https"
+            and host not in ("localhost", "127.0.0.1", "::1")
+            and not host.endswith(".localhost"))
+
+
 def clear(response: Response) -> None:
     response.delete_cookie(COOKIE, path="/console", httponly=True, samesite="strict",
                            secure=get_settings().console_secure_cookie)
