@@ -80,7 +80,7 @@ def create_app(*, run_workers: bool = True, run_sweeper: bool = True) -> FastAPI
     app.include_router(native_doctypes.router)
     app.include_router(docutray_router())
     if settings.console_enabled:
-        from docmill.console.routes import mount as mount_console
+        from docmill.console import mount as mount_console
 
         mount_console(app)
 

@@ -9,7 +9,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from docmill.console.routes import (
+from docmill.console.pages import (
     checked_form, delete_then, expect, render, see_other, signed_in,
 )
 

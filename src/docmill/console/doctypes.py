@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import UploadFile
 
 from docmill.console.api import Api
-from docmill.console.routes import (
+from docmill.console.pages import (
     Refused, checked_form, expect, post_files, render, see_other, signed_in, uploads,
 )
 
