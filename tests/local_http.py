@@ -59,3 +59,37 @@ h1 {{ background-image: url(file:///etc/passwd) }}
 <img src="data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==">
 <p>end of document</p>
 </body></html>"""
+
+
+class WebhookReceiver(http.server.ThreadingHTTPServer):
+    """Records the JSON bodies POSTed to it and answers each with `status` (settable), on
+    `host` (127.0.0.2 for servers that allow only that address through the SSRF guard)."""
+
+    def __init__(self, host: str = "127.0.0.2", status: int = 500) -> None:
+        import json
+
+        self.status = status
+        self.bodies: list[object] = []
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                length = int(self.headers.get("Content-Length") or 0)
+                receiver.bodies.append(json.loads(self.rfile.read(length) or b"null"))
+                self.send_response(receiver.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        super().__init__((host, 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.server_address[0]}:{self.server_address[1]}/hook"
+
+    def close(self) -> None:
+        self.shutdown()
+        self.server_close()

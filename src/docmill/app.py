@@ -23,7 +23,7 @@ from docmill.faces.convertapi.routes import build_router as convertapi_router
 from docmill.faces.common import BodyLimitMiddleware, renderer_for
 from docmill.faces.docraptor import routes as docraptor
 from docmill.faces.expertai import routes as expertai
-from docmill.faces import native_doctypes, native_knowledge
+from docmill.faces import native_admin, native_doctypes, native_knowledge
 from docmill.faces.docutray.routes import build_router as docutray_router
 from docmill.settings import get_settings
 
@@ -73,12 +73,17 @@ def create_app(*, run_workers: bool = True, run_sweeper: bool = True) -> FastAPI
         return await docmill_error(request, errors.InvalidInput(message, problems=problems))
 
     app.include_router(native.router)
+    app.include_router(native_admin.router)
     app.include_router(docraptor.router)
     app.include_router(convertapi_router())
     app.include_router(expertai.router)
     app.include_router(native_doctypes.router)
     app.include_router(native_knowledge.router)
     app.include_router(docutray_router())
+    if settings.console_enabled:
+        from docmill.console import mount as mount_console
+
+        mount_console(app)
 
     @app.get("/healthz", tags=["ops"], summary="The process is alive")
     async def healthz() -> dict[str, str]:

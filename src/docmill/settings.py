@@ -84,6 +84,19 @@ class Settings(BaseSettings):
     webhook_backoff_base_s: float = 2.0
     webhook_backoff_max_s: float = 600.0
 
+    # --- web console (/console) -----------------------------------------------------------
+    console_enabled: bool = Field(True, description="Serve the web console at /console.")
+    console_secret: str = Field(
+        "", description="Key that encrypts console session cookies. Empty: a random key made "
+        "once and kept in data_dir/console-session.key (set it when API servers do not share "
+        "data_dir).")
+    console_session_ttl_s: int = Field(12 * 3600, ge=60, description="A console sign-in "
+                                       "lasts this long.")
+    console_secure_cookie: bool = Field(True, description="Mark the session cookie Secure "
+                                        "(browsers still keep it on http://localhost); turn "
+                                        "off only to serve the console over plain HTTP to "
+                                        "another host, which exposes the session.")
+
     # --- diagnostics ----------------------------------------------------------------------
     enable_diagnostics: bool = Field(False, description="Offer diag.* operations (testing).")
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 HEAVY = ("PIL", "pypdf", "pypdfium2", "pypdfium2_raw", "pikepdf", "img2pdf", "fontTools",
          "cryptography", "numpy", "rapidfuzz", "regex", "weasyprint", "onnxruntime", "rapidocr",
-         "cv2", "lxml", "openpyxl", "playwright", "tesserocr")
+         "cv2", "lxml", "openpyxl", "playwright", "tesserocr", "jinja2")
 
 # Runs in the child: records, for each heavy package, the docmill frame that first imported
 # it (so a failure names the culprit), then does what the API process does with the catalog.

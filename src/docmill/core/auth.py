@@ -98,10 +98,14 @@ def list_keys(org_slug: str | None = None) -> list[KeyInfo]:
         return [_info(row, slug) for row, slug in session.execute(query).all()]
 
 
-def revoke_key(prefix_or_id: str) -> KeyInfo:
+def revoke_key(prefix_or_id: str, org_id: str | None = None) -> KeyInfo:
+    """Revoke by prefix or id; with `org_id`, another organization's key is a 404."""
     with session_scope() as session:
-        row = session.scalar(select(ApiKey).where(
-            (ApiKey.prefix == prefix_or_id) | (ApiKey.id == prefix_or_id)))
+        query = select(ApiKey).where(
+            (ApiKey.prefix == prefix_or_id) | (ApiKey.id == prefix_or_id))
+        if org_id is not None:
+            query = query.where(ApiKey.org_id == org_id)
+        row = session.scalar(query)
         if row is None:
             raise NotFound(f"no key {prefix_or_id!r}")
         if row.revoked_at is not None:

@@ -27,7 +27,7 @@ from docmill.core.db import connection_scope, session_scope
 from docmill.core.events import Subscription, job_events
 from docmill.core.files import get_blob_store, job_prefix
 from docmill.core.inputs import InputStager
-from docmill.core.models import Job, JobFile, JobStatus, new_id, utcnow
+from docmill.core.models import Job, JobEvent, JobFile, JobStatus, new_id, utcnow
 from docmill.engines.registry import get_operation
 from docmill.errors import Conflict, InvalidInput, NotFound, UnsupportedFormat
 from docmill.security.ssrf import policy_from_settings
@@ -161,8 +161,11 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 
 def list_jobs(principal: Principal, *, status: str | None = None, operation: str | None = None,
-              limit: int = 50, cursor: str | None = None) -> tuple[list[Job], str | None]:
-    """Newest first, keyset-paginated (stable under concurrent inserts)."""
+              limit: int = 50, cursor: str | None = None,
+              created_after: datetime | None = None,
+              created_before: datetime | None = None) -> tuple[list[Job], str | None]:
+    """Newest first, keyset-paginated (stable under concurrent inserts); the time bounds
+    ride the (org, created_at) index."""
     limit = max(1, min(limit, 500))
     query = (select(Job).options(selectinload(Job.files))
              .where(Job.org_id == principal.org_id)
@@ -174,6 +177,10 @@ def list_jobs(principal: Principal, *, status: str | None = None, operation: str
             raise InvalidInput(f"unknown status {status!r}") from None
     if operation:
         query = query.where(Job.operation == operation)
+    if created_after:
+        query = query.where(Job.created_at >= created_after)
+    if created_before:
+        query = query.where(Job.created_at < created_before)
     if cursor:
         created, job_id = _decode_cursor(cursor)
         query = query.where(or_(Job.created_at < created,
@@ -185,6 +192,14 @@ def list_jobs(principal: Principal, *, status: str | None = None, operation: str
     return rows[:limit], next_cursor
 
 
+def job_transitions(principal: Principal, job_id: str) -> list[JobEvent]:
+    """The job's transition log, oldest first (404 like `get_job`)."""
+    get_job(principal, job_id)
+    with session_scope(readonly=True) as session:
+        return list(session.scalars(select(JobEvent).where(JobEvent.job_id == job_id)
+                                    .order_by(JobEvent.id)).all())
+
+
 def delete_job(principal: Principal, job_id: str) -> None:
     get_job(principal, job_id)  # 404 for unknown, gone or another org's job
     if not jobs.mark_gone(job_id, JobStatus.DELETED, org_id=principal.org_id):
@@ -194,12 +209,13 @@ def delete_job(principal: Principal, job_id: str) -> None:
     job_events.notify(job_id)
 
 
-def output_file(principal: Principal, job_id: str, name: str) -> JobFile:
+def job_file(principal: Principal, job_id: str, name: str, role: str = "output") -> JobFile:
+    """A job's output (or, with `role="input"`, input) file by name."""
     job = get_job(principal, job_id)
-    for item in job.files_of("output"):
+    for item in job.files_of(role):
         if item.name == name:
             return item
-    raise NotFound(f"job {job_id} has no file {name!r}")
+    raise NotFound(f"job {job_id} has no {role} file {name!r}")
 
 
 def new_job_id() -> str:

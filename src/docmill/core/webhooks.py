@@ -23,7 +23,7 @@ from standardwebhooks.webhooks import Webhook
 
 from docmill.core.db import session_scope
 from docmill.core.models import Job, Organization, WebhookDelivery, utcnow
-from docmill.errors import DocmillError
+from docmill.errors import DocmillError, NotFound
 from docmill.security.ssrf import open_url, policy_from_settings
 from docmill.settings import get_settings
 
@@ -169,3 +169,40 @@ def deliver_due(limit: int = 20) -> int:
     for delivery_id in ids:
         deliver_one(delivery_id)
     return len(ids)
+
+
+# --- what admins see and do (the native /v1/webhook-deliveries API) ----------------------
+
+def list_deliveries(org_id: str, *, job_id: str | None = None, state: str | None = None,
+                    limit: int = 50) -> list[WebhookDelivery]:
+    """An organization's deliveries, newest first."""
+    query = select(WebhookDelivery).where(WebhookDelivery.org_id == org_id)
+    if job_id:
+        query = query.where(WebhookDelivery.job_id == job_id)
+    if state:
+        query = query.where(WebhookDelivery.state == state)
+    with session_scope(readonly=True) as session:
+        return list(session.scalars(query.order_by(WebhookDelivery.id.desc())
+                                    .limit(max(1, min(limit, 500)))).all())
+
+
+def get_delivery(org_id: str, delivery_id: int) -> WebhookDelivery:
+    with session_scope(readonly=True) as session:
+        row = session.get(WebhookDelivery, delivery_id)
+        if row is None or row.org_id != org_id:
+            raise NotFound(f"webhook delivery {delivery_id} not found")
+        return row
+
+
+def redeliver(org_id: str, delivery_id: int) -> WebhookDelivery:
+    """Send a delivery again now, whatever its state, and return it as it ends up. It is
+    claimed first (pending, due after `CLAIM_S`) so the sweeper leaves it alone; should the
+    sweeper be sending it at this very moment the receiver gets it twice, with the same
+    `webhook-id` to tell. A failure goes on with the usual backoff and horizon."""
+    get_delivery(org_id, delivery_id)
+    with session_scope() as session:
+        session.execute(update(WebhookDelivery).where(WebhookDelivery.id == delivery_id)
+                        .values(state="pending", delivered_at=None,
+                                next_attempt_at=utcnow() + timedelta(seconds=CLAIM_S)))
+    deliver_one(delivery_id)
+    return get_delivery(org_id, delivery_id)

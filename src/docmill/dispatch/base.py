@@ -28,6 +28,10 @@ class Dispatcher(ABC):
     def housekeeping(self) -> None:
         """Periodic repair work, called by the sweeper (e.g. re-sending lost messages)."""
 
+    def describe(self) -> dict[str, object]:
+        """What an operator sees of this dispatcher (`GET /v1/queue`)."""
+        return {"dispatcher": "none", "workers_here": 0}
+
 
 class NullDispatcher(Dispatcher):
     """`serve --no-workers`: jobs wait in the database for workers elsewhere."""

@@ -154,6 +154,9 @@ class CeleryDispatcher(Dispatcher):
     def stop(self, grace_s: float) -> None:
         pass
 
+    def describe(self) -> dict[str, object]:
+        return {"dispatcher": "celery", "workers_here": 0}
+
     def notify(self, job_id: str) -> None:
         with session_scope(readonly=True) as session:
             row = session.execute(select(Job.operation, Job.timeout_s, Job.status)

@@ -106,6 +106,12 @@ class LocalDispatcher(Dispatcher):
         multiprocessing.util.Finalize(handle, handle.hang_up, exitpriority=100)
         return handle
 
+    def describe(self) -> dict[str, object]:
+        host = self.host
+        return {"dispatcher": "local", "workers_here": self.size,
+                "pool_alive": bool(host and host.alive and host.process.is_alive()),
+                "in_pool": len(self.inflight)}
+
     def notify(self, job_id: str) -> None:
         # With every slot taken there is nothing to do until a job finishes, and `_finished`
         # wakes the loop then (which reads the queue afresh): no wake-up per submit.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import datetime, timezone
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -20,7 +21,7 @@ from docmill import errors
 from docmill.core import service
 from docmill.core.auth import Principal, authenticate, cached_principal, org_by_slug
 from docmill.core.files import get_blob_store
-from docmill.core.views import job_view
+from docmill.core.views import _iso, job_view
 from docmill.engines.registry import operations
 from docmill.faces.common import (
     FaceErrors,
@@ -236,11 +237,25 @@ async def create_job(request: Request, caller: Caller,
 @router.get("/jobs", summary="List jobs, newest first")
 async def list_jobs(caller: Caller, status: str | None = None, operation: str | None = None,
                     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-                    cursor: str | None = None) -> dict[str, Any]:
+                    cursor: str | None = None, created_after: datetime | None = None,
+                    created_before: datetime | None = None) -> dict[str, Any]:
     rows, next_cursor = await run_in_threadpool(
         service.list_jobs, caller, status=status, operation=operation, limit=limit,
-        cursor=cursor)
+        cursor=cursor, created_after=_aware(created_after),
+        created_before=_aware(created_before))
     return {"jobs": [job_view(j) for j in rows], "next_cursor": next_cursor}
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """A time bound without a zone is UTC."""
+    return value.replace(tzinfo=timezone.utc) if value and value.tzinfo is None else value
+
+
+@router.get("/jobs/{job_id}/transitions", summary="The job's transition log, oldest first")
+async def get_transitions(job_id: str, caller: Caller) -> dict[str, Any]:
+    rows = await run_in_threadpool(service.job_transitions, caller, job_id)
+    return {"transitions": [{"at": _iso(r.at), "status": r.status, "attempt": r.attempt,
+                             "owner": r.owner, "detail": r.detail} for r in rows]}
 
 
 @router.get("/jobs/{job_id}", summary="Read a job; ?wait=S holds until it finishes")
@@ -267,7 +282,16 @@ async def get_result(job_id: str, caller: Caller,
 
 @router.get("/jobs/{job_id}/files/{name}", summary="Download an output file")
 async def get_file(job_id: str, name: str, caller: Caller) -> Response:
-    item = await run_in_threadpool(service.output_file, caller, job_id, name)
+    return await _download(caller, job_id, name, "output")
+
+
+@router.get("/jobs/{job_id}/inputs/{name}", summary="Download an input file as it was received")
+async def get_input(job_id: str, name: str, caller: Caller) -> Response:
+    return await _download(caller, job_id, name, "input")
+
+
+async def _download(caller: Principal, job_id: str, name: str, role: str) -> Response:
+    item = await run_in_threadpool(service.job_file, caller, job_id, name, role)
     store = get_blob_store()
     disposition = {"content_disposition_type": "attachment"}
     path = store.filesystem_path(item.blob_key)

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
+import time
+from pathlib import Path
 
 KEY_TAG = "dm"
 PREFIX_LEN = 12
@@ -34,3 +37,22 @@ def split_prefix(key: str) -> str | None:
 
 def matches(key: str, stored_hash: str) -> bool:
     return hmac.compare_digest(hash_key(key), stored_hash)
+
+
+def secret_from_file(path: Path, setting: str) -> bytes:
+    """A server secret kept in `path`, made on first use: O_EXCL so concurrent first starts
+    agree on one (`setting` names the variable that sets it explicitly instead)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for _ in range(50):  # another process is writing it right now
+            value = path.read_bytes().strip()
+            if value:
+                return value
+            time.sleep(0.02)
+        raise RuntimeError(f"{path} is empty; delete it or set {setting}") from None
+    value = secrets.token_hex(32).encode()
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(value)
+    return value

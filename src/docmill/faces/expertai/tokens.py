@@ -18,13 +18,13 @@ per process), which a server that never sees an expert.ai client should not carr
 
 from __future__ import annotations
 
-import os
 import secrets
 import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from docmill.security.keys import secret_from_file
 from docmill.settings import get_settings
 
 ALGORITHM = "HS256"
@@ -39,25 +39,8 @@ def _secret() -> bytes:
     settings = get_settings()
     if settings.expertai_token_secret:
         return settings.expertai_token_secret.encode()
-    return _secret_from_file(Path(settings.data_dir) / SECRET_FILE)
-
-
-def _secret_from_file(path: Path) -> bytes:
-    """Read the key, or make it: O_EXCL so concurrent first starts agree on one key."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        for _ in range(50):  # another process is writing it right now
-            value = path.read_bytes().strip()
-            if value:
-                return value
-            time.sleep(0.02)
-        raise RuntimeError(f"{path} is empty; delete it or set DOCMILL_EXPERTAI_TOKEN_SECRET")
-    value = secrets.token_hex(32).encode()
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(value)
-    return value
+    return secret_from_file(Path(settings.data_dir) / SECRET_FILE,
+                            "DOCMILL_EXPERTAI_TOKEN_SECRET")
 
 
 def _clean_encode(claims: dict[str, Any]) -> str:

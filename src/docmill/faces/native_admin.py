@@ -1,0 +1,100 @@
+"""The native API's admin calls: an organization's API keys, its webhook deliveries (with a
+redeliver) and the queue. Admin keys only (403 otherwise), always the caller's own
+organization: another organization's key or delivery is a 404.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from docmill import errors
+from docmill.core import queue, webhooks
+from docmill.core.auth import KeyInfo, Principal, create_key, list_keys, revoke_key
+from docmill.core.models import Role, WebhookDelivery
+from docmill.core.views import _iso
+from docmill.faces.common import read_json
+from docmill.faces.native import principal
+
+router = APIRouter(prefix="/v1", tags=["admin"])
+NAME_MAX = 200
+
+
+async def admin(caller: Annotated[Principal, Depends(principal)]) -> Principal:
+    if not caller.is_admin:
+        raise errors.Forbidden("this needs an admin key")
+    return caller
+
+
+Admin = Annotated[Principal, Depends(admin)]
+
+
+def key_view(info: KeyInfo) -> dict[str, Any]:
+    return {"id": info.id, "prefix": info.prefix, "name": info.name, "role": info.role,
+            "created_at": info.created_at, "last_used_at": info.last_used_at,
+            "revoked": info.revoked}
+
+
+@router.get("/keys", summary="The organization's API keys (never the keys themselves)")
+async def get_keys(caller: Admin) -> dict[str, Any]:
+    rows = await run_in_threadpool(list_keys, caller.org_slug)
+    return {"keys": [key_view(k) for k in rows]}
+
+
+@router.post("/keys", status_code=201, summary="Create a key; the answer shows it once")
+async def post_key(request: Request, caller: Admin) -> JSONResponse:
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise errors.InvalidInput("send a JSON object {name, role}")
+    name, role = body.get("name", ""), body.get("role", Role.USER.value)
+    if not isinstance(name, str) or len(name) > NAME_MAX:
+        raise errors.InvalidInput(f"'name' must be a string of at most {NAME_MAX} characters")
+    if role not in (Role.USER.value, Role.ADMIN.value):
+        raise errors.InvalidInput("'role' must be 'user' or 'admin'")
+    key, info = await run_in_threadpool(create_key, caller.org_slug, Role(role), name.strip())
+    return JSONResponse({**key_view(info), "key": key}, status_code=201)
+
+
+@router.delete("/keys/{key_id}", status_code=204, summary="Revoke a key (by id or prefix)")
+async def delete_key(key_id: str, caller: Admin) -> Response:
+    await run_in_threadpool(revoke_key, key_id, caller.org_id)
+    return Response(status_code=204)
+
+
+def delivery_view(row: WebhookDelivery) -> dict[str, Any]:
+    return {"id": row.id, "job_id": row.job_id, "url": row.url, "method": row.method,
+            "state": row.state, "attempts": row.attempts, "last_status": row.last_status,
+            "last_error": row.last_error, "created_at": _iso(row.created_at),
+            "next_attempt_at": _iso(row.next_attempt_at) if row.state == "pending" else None,
+            "delivered_at": _iso(row.delivered_at)}
+
+
+@router.get("/webhook-deliveries", summary="The organization's webhook deliveries, newest first")
+async def get_deliveries(caller: Admin, job_id: str | None = None, state: str | None = None,
+                         limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict[str, Any]:
+    if state not in (None, "pending", "delivered", "failed"):
+        raise errors.InvalidInput("'state' is one of pending, delivered, failed")
+    rows = await run_in_threadpool(lambda: webhooks.list_deliveries(
+        caller.org_id, job_id=job_id, state=state, limit=limit))
+    return {"deliveries": [delivery_view(r) for r in rows]}
+
+
+@router.get("/webhook-deliveries/{delivery_id}", summary="One webhook delivery")
+async def get_delivery(delivery_id: int, caller: Admin) -> dict[str, Any]:
+    return delivery_view(await run_in_threadpool(webhooks.get_delivery, caller.org_id,
+                                                 delivery_id))
+
+
+@router.post("/webhook-deliveries/{delivery_id}/redeliver",
+             summary="Send a delivery again now; answers it after that attempt")
+async def post_redeliver(delivery_id: int, caller: Admin) -> dict[str, Any]:
+    return delivery_view(await run_in_threadpool(webhooks.redeliver, caller.org_id,
+                                                 delivery_id))
+
+
+@router.get("/queue", summary="Queue depth, workers and retention")
+async def get_queue(caller: Admin) -> dict[str, Any]:
+    return await run_in_threadpool(queue.queue_status, caller)
