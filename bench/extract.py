@@ -275,7 +275,9 @@ def markdown(results: dict[str, Any]) -> str:
            "normalisation of tests/extract_corpus.py (the harness the issue measured with). "
            "Parts are the training split's (training/*_split.json): the model was fitted on "
            "train + validation, its thresholds tuned on validation; **test was never used "
-           "for anything but this table**. `rules` = the rule-based extractor alone, "
+           "for anything but this table**; train and validation rows are in-sample for the shipped "
+           "model (training/*.results.json has validation for a model fitted on train alone). "
+           "`rules` = the rule-based extractor alone, "
            "`rules+model` = with the shipped field model, `regex` = a few regular "
            "expressions. ms/document: extraction of an already-read document.", ""]
     for corpus, fields in (("receipts", RECEIPT_FIELDS), ("invoices", INVOICE_FIELDS)):
