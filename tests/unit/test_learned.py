@@ -178,3 +178,13 @@ def test_shipped_models_load_within_budget_and_name_their_documents(code):
         assert all(int(n) < 400 for n in names), "SROIE 400-625 are reserved"
     reserved = ("SammyMaystoneLinesTest", "coolblue2", "oyo", "saeco")
     assert not any(n.rsplit("/", 1)[-1] in reserved for n in names)
+
+
+def test_a_builtin_schema_sent_without_its_code_gets_the_shipped_model():
+    from docmill.engines.extract import builtin_code_of
+
+    assert builtin_code_of(SCHEMA) == "receipt"
+    assert builtin_code_of({"type": "object", "properties": {"total": {"type": "number"}}}) \
+        is None
+    model, source, warnings = field_model(builtin_code_of(SCHEMA), None)
+    assert source == "shipped" and model is shipped_model("receipt") and not warnings

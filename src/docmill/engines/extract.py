@@ -81,6 +81,16 @@ def text_source(document) -> str:
     return sources.pop() if len(sources) == 1 else "mixed"
 
 
+def builtin_code_of(schema: dict[str, Any]) -> str | None:
+    """The built-in type whose schema this is, for jobs that send a built-in schema without
+    naming the type (they get its shipped model all the same)."""
+    from docmill.extraction.builtin_types import builtin_types
+
+    key = json.dumps(schema, sort_keys=True)
+    return next((t["codeType"] for t in builtin_types()
+                 if json.dumps(t["schema"], sort_keys=True) == key), None)
+
+
 def field_model(type_code: str | None, model_path: str | None) -> tuple[Any, str | None, list[str]]:
     """The field model to use: the type's taught one (a local copy the runner made), else the
     one shipped for a built-in type, else none. Returns (model, where from, warnings); a
@@ -184,8 +194,8 @@ class ExtractEngine(Engine):
                                 progress, span=(0, 80))
         document = outcome.document
         progress(85, "extracting fields")
-        model, model_source, warnings = field_model(params.document_type_code,
-                                                    params.model_key)
+        model, model_source, warnings = field_model(
+            params.document_type_code or builtin_code_of(params.schema_), params.model_key)
         found = extract_document(document, params.schema_, params.document_type_code,
                                  params.use_llm, model)
         progress(100, "done")
