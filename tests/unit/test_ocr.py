@@ -447,3 +447,26 @@ def test_rapidocr_sroie_line_cer():
         e, c = line_cer(words, sroie_lines(path.with_suffix(".boxes.csv")))
         errors, chars = errors + e, chars + c
     assert errors / chars <= RAPIDOCR_RECEIPTS_CER, errors / chars
+
+
+def test_rapidocr_detector_resolution_follows_text_size():
+    """The detector runs at the resolution that makes lines ~DET_LINE_PX high, never above
+    rapidocr's own; without a measured text size it is rapidocr's own."""
+    from docmill.engines.ocr_backends import LINE_PER_CHAR, RapidOcrBackend, text_height
+
+    backend = RapidOcrBackend()
+    image = Image.open(RECEIPTS[0]).convert("RGB")
+    height = text_height(image)
+    assert height is not None and 5 < height < 60
+    assert text_height(Image.new("RGB", (400, 400), "white")) is None
+    assert backend.det_limit(463, 1013, None) == ("min", 736)  # rapidocr raises to 736
+    assert backend.det_limit(3000, 4000, None) == ("max", 2000)  # and shrinks to 2000
+    kind, side = backend.det_limit(*image.size, height)
+    line_px = backend.det_line_px
+    expected = line_px / (LINE_PER_CHAR * height)  # of the image as given (under 2000 px)
+    if expected < 1:
+        assert kind == "max" and abs(side - max(image.size) * expected) <= 1
+    # tiny print: never above rapidocr's own choice
+    assert backend.det_limit(1000, 1400, 2.0) == backend.det_limit(1000, 1400, None) == \
+        ("max", 1400)
+    assert backend.det_limit(463, 1013, 2.0) == ("min", 736)
