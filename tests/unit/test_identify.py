@@ -79,6 +79,11 @@ def test_type_taught_from_three_examples_is_recognised():
     # and the taught type does not swallow other documents
     receipt = identify(read(receipts()[0]), options(taught), THRESHOLD)
     assert receipt["document_type_code"] == "receipt"
+    # wherever it stands among the options, with a one-field schema of its own
+    with_schema = {**taught, "schema": {"type": "object", "properties": {
+        "remarks": {"type": ["string", "null"]}}}}
+    first = identify(read(FORMS[3]), [with_schema] + options(), THRESHOLD)
+    assert first["document_type_code"] == "acme-field-report", first["ranking"][:3]
 
 
 def test_below_threshold_is_none_of_the_options_with_scores():

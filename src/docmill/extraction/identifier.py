@@ -17,7 +17,9 @@ A share alone rewards tiny types: a type whose only keyword is "total" and whose
 are each also weighed by how much of the document's evidence the candidate accounts for:
 its count of keyword hits (of labelled values found) over the best count among the
 candidates. The candidate that explains the most keeps its share; one that explains a
-fraction of what another explains keeps that fraction of its share.
+fraction of what another explains keeps that fraction of its share. A type taught with
+examples is left unweighed: its examples are its main evidence, and a one-field schema of
+its own would otherwise sink it under the built-in types that fill more.
 
 A candidate taught with examples leans on them (they are the user's own documents); a type
 without examples leans on keywords and its schema. The best candidate is the answer if its
@@ -181,15 +183,16 @@ def identify(document: Document, candidates: list[dict[str, Any]],
     most_hits = max(e.keyword_hits for e in evidence)
     most_found = max(e.fill_found for e in evidence)
     for cand, ev in zip(candidates, evidence):
-        ev.keywords *= _explained(ev.keyword_hits, most_hits)
-        ev.fill *= _explained(ev.fill_found, most_found)
+        if not ev.taught:  # a taught type is judged mostly by its own examples
+            ev.keywords *= _explained(ev.keyword_hits, most_hits)
+            ev.fill *= _explained(ev.fill_found, most_found)
         # cosine similarity of char n-grams: ~0.1 between unrelated texts, 0.25 and more
         # between documents of one kind (noisy OCR included); stretched onto 0..1
         ex = max(0.0, min(1.0, (ev.examples - 0.10) / 0.25))
         has_keywords = bool(cand.get("keywords"))
         schema = cand.get("schema")
         has_schema = isinstance(schema, dict) and bool(schema.get("properties"))
-        weights = (0.6, 0.2, 0.2) if taught else (0.15, 0.45, 0.4)
+        weights = (0.6, 0.2, 0.2) if ev.taught else (0.15, 0.45, 0.4)
         parts = [(weights[0], ex), (weights[1] if has_keywords else 0.0, ev.keywords),
                  (weights[2] if has_schema else 0.0, ev.fill)]
         ev.score = sum(w * v for w, v in parts) / sum(w for w, _ in parts)
