@@ -2,7 +2,7 @@
 # Builds Docmill's container images from Debian packages alone, on a fresh Debian machine
 # (run as root): no image is pulled from any registry.
 #
-#   scripts/image.sh [STEP...]     steps: tools base core services (default: all four)
+#   scripts/image.sh [STEP...]     steps: tools base core services prune (default: all)
 #   scripts/image.sh env           print the podman settings this machine needs (see below)
 #
 # 1. tools:    podman, mmdebstrap and what they need (apt-get), if missing.
@@ -14,6 +14,7 @@
 #              every engine).
 # 4. services: containers/*.Containerfile: PostgreSQL, Redis and SeaweedFS (S3) images for
 #              compose.yaml, from the same base.
+# 5. prune:    removes the images earlier builds left unnamed (the named ones keep the cache).
 #
 # Some sandboxes refuse what podman does by default (raising RLIMIT_NOFILE/NPROC without
 # CAP_SYS_RESOURCE; crun on hybrid cgroups). The first run probes a trivial container and, if it
@@ -42,7 +43,8 @@ tools() {
   done
   if (( ${#need[@]} )); then
     log "installing ${need[*]}"
-    $SUDO apt-get update -qq
+    # one update, unless the package lists are fresh (scripts/setup.sh may just have run it)
+    [[ -n $(find /var/lib/apt/lists -maxdepth 0 -mmin -60 2>/dev/null) ]] || $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
       "${need[@]}" >/dev/null
   fi
@@ -60,8 +62,9 @@ podman_env() {
 probe() {
   # A container that cannot start with the defaults gets runc and this machine's rlimits.
   local out
-  if out=$(podman run --rm --network none "$BASE_IMAGE" true 2>&1); then
+  if out=$(env -u CONTAINERS_CONF podman run --rm --network none "$BASE_IMAGE" true 2>&1); then
     rm -f "$CACHE/containers.conf.needed"
+    unset CONTAINERS_CONF
     return
   fi
   log "podman's defaults fail here: ${out##*Error: }"
@@ -123,9 +126,11 @@ base() {
 
 # --- Docmill's images ------------------------------------------------------------------------
 
-build() {  # build FILE TAG...
+build() {  # build FILE [--target STAGE] TAG...
   local file=$1; shift
-  local tags=() tag
+  local tags=()
+  if [[ ${1:-} == --target ]]; then tags+=(--target "$2"); shift 2; fi
+  local tag
   for tag in "$@"; do tags+=(--tag "$tag"); done
   # --format docker: HEALTHCHECK is not part of the OCI image format. The host's CA bundle is
   # mounted into RUN steps (not copied into the image) so that HTTPS through an intercepting
@@ -137,6 +142,9 @@ build() {  # build FILE TAG...
 
 core() {
   log "building $IMAGE:$VERSION"
+  # the build stage gets a name of its own, so that pruning the images an earlier build left
+  # unnamed keeps the layers of the Python dependencies cached
+  build Containerfile --target venv "$IMAGE-deps:latest" >/dev/null
   build Containerfile "$IMAGE:$VERSION" "$IMAGE:latest"
   log "$IMAGE:$VERSION is $(podman image inspect --format '{{.Size}}' "$IMAGE:$VERSION" \
     | awk '{printf "%.0f MB", $1/1e6}')"
@@ -150,15 +158,21 @@ services() {
   done
 }
 
+prune() {
+  # images replaced by this build (unnamed now and used by no container); the layers of the
+  # named images, the build stage's included, stay as the cache of the next build
+  podman image prune -f >/dev/null
+}
+
 podman_env
 if [[ ${1:-} == env ]]; then
   [[ -n ${CONTAINERS_CONF:-} ]] && echo "export CONTAINERS_CONF=$CONTAINERS_CONF"
   exit 0
 fi
-steps=("$@"); (( ${#steps[@]} )) || steps=(tools base core services)
+steps=("$@"); (( ${#steps[@]} )) || steps=(tools base core services prune)
 for step in "${steps[@]}"; do
   case $step in
-    tools|base|core|services) "$step" ;;
-    *) echo "unknown step: $step (tools base core services env)" >&2; exit 2 ;;
+    tools|base|core|services|prune) "$step" ;;
+    *) echo "unknown step: $step (tools base core services prune env)" >&2; exit 2 ;;
   esac
 done
