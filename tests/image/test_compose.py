@@ -57,7 +57,14 @@ def stack(image: str):
         yield {"url": url, "project": project, "key": admin_key(podman("logs", api).stdout),
                "ready": ready.json()}
     finally:
+        # `down -v` removes the named volumes; the anonymous ones (the workers' /data) too
+        ids = podman("ps", "-a", "-q", "--filter", f"label=io.podman.compose.project={project}",
+                     check=False).stdout.split()
+        volumes = podman("inspect", "--format", "{{range .Mounts}}{{.Name}} {{end}}", *ids,
+                         check=False).stdout.split() if ids else []
         run("down", "-v", "-t", "80", timeout=400)
+        for volume in volumes:
+            podman("volume", "rm", "-f", volume, check=False)
 
 
 def test_a_job_runs_through_the_api_and_a_worker_container(stack: dict, tmp_path: Path):
