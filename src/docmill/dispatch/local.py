@@ -38,6 +38,7 @@ class _HostHandle:
         self.process, self.conn, self.forked = process, conn, forked
         self.alive = True
         self.hung_up = False
+        self.reader: threading.Thread | None = None
 
     def hang_up(self) -> None:
         """Close our end of the pipe so that the host reads EOF now. `shutdown` first: a
@@ -77,8 +78,9 @@ class LocalDispatcher(Dispatcher):
                 return
             handle = self._start_host()
             self.host = handle
-        threading.Thread(target=self._read, args=(handle,), name="local-dispatcher-results",
-                         daemon=True).start()
+        handle.reader = threading.Thread(target=self._read, args=(handle,),
+                                         name="local-dispatcher-results", daemon=True)
+        handle.reader.start()
         log.info("worker pool of %d started (pool process %d, %s)", self.size,
                  handle.process.pid, "forked" if handle.forked else "spawned")
 
@@ -255,6 +257,11 @@ class LocalDispatcher(Dispatcher):
                 host.process.join(timeout=5)
             _kill_group(host.process)
             host.hang_up()
+            # The reader records the outcomes the host sent while stopping (a job it popped
+            # from `inflight` is released there): let it finish, or the process could exit
+            # with that job still PROCESSING under a dead owner.
+            if host.reader is not None and host.reader is not threading.current_thread():
+                host.reader.join(timeout=15)
         with self.lock:
             leftover = list(self.inflight)
             self.inflight.clear()

@@ -1,0 +1,151 @@
+"""The core image, started as a user would: podman run with a named volume for /data and a
+published port on loopback. Converts a docx and OCRs a scan through the official ConvertAPI
+client, checks that nothing runs as root, and that SIGTERM lets a short running job finish
+and gives a long one back to the queue (it then runs once more after the restart, no
+attempt spent)."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import convertapi
+import docx
+import httpx
+import pypdfium2 as pdfium
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+from server import free_port
+
+from .conftest import admin_key, podman, unique, wait_healthy
+
+GRACE_S = 6
+
+
+@pytest.fixture(scope="module")
+def core(image: str):
+    name, volume, port = unique("docmill-test"), unique("docmill-test-data"), free_port()
+    podman("volume", "create", volume)
+    podman("run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:8000", "-v", f"{volume}:/data",
+           "-e", "DOCMILL_WORKERS=2", "-e", "DOCMILL_ENABLE_DIAGNOSTICS=true",
+           "-e", f"DOCMILL_SHUTDOWN_GRACE_S={GRACE_S}", "-e", "DOCMILL_POLL_INTERVAL_S=0.2",
+           "-e", f"DOCMILL_PUBLIC_URL=http://127.0.0.1:{port}", image)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, container=name)
+        yield {"name": name, "url": url, "key": admin_key(podman("logs", name).stdout)}
+    finally:
+        podman("rm", "-f", "-v", "-t", "0", name, check=False)
+        podman("volume", "rm", "-f", volume, check=False)
+
+
+def client(core: dict) -> httpx.Client:
+    return httpx.Client(base_url=core["url"], timeout=120, trust_env=False,
+                        headers={"Authorization": f"Bearer {core['key']}"})
+
+
+def pdf_text(content: bytes) -> str:
+    doc = pdfium.PdfDocument(io.BytesIO(content))
+    try:
+        return " ".join(" ".join(page.get_textpage().get_text_range().split()) for page in doc)
+    finally:
+        doc.close()
+
+
+def test_image_configuration(image: str):
+    inspected = json.loads(podman("image", "inspect", image).stdout)[0]
+    config = inspected["Config"]
+    assert config["User"] == "docmill"
+    assert config["Entrypoint"] == ["/usr/bin/tini", "--", "docmill"]
+    assert config["Cmd"] == ["serve"]
+    assert config["StopSignal"] in ("SIGTERM", "15")
+    assert "/data" in config["Volumes"]
+    assert "/healthz" in " ".join(inspected["Healthcheck"]["Test"])
+    assert "DOCMILL_DATA_DIR=/data" in config["Env"]
+
+
+def test_runs_as_non_root(core: dict):
+    assert podman("exec", core["name"], "id", "-u").stdout.strip() == "10001"
+    # every process of the container: tini, the server, the pool host and its workers
+    uids = podman("exec", core["name"], "sh", "-c",
+                  "grep -h '^Uid:' /proc/[0-9]*/status").stdout.split("\n")
+    uids = {line.split()[1] for line in uids if line.strip()}
+    assert uids == {"10001"}
+    assert podman("exec", core["name"], "stat", "-c", "%u", "/data/docmill.db").stdout.strip() == "10001"
+
+
+def test_healthcheck_passes(core: dict):
+    assert podman("healthcheck", "run", core["name"], check=False).returncode == 0
+
+
+def test_docx_to_pdf_and_ocr_with_the_convertapi_client(core: dict, tmp_path: Path):
+    saved = (convertapi.base_uri, convertapi.api_credentials)
+    convertapi.base_uri, convertapi.api_credentials = core["url"] + "/", core["key"]
+    try:
+        document = docx.Document()
+        document.add_paragraph("Docmill converts this container report")
+        document.save(tmp_path / "report.docx")
+        result = convertapi.convert("pdf", {"File": str(tmp_path / "report.docx")})
+        assert result.file.filename == "report.pdf"
+        content = result.file.io.getvalue()
+        assert content.startswith(b"%PDF-")
+        assert "Docmill converts this container report" in pdf_text(content)
+
+        scan = Image.new("RGB", (1700, 500), "white")
+        font = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", 64)
+        ImageDraw.Draw(scan).text((80, 180), "Invoice number 4711 paid", fill="black", font=font)
+        scan.save(tmp_path / "scan.pdf", resolution=200)
+        assert pdf_text((tmp_path / "scan.pdf").read_bytes()) == ""
+        result = convertapi.convert("ocr", {"File": str(tmp_path / "scan.pdf")}, from_format="pdf")
+        assert "Invoice number 4711 paid" in pdf_text(result.file.io.getvalue())
+    finally:
+        convertapi.base_uri, convertapi.api_credentials = saved
+
+
+def submit_sleep(http: httpx.Client, seconds: float) -> str:
+    response = http.post("/v1/jobs", data={"operation": "diag.sleep",
+                                           "params": json.dumps({"seconds": seconds, "steps": 20})},
+                         files={"file": ("x.bin", b"payload")})
+    assert response.status_code == 202, response.text
+    return response.json()["id"]
+
+
+def test_sigterm_drains_a_short_job_and_releases_a_long_one(core: dict):
+    with client(core) as http:
+        short, long = submit_sleep(http, GRACE_S / 2), submit_sleep(http, 3 * GRACE_S)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            jobs = [http.get(f"/v1/jobs/{job}").json() for job in (short, long)]
+            if all(job["status"] == "PROCESSING" for job in jobs):
+                break
+            time.sleep(0.2)
+        assert [job["status"] for job in jobs] == ["PROCESSING", "PROCESSING"], jobs
+
+    started = time.monotonic()
+    # podman stop sends the image's STOPSIGNAL (SIGTERM) and waits; SIGKILL only after 120 s
+    podman("stop", "-t", "120", core["name"], timeout=180)
+    took = time.monotonic() - started
+    stopped_at = datetime.now(timezone.utc)
+    state = json.loads(podman("inspect", core["name"]).stdout)[0]["State"]
+    logs = podman("logs", core["name"]).stdout + podman("logs", core["name"]).stderr
+    # uvicorn re-raises the SIGTERM it handled once shut down: 143, not SIGKILL's 137
+    assert state["ExitCode"] in (0, 143), logs[-3000:]
+    assert took < 2 * GRACE_S + 30, took
+
+    podman("start", core["name"])
+    wait_healthy(core["url"], container=core["name"])
+    with client(core) as http:
+        drained = http.get(f"/v1/jobs/{short}").json()
+        assert drained["status"] == "SUCCESS" and drained["attempts"] == 1, drained
+        released = http.get(f"/v1/jobs/{long}?wait=60").json()
+        # given back on shutdown without spending an attempt, then run to the end after the
+        # restart (a killed worker would have cost an attempt: attempts == 2)
+        assert released["status"] == "SUCCESS", released
+        logs = podman("logs", core["name"])
+        assert released["attempts"] == 1, (released, (logs.stdout + logs.stderr)[-4000:])
+        finished = datetime.fromisoformat(released["finished_at"].replace("Z", "+00:00"))
+        assert finished > stopped_at, (released, stopped_at)
+        assert datetime.fromisoformat(drained["finished_at"].replace("Z", "+00:00")) < stopped_at
