@@ -398,15 +398,19 @@ def names_types(operation: str, params: dict[str, Any]) -> bool:
     return False
 
 
+def models_of(session: Session, principal: Principal,
+              type_id: str) -> list[tuple[DocTypeModel, Job | None]]:
+    """The caller's organization's trainings of a type, newest first, with their jobs."""
+    rows = session.scalars(select(DocTypeModel).where(
+        DocTypeModel.doc_type_id == type_id, DocTypeModel.org_id == principal.org_id)
+        .order_by(DocTypeModel.id.desc())).all()
+    return [(r, session.get(Job, r.job_id)) for r in rows]
+
+
 def current_model_key(principal: Principal, type_id: str) -> str | None:
     """The blob key of the caller's organization's newest usable taught model of a type."""
     with session_scope(readonly=True) as session:
-        job_ids = session.scalars(
-            select(DocTypeModel.job_id).where(DocTypeModel.doc_type_id == type_id,
-                                              DocTypeModel.org_id == principal.org_id)
-            .order_by(DocTypeModel.id.desc())).all()
-        for job_id in job_ids:
-            job = session.get(Job, job_id)
+        for _, job in models_of(session, principal, type_id):
             if job is None or job.org_id != principal.org_id or \
                     job.status != JobStatus.SUCCESS.value:
                 continue

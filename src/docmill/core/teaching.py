@@ -51,13 +51,6 @@ def training_set(principal: Principal, row: DocumentType) -> bytes:
         for name, expected, document in examples]}, ensure_ascii=False).encode()
 
 
-def _models(session, principal: Principal, type_id: str) -> list[tuple[DocTypeModel, Job | None]]:
-    rows = session.scalars(select(DocTypeModel).where(
-        DocTypeModel.doc_type_id == type_id, DocTypeModel.org_id == principal.org_id)
-        .order_by(DocTypeModel.id.desc())).all()
-    return [(r, session.get(Job, r.job_id)) for r in rows]
-
-
 def schedule(principal: Principal, ref: str, *, required: bool = False) -> Job | None:
     """Starts training the type for the caller's organization if it has enough labelled
     examples (else None, or Conflict when `required`: an explicit request)."""
@@ -71,7 +64,7 @@ def schedule(principal: Principal, ref: str, *, required: bool = False) -> Job |
         return None
     prune(principal, row)
     with session_scope(readonly=True) as session:
-        queued = [m.job_id for m, job in _models(session, principal, row.id)
+        queued = [m.job_id for m, job in doctypes.models_of(session, principal, row.id)
                   if job is not None and job.status == JobStatus.ENQUEUED.value]
     for job_id in queued:  # superseded before it started: this one has every example
         _drop(principal, job_id)
@@ -126,7 +119,7 @@ def status(principal: Principal, row: DocumentType) -> dict[str, Any]:
     """What the caller's organization taught the type: labelled examples, the model in use
     (`active`) with its cross-validated quality per field, and the newest training."""
     with session_scope(readonly=True) as session:
-        models = _models(session, principal, row.id)
+        models = doctypes.models_of(session, principal, row.id)
         described = [(_describe(m, job), m) for m, job in models]
     active = next((d for d, _ in described if d["state"] == "ready"), None)
     latest = described[0][0] if described else None
@@ -138,7 +131,7 @@ def status(principal: Principal, row: DocumentType) -> dict[str, Any]:
 def prune(principal: Principal, row: DocumentType) -> None:
     """Deletes models older than the newest usable one, and trainings that are gone."""
     with session_scope(readonly=True) as session:
-        models = _models(session, principal, row.id)
+        models = doctypes.models_of(session, principal, row.id)
     ready_seen = False
     for model, job in models:
         state = _state(job)
@@ -152,7 +145,7 @@ def forget(principal: Principal, ref: str) -> DocumentType:
     row = doctypes.get_type(principal, ref)
     if row.org_id == principal.org_id:
         with session_scope(readonly=True) as session:
-            job_ids = [m.job_id for m, _ in _models(session, principal, row.id)]
+            job_ids = [m.job_id for m, _ in doctypes.models_of(session, principal, row.id)]
         for job_id in job_ids:
             _drop(principal, job_id)
     return doctypes.delete_type(principal, ref)

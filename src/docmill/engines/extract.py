@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -84,11 +85,14 @@ def text_source(document) -> str:
 def builtin_code_of(schema: dict[str, Any]) -> str | None:
     """The built-in type whose schema this is, for jobs that send a built-in schema without
     naming the type (they get its shipped model all the same)."""
+    return _builtin_codes().get(json.dumps(schema, sort_keys=True))
+
+
+@lru_cache(maxsize=1)
+def _builtin_codes() -> dict[str, str]:
     from docmill.extraction.builtin_types import builtin_types
 
-    key = json.dumps(schema, sort_keys=True)
-    return next((t["codeType"] for t in builtin_types()
-                 if json.dumps(t["schema"], sort_keys=True) == key), None)
+    return {json.dumps(t["schema"], sort_keys=True): t["codeType"] for t in builtin_types()}
 
 
 def field_model(type_code: str | None, model_path: str | None) -> tuple[Any, str | None, list[str]]:

@@ -797,6 +797,11 @@ def _month_first(layout: Layout) -> bool:
     return mdy > dmy
 
 
+def scalar_specs(specs: list[FieldSpec]) -> list[FieldSpec]:
+    """The properties filled with one value (line items are read as tables)."""
+    return [s for s in specs if "array" not in s.types or s.types & {"string", "number"}]
+
+
 def extract(document: Document, schema: dict[str, Any], layout: Layout | None = None,
             model: FieldModel | None = None) -> dict[str, Any]:
     """Fill `schema` from `document`: {"data", "fields", "missing_required", "dropped"}.
@@ -808,11 +813,12 @@ def extract(document: Document, schema: dict[str, Any], layout: Layout | None = 
     month_first = _month_first(layout)
     data = skeleton(specs)
     fields: dict[str, dict[str, Any]] = {}
-    scalar = [s for s in specs if "array" not in s.types or s.types & {"string", "number"}]
+    scalar = scalar_specs(specs)
     arrays = [s for s in specs if s not in scalar]
 
     candidates: list[Candidate] = []
-    for hit in _label_hits(layout, scalar):
+    hits = _label_hits(layout, scalar)
+    for hit in hits:
         candidates += _value_after(layout, hit, month_first)
     company_end = -1
     for spec in scalar:
@@ -846,7 +852,7 @@ def extract(document: Document, schema: dict[str, Any], layout: Layout | None = 
                            "page": cand.seg.page, "box": cand.box.rounded(), "via": cand.via}
 
     if model is not None:
-        _apply_model(model, layout, scalar, data, fields, month_first)
+        _apply_model(model, layout, scalar, data, fields, month_first, hits)
 
     for spec in arrays:
         items, item_fields = _items(layout, spec, month_first)
@@ -865,11 +871,11 @@ def extract(document: Document, schema: dict[str, Any], layout: Layout | None = 
 
 def _apply_model(model: FieldModel, layout: Layout, specs: list[FieldSpec],
                  data: dict[str, Any], fields: dict[str, dict[str, Any]],
-                 month_first: bool) -> None:
+                 month_first: bool, hits: list[LabelHit]) -> None:
     from docmill.extraction.learned.model import apply
 
     by_pointer = {s.pointer: s for s in specs}
-    for pointer, found in apply(model, layout, specs, fields, month_first).items():
+    for pointer, found in apply(model, layout, specs, fields, month_first, hits).items():
         spec = by_pointer[pointer]
         value = found.value
         if "array" in spec.types and not isinstance(value, list):

@@ -141,11 +141,11 @@ def matrix(cands: list[Cand], vocab: dict[str, int]):
                       shape=(len(cands), width + len(vocab)))
 
 
-def label_scores(layout: Layout, specs: list[FieldSpec]) -> dict[tuple[int, str], float]:
-    from docmill.extraction.extractor import _label_hits
-
+def label_scores(hits) -> dict[tuple[int, str], float]:
+    """The rules' label matches (`extractor._label_hits` over the scalar properties) as the
+    best score per (segment, field)."""
     out: dict[tuple[int, str], float] = {}
-    for hit in _label_hits(layout, specs):
+    for hit in hits:
         key = (hit.seg.index, hit.spec.pointer)
         out[key] = max(out.get(key, 0.0), hit.score)
     return out
@@ -272,13 +272,14 @@ def usable_heads(model: FieldModel, specs: list[FieldSpec]) -> list[tuple[FieldS
 
 
 def apply(model: FieldModel, layout: Layout, specs: list[FieldSpec],
-          rule_fields: dict[str, dict[str, Any]], month_first: bool
+          rule_fields: dict[str, dict[str, Any]], month_first: bool, hits
           ) -> dict[str, Prediction]:
-    """The model's answers for the fields it is sure of, by pointer."""
+    """The model's answers for the fields it is sure of, by pointer (`hits`: the rules'
+    label matches, already found by `extract`)."""
     heads = usable_heads(model, specs)
     if not heads:
         return {}
-    ctx = DocContext.of(layout, rule_fields, label_scores(layout, specs))
+    ctx = DocContext.of(layout, rule_fields, label_scores(hits))
     out = {}
     for spec, head in heads:
         cands = candidates(layout, spec, ctx, month_first)

@@ -68,12 +68,13 @@ def trainable(specs: Sequence[FieldSpec]) -> list[FieldSpec]:
 
 
 def prepare(example: Example, schema: dict[str, Any]) -> Prepared:
-    from docmill.extraction.extractor import _month_first, extract
+    from docmill.extraction.extractor import _label_hits, _month_first, extract, scalar_specs
 
     layout = Layout.of(example.document)
     rules = extract(example.document, schema, layout, model=None)
     specs = trainable(field_specs(schema))
-    ctx = DocContext.of(layout, rules["fields"], label_scores(layout, field_specs(schema)))
+    hits = _label_hits(layout, scalar_specs(field_specs(schema)))  # as extract() finds them
+    ctx = DocContext.of(layout, rules["fields"], label_scores(hits))
     month_first = _month_first(layout)
     out = Prepared(example.name)
     for spec in specs:
