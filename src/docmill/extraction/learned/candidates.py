@@ -159,7 +159,8 @@ DENSE = (
 )
 
 
-def _alnum(text: Any) -> str:
+def alnum(text: Any) -> str:
+    """Upper-case letters and digits only: how text values are compared."""
     return re.sub(r"[^A-Z0-9]", "", str(text).upper())
 
 
@@ -168,7 +169,7 @@ def featurize(cands: list[Cand], spec: FieldSpec, ctx: DocContext) -> None:
     layout = ctx.layout
     n = max(1, len(layout.segs))
     rule = ctx.rule_fields.get(spec.pointer)
-    rule_alnum = _alnum(rule["value"]) if rule and rule.get("value") is not None else ""
+    rule_alnum = alnum(rule["value"]) if rule and rule.get("value") is not None else ""
     sorted_amounts = sorted(set(ctx.amounts), reverse=True)
     values = [c.value for c in cands]
     counts: dict[Any, int] = {}
@@ -206,7 +207,7 @@ def featurize(cands: list[Cand], spec: FieldSpec, ctx: DocContext) -> None:
                 _overlaps(rule["box"], seg.box)
             rule_value = float(same_value)
             rule_same = float(same_value and on_seg)
-            own = _alnum(c.value)
+            own = alnum(c.value)
             rule_inside = float(bool(own) and own in rule_alnum and on_seg)
         gap_above = (seg.box.y0 - prev_seg.box.y1) / ctx.median_height if prev_seg and \
             prev_seg.page == seg.page else 5.0
@@ -263,7 +264,7 @@ def _key(value: Any) -> Any:
     if isinstance(value, float):
         return round(value, 2)
     if isinstance(value, str):
-        return _alnum(value)
+        return alnum(value)
     return value
 
 

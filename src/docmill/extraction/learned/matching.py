@@ -10,12 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from docmill.extraction.learned.candidates import LINE_KINDS, MULTILINE_KINDS, Cand
+from docmill.extraction.learned.candidates import LINE_KINDS, MULTILINE_KINDS, Cand, alnum
 from docmill.extraction.schema import FieldSpec
-
-
-def alnum(value: Any) -> str:
-    return re.sub(r"[^A-Z0-9]", "", str(value).upper())
 
 
 def as_date(value: Any) -> str | None:

@@ -24,6 +24,7 @@ from docmill.extraction.learned.candidates import (
     MULTILINE_KINDS,
     Cand,
     DocContext,
+    alnum,
     featurize,
     generate,
 )
@@ -72,9 +73,6 @@ class FieldModel:
                                "words": h.words, "fix_words": h.fix_words}
                            for p, h in self.fields.items()}}
         return gzip.compress(json.dumps(body, separators=(",", ":")).encode(), mtime=0)
-
-    def save(self, path: Path) -> None:
-        path.write_bytes(self.to_bytes())
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "FieldModel":
@@ -158,10 +156,6 @@ class Prediction:
     cands: list[Cand]
 
 
-def _alnum(text: Any) -> str:
-    return re.sub(r"[^A-Z0-9]", "", str(text).upper())
-
-
 def known_value(runs: list[str], lexicon: list[str], ratio: float) -> str | None:
     """The known value (seen in training) that one of `runs` spells, allowing OCR slips:
     the best rapidfuzz ratio over letters and digits, if at least `ratio`."""
@@ -169,10 +163,10 @@ def known_value(runs: list[str], lexicon: list[str], ratio: float) -> str | None
         return None
     from rapidfuzz import fuzz, process
 
-    keys = [_alnum(v) for v in lexicon]
+    keys = [alnum(v) for v in lexicon]
     best: tuple[float, str] | None = None
     for run in runs:
-        key = _alnum(run)
+        key = alnum(run)
         if len(key) < 4:
             continue
         hit = process.extractOne(key, keys, scorer=fuzz.ratio, score_cutoff=ratio)

@@ -149,13 +149,13 @@ def _decide(head: FieldHead, spec: FieldSpec, rows: FieldRows, scores: list[floa
 ScoreTable = dict[tuple[int, str], list[float]]  # (document index, pointer) -> scores
 
 
-def scores_of(model: FieldModel, prepared: Sequence[Prepared], offset: int = 0) -> ScoreTable:
+def scores_of(model: FieldModel, prepared: Sequence[Prepared]) -> ScoreTable:
     out: ScoreTable = {}
     for i, p in enumerate(prepared):
         for pointer, head in model.fields.items():
             rows = p.fields.get(pointer)
             if rows is not None:
-                out[(i + offset, pointer)] = head.scores(rows.cands)
+                out[(i, pointer)] = head.scores(rows.cands)
     return out
 
 
@@ -188,15 +188,6 @@ def tune(model: FieldModel, specs: Sequence[FieldSpec], prepared: Sequence[Prepa
                              for i, p in enumerate(prepared) if pointer in p.fields)
                     for fix in (False, True)}
             head.fix_words = hits[True] > hits[False]
-
-
-def copy_decisions(source: FieldModel, target: FieldModel) -> None:
-    """Gives `target` (refitted on more documents) the thresholds tuned for `source`."""
-    for pointer, head in target.fields.items():
-        tuned = source.fields.get(pointer)
-        if tuned is not None:
-            head.threshold, head.extend = tuned.threshold, tuned.extend
-            head.lexicon_ratio, head.fix_words = tuned.lexicon_ratio, tuned.fix_words
 
 
 def score(model: FieldModel | None, specs: Sequence[FieldSpec], prepared: Sequence[Prepared],
