@@ -226,3 +226,29 @@ def test_line_items_of_a_users_item_schema():
     assert "Office Chair" in lines[1]["desc"] and "Luxury Truffles" in lines[3]["desc"]
     assert result["dropped"] == ["lines/3/amount"]
     assert result["fields"]["lines/3/detail/quantity"]["value"] == 15.0
+
+
+@pytest.mark.parametrize("text, amount, currency", [
+    ("RM8.35", "8.35", "MYR"),  # a code glued to the number
+    ("Grand Total RM39.00", "39.00", "MYR"),
+    ("USD12.50", "12.50", "USD"),
+    ("12.00EUR", "12.00", "EUR"),
+    ("-RMO.01", "-0.01", "MYR"),  # a zero read as O or C inside a price
+    ("RMC.02", "0.02", "MYR"),
+    ("15.0C", "15.00", None),
+])
+def test_amounts_as_receipts_print_them(text, amount, currency):
+    from decimal import Decimal
+
+    from docmill.extraction.values import find_amounts
+
+    found = find_amounts(text)
+    assert [f.value for f in found] == [(Decimal(amount), currency)]
+    assert text[found[0].start:found[0].end].endswith(text.rstrip()[-2:])
+
+
+@pytest.mark.parametrize("text", ["FORM12.00", "ARMY", "NO.O1 JALAN", "ABC.OK"])
+def test_letters_around_a_number_are_not_a_currency(text):
+    from docmill.extraction.values import find_amounts
+
+    assert find_amounts(text) == []

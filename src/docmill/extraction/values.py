@@ -173,8 +173,15 @@ CURRENCY_SYMBOLS = {"$": "USD", "US$": "USD", "€": "EUR", "£": "GBP", "¥": "
                     "JPY": "JPY", "CNY": "CNY", "RMB": "CNY", "IDR": "IDR", "RP": "IDR",
                     "PHP": "PHP", "₱": "PHP", "THB": "THB", "฿": "THB", "MXN": "MXN",
                     "EUROS": "EUR", "EURO": "EUR", "DOLLARS": "USD", "ZŁ": "PLN", "KČ": "CZK"}
+# Letter codes are bounded by letters, not by word boundaries: receipts glue them to the
+# number ("RM8.35", "USD12.50"), which a `\b` would refuse.
 _CUR_PATTERN = (r"(?:US\$|S\$|A\$|C\$|HK\$|R\$|[$€£¥₹₩₱฿]|"
-                r"\b(?:RM|Rs\.?|INR|MYR|EUR|USD|GBP|CHF|SGD|AUD|CAD|HKD|JPY|CNY|RMB)\b)")
+                r"(?<![A-Za-z])(?:RM|Rs\.?|INR|MYR|EUR|USD|GBP|CHF|SGD|AUD|CAD|HKD|JPY|CNY|RMB)"
+                r"(?![A-Za-z]))")
+# OCR reads a zero as O or C inside a price ("RMO.47", "-RMC.02", "15.0C"): the same-length
+# repair below turns those back into 0, so offsets into the text stay valid.
+_OCR_ZERO = re.compile(r"(?:(?<=RM)|(?<=[$\d]))[OoC](?=[.,]\d)|(?<=[.,])[Oo](?=\d)|"
+                       r"(?<=\d[.,]\d)[OoC](?![A-Za-z0-9])|(?<=\d[.,])[Oo]{2}(?![A-Za-z0-9])")
 
 
 @lru_cache(maxsize=1)
@@ -202,6 +209,7 @@ def find_amounts(text: str, decimals_only: bool = False) -> list[Found]:
     from price_parser import Price
 
     out = []
+    text = _OCR_ZERO.sub(lambda m: "0" * len(m.group(0)), text)
     spaced = _SPACED_DECIMAL.match(text)
     if spaced:  # OCR read "10.00" as "10 00"
         amount = Decimal(f"{spaced.group(2)}.{spaced.group(3)}")

@@ -28,11 +28,13 @@ from docmill.extraction.learned.candidates import (
     featurize,
     generate,
 )
+from docmill.extraction.learned.joining import JOIN_FEATURES, join_probabilities
 from docmill.extraction.schema import FieldSpec
 
 FORMAT = "docmill-field-model"
 VERSION = 1
 MAX_LINES = 6  # a multi-line value (an address) spans at most this many lines
+JOIN_OFF = 1.01  # a join threshold no probability reaches
 
 
 class ModelError(Exception):
@@ -50,6 +52,12 @@ class FieldHead:
     lexicon_ratio: float = 0.0  # how close a read text must be to one (0: not used)
     words: dict[str, int] = field(default_factory=dict)  # words of those values, counted
     fix_words: bool = False  # correct one-character misreadings with `words`
+    joiner: Any = None  # lightgbm.Booster deciding where a multi-line value ends (joining.py)
+    join: float = JOIN_OFF  # extend a value to a line the joiner gives at least this
+
+    def joins(self, cands: list[Cand]) -> dict[tuple[int, int], float]:
+        return join_probabilities(self.joiner, cands) if self.joiner is not None and \
+            self.kind in MULTILINE_KINDS else {}
 
     def scores(self, cands: list[Cand]) -> list[float]:
         if not cands:
@@ -66,11 +74,14 @@ class FieldModel:
     def to_bytes(self) -> bytes:
         body = {"format": FORMAT, "version": VERSION, "trained": self.trained,
                 "quality": self.quality, "dense": list(DENSE),
+                "join_features": list(JOIN_FEATURES),
                 "fields": {p: {"kind": h.kind, "vocab": sorted(h.vocab, key=h.vocab.get),
                                "booster": h.booster.model_to_string(),
                                "threshold": h.threshold, "extend": h.extend,
                                "lexicon": h.lexicon, "lexicon_ratio": h.lexicon_ratio,
-                               "words": h.words, "fix_words": h.fix_words}
+                               "words": h.words, "fix_words": h.fix_words,
+                               "joiner": h.joiner.model_to_string() if h.joiner else None,
+                               "join": h.join}
                            for p, h in self.fields.items()}}
         return gzip.compress(json.dumps(body, separators=(",", ":")).encode(), mtime=0)
 
@@ -102,6 +113,12 @@ class FieldModel:
                                            {str(k): int(v) for k, v in
                                             (spec.get("words") or {}).items()},
                                            bool(spec.get("fix_words")))
+                if spec.get("joiner"):
+                    if body.get("join_features") != list(JOIN_FEATURES):
+                        raise ModelError(f"field {pointer!r}: a joiner of another version; "
+                                         "retrain it")
+                    heads[pointer].joiner = lightgbm.Booster(model_str=spec["joiner"])
+                    heads[pointer].join = float(spec.get("join", JOIN_OFF))
         except (KeyError, TypeError, ValueError, lightgbm.basic.LightGBMError) as exc:
             raise ModelError(f"corrupt field model ({type(exc).__name__}: {exc})") from exc
         return cls(heads, body.get("trained") or {}, body.get("quality") or {})
@@ -213,10 +230,13 @@ def _runs(by_seg: dict[int, tuple[float, Cand]], around: int) -> list[str]:
 
 def predict_field(spec: FieldSpec, cands: list[Cand], scores: list[float], threshold: float,
                   extend: float, lexicon: list[str] | None = None,
-                  lexicon_ratio: float = 0.0, words: dict[str, int] | None = None
+                  lexicon_ratio: float = 0.0, words: dict[str, int] | None = None,
+                  joins: dict[tuple[int, int], float] | None = None, join: float = JOIN_OFF
                   ) -> Prediction | None:
-    """The best candidate if the model is sure enough (a run of lines for an address); for
-    text, a value seen in training that the lines around it spell wins over the raw text."""
+    """The best candidate if the model is sure enough (a run of lines for an address: a
+    neighbouring line joins when its own score passes `extend` or the joiner's probability
+    of going on to it passes `join`); for text, a value seen in training that the lines
+    around it spell wins over the raw text."""
     if not scores:
         return None
     best = max(range(len(cands)), key=scores.__getitem__)
@@ -236,15 +256,22 @@ def predict_field(spec: FieldSpec, cands: list[Cand], scores: list[float], thres
     chosen = {first.order: first}
     for step in (-1, 1):
         i = first.order + step
-        while len(chosen) < MAX_LINES and i in by_seg and by_seg[i][0] >= extend:
+        while len(chosen) < MAX_LINES and i in by_seg and (
+                by_seg[i][0] >= extend or (joins or {}).get((i - step, i), 0.0) >= join):
             chosen[i] = by_seg[i][1]
             i += step
-    ordered = [chosen[i] for i in sorted(chosen)]
+    # joined top to bottom by the lines' centres: on a tilted page the boxes grow tall and
+    # a visual row can hold two stacked lines, listed left to right
+    ordered = sorted((chosen[i] for i in sorted(chosen)),
+                     key=lambda c: (c.seg.page, round(c.seg.box.cy / 4), c.seg.box.x0))
     value = " ".join(str(c.value) for c in ordered)
     if lexicon:  # around the model's three best lines, a run may spell a known value
         tops = sorted(by_seg, key=lambda i: -by_seg[i][0])[:3]
         runs = [value] + [r for i in tops for r in _runs(by_seg, i)]
-        value = known_value(runs, lexicon, lexicon_ratio) or corrected_words(value, words or {})
+        known = known_value(runs, lexicon, lexicon_ratio)
+        if known is not None and len(alnum(known)) < 0.9 * len(alnum(value)):
+            known = None  # a known shorter value would drop lines the model kept (a branch)
+        value = known or corrected_words(value, words or {})
     return Prediction(value, scores[best], ordered)
 
 
@@ -279,7 +306,8 @@ def apply(model: FieldModel, layout: Layout, specs: list[FieldSpec],
         cands = candidates(layout, spec, ctx, month_first)
         found = predict_field(spec, cands, head.scores(cands), head.threshold, head.extend,
                               head.lexicon, head.lexicon_ratio,
-                              head.words if head.fix_words else None)
+                              head.words if head.fix_words else None,
+                              head.joins(cands), head.join)
         if found is not None:
             out[spec.pointer] = found
     return out

@@ -24,9 +24,11 @@ from docmill.extraction.learned.candidates import (
     Cand,
     DocContext,
 )
+from docmill.extraction.learned.joining import fit_joiner, training_rows
 from docmill.extraction.learned.matching import expected_value, is_empty, positives, same
 from docmill.extraction.learned.model import (
     _TOKEN,
+    JOIN_OFF,
     FieldHead,
     FieldModel,
     candidates,
@@ -38,6 +40,7 @@ from docmill.extraction.schema import FieldSpec, field_specs
 
 THRESHOLDS = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 EXTENDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+JOINS = (0.3, 0.5, 0.7, 0.9, JOIN_OFF)  # the joiner's threshold (JOIN_OFF: not used)
 RATIOS = (0.0, 88.0, 92.0, 95.0)  # lexicon closeness tried (0: no lexicon)
 
 
@@ -129,24 +132,39 @@ def fit(prepared: Sequence[Prepared], specs: Sequence[FieldSpec], rounds: int | 
                 words[word] = words.get(word, 0) + 1
         heads[spec.pointer] = FieldHead(spec.kind, vocab, booster, lexicon=lexicon,
                                         words=words)
+        if spec.kind in MULTILINE_KINDS:
+            xs: list[list[float]] = []
+            ys: list[int] = []
+            for d in docs:
+                x, y = training_rows(d.cands, d.labels)
+                xs += x
+                ys += y
+            heads[spec.pointer].joiner = fit_joiner(xs, ys)
         if progress:
             progress(n + 1, len(todo))
     return FieldModel(heads)
 
 
-def _decide(head: FieldHead, spec: FieldSpec, rows: FieldRows, scores: list[float] | None,
+def _decide(head: FieldHead, spec: FieldSpec, rows: FieldRows, scored: Scored | None,
             threshold: float, extend: float, lexicon_ratio: float | None = None,
-            fix_words: bool | None = None) -> Any:
-    if scores is None:
+            fix_words: bool | None = None, join: float | None = None) -> Any:
+    if scored is None:
         return rows.rule_value
     fix = head.fix_words if fix_words is None else fix_words
-    found = predict_field(spec, rows.cands, scores, threshold, extend, head.lexicon,
+    found = predict_field(spec, rows.cands, scored[0], threshold, extend, head.lexicon,
                           head.lexicon_ratio if lexicon_ratio is None else lexicon_ratio,
-                          head.words if fix else None)
+                          head.words if fix else None, scored[1],
+                          head.join if join is None else join)
     return found.value if found is not None else rows.rule_value
 
 
-ScoreTable = dict[tuple[int, str], list[float]]  # (document index, pointer) -> scores
+# a document's candidates scored by a field's booster, and its joiner's probabilities
+Scored = tuple[list[float], dict[tuple[int, int], float]]
+ScoreTable = dict[tuple[int, str], Scored]  # (document index, pointer) -> scored
+
+
+def scored_by(head: FieldHead, rows: FieldRows) -> Scored:
+    return head.scores(rows.cands), head.joins(rows.cands)
 
 
 def scores_of(model: FieldModel, prepared: Sequence[Prepared]) -> ScoreTable:
@@ -155,7 +173,7 @@ def scores_of(model: FieldModel, prepared: Sequence[Prepared]) -> ScoreTable:
         for pointer, head in model.fields.items():
             rows = p.fields.get(pointer)
             if rows is not None:
-                out[(i, pointer)] = head.scores(rows.cands)
+                out[(i, pointer)] = scored_by(head, rows)
     return out
 
 
@@ -166,16 +184,19 @@ def tune(model: FieldModel, specs: Sequence[FieldSpec], prepared: Sequence[Prepa
     for pointer, head in model.fields.items():
         spec = by_pointer[pointer]
         extends = EXTENDS if spec.kind in MULTILINE_KINDS else (0.5,)
-        best = (-1, 0.0, 0.0)
+        joins = JOINS if spec.kind in MULTILINE_KINDS and head.joiner is not None \
+            else (JOIN_OFF,)
+        best = (-1, 0.0, 0.0, JOIN_OFF)
         for thr in THRESHOLDS:
             for ext in extends:
-                hits = sum(same(spec, p.fields[pointer].expected,
-                                _decide(head, spec, p.fields[pointer], table.get((i, pointer)),
-                                        thr, ext))
-                           for i, p in enumerate(prepared) if pointer in p.fields)
-                if hits > best[0] or (hits == best[0] and thr >= best[1]):
-                    best = (hits, thr, ext)
-        head.threshold, head.extend = best[1], best[2]
+                for join in joins:
+                    hits = sum(same(spec, p.fields[pointer].expected,
+                                    _decide(head, spec, p.fields[pointer],
+                                            table.get((i, pointer)), thr, ext, join=join))
+                               for i, p in enumerate(prepared) if pointer in p.fields)
+                    if hits > best[0] or (hits == best[0] and (thr, join) >= best[1::2]):
+                        best = (hits, thr, ext, join)
+        head.threshold, head.extend, head.join = best[1], best[2], best[3]
         if head.lexicon:
             head.lexicon_ratio = max(RATIOS, key=lambda r: (sum(
                 same(spec, p.fields[pointer].expected,
@@ -207,10 +228,10 @@ def score(model: FieldModel | None, specs: Sequence[FieldSpec], prepared: Sequen
             if head is None:
                 model_hits += same(spec, rows.expected, rows.rule_value)
                 continue
-            scores = table.get((i, spec.pointer)) if table is not None else \
-                head.scores(rows.cands)
+            scored = table.get((i, spec.pointer)) if table is not None else \
+                scored_by(head, rows)
             model_hits += same(spec, rows.expected,
-                               _decide(head, spec, rows, scores, head.threshold, head.extend))
+                               _decide(head, spec, rows, scored, head.threshold, head.extend))
         if n:
             out[spec.pointer] = {"documents": n, "accuracy": round(model_hits / n, 4),
                                  "rules_accuracy": round(rule_hits / n, 4),
@@ -234,7 +255,7 @@ def cross_validate(prepared: Sequence[Prepared], specs: Sequence[FieldSpec], fol
             for i in held:
                 rows = prepared[i].fields.get(pointer)
                 if rows is not None:
-                    table[(i, pointer)] = head.scores(rows.cands)
+                    table[(i, pointer)] = scored_by(head, rows)
         if progress:
             progress(fold + 1, k + 1)
     final = fit(prepared, specs)
