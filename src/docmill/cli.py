@@ -122,6 +122,10 @@ def worker(
     if settings.dispatcher != "celery":
         _fail("`docmill worker` needs DOCMILL_DISPATCHER=celery (the local dispatcher runs its "
               "workers inside `docmill serve`)")
+    from docmill import dispatch
+    from docmill.dispatch.celery_app import CeleryDispatcher
+
+    dispatch.install(CeleryDispatcher())  # a finished pipeline step sends the next ones
     argv = ["worker", "--loglevel=INFO", "-O", "fair",
             "-Q", queues or ",".join(all_queues(settings)),
             "-c", str(concurrency or max(1, settings.workers))]

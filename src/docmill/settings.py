@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     default_timeout_s: float = 600.0
     shutdown_grace_s: float = 30.0
 
+    # --- pipelines ------------------------------------------------------------------------
+    pipeline_max_steps: int = Field(50, ge=1, description="Steps a pipeline definition may have.")
+    pipeline_max_fanout: int = Field(
+        500, ge=1, description="Jobs one `foreach` step may fan out to (pages or files).")
+
     # --- retention ------------------------------------------------------------------------
     retention_s: float = Field(24 * 3600, description="How long a native job and its files live.")
     sweep_interval_s: float = 30.0

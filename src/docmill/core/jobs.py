@@ -89,7 +89,7 @@ _SUCCEED = (
             result=_param("result_", _JOBS.c.result),
             finished_at=_param("now_", _JOBS.c.finished_at), lease_owner=None,
             lease_until=None)
-    .returning(_JOBS.c.attempts, _JOBS.c.webhook_url)
+    .returning(_JOBS.c.attempts, _JOBS.c.webhook_url, _JOBS.c.parent_id)
 )
 _NEXT_ENQUEUED = (select(_JOBS.c.id, _JOBS.c.timeout_s)
                   .where(_JOBS.c.status == JobStatus.ENQUEUED.value)
@@ -175,6 +175,18 @@ def _after_terminal(session: Session, job_id: str) -> None:
     webhooks.enqueue_for_job(session, job_id)
 
 
+def _step_ended(parent_ids: Iterable[str | None]) -> None:
+    """Hook run after the commit of a step job's SUCCESS/ERROR: its pipeline run moves on.
+    Best effort: should this process die (or the advance fail) first, the sweeper does it."""
+    parents = {p for p in parent_ids if p}
+    if not parents:
+        return
+    from docmill.core import runs
+
+    for parent_id in parents:
+        runs.advance_safely(parent_id)
+
+
 def claim(job_id: str, owner: str, lease_s: float) -> Job | None:
     """ENQUEUED -> PROCESSING under a lease. Returns the job, or None if someone else has it."""
     now = utcnow()
@@ -209,6 +221,15 @@ def report_progress(job_id: str, owner: str, percent: int, message: str) -> bool
         return result.rowcount == 1
 
 
+def _insert_outputs(session: Session | Connection, job_id: str,
+                    outputs: Iterable[OutputFile]) -> None:
+    rows = [{"job_id": job_id, "role": "output", "position": position, "name": out.name,
+             "blob_key": out.blob_key, "size": out.size, "content_type": out.content_type}
+            for position, out in enumerate(outputs)]
+    if rows:
+        session.execute(_INSERT_OUTPUTS, rows)
+
+
 def succeed(job_id: str, owner: str, result: dict[str, Any], outputs: Iterable[OutputFile],
             message: str = "done") -> bool:
     """PROCESSING -> SUCCESS with the result and output files, if `owner` still holds it."""
@@ -217,16 +238,31 @@ def succeed(job_id: str, owner: str, result: dict[str, Any], outputs: Iterable[O
                                        "result_": result, "now_": utcnow()}).first()
         if done is None:
             return False
-        rows = [{"job_id": job_id, "role": "output", "position": position, "name": out.name,
-                 "blob_key": out.blob_key, "size": out.size, "content_type": out.content_type}
-                for position, out in enumerate(outputs)]
-        if rows:
-            conn.execute(_INSERT_OUTPUTS, rows)
+        _insert_outputs(conn, job_id, outputs)
         _event(conn, job_id, JobStatus.SUCCESS, done.attempts, owner)
         if done.webhook_url:  # the outbox only ever has rows for jobs with a webhook
             with Session(bind=conn) as session:  # joins this transaction, commits nothing
                 _after_terminal(session, job_id)
                 session.flush()
+    _step_ended([done.parent_id])
+    return True
+
+
+def complete(job_id: str, result: dict[str, Any], outputs: Iterable[OutputFile],
+             progress_message: str = "done") -> bool:
+    """PROCESSING -> SUCCESS of a job no worker holds (a pipeline run, finished by its
+    steps); its outputs are rows naming blobs its steps stored."""
+    with session_scope() as session:
+        done = session.execute(
+            update(Job).where(Job.id == job_id, Job.status == JobStatus.PROCESSING.value,
+                              Job.lease_owner.is_(None))
+            .values(status=JobStatus.SUCCESS.value, progress=100, message=progress_message,
+                    result=result, finished_at=utcnow()))
+        if done.rowcount != 1:
+            return False
+        _insert_outputs(session, job_id, outputs)
+        _event(session, job_id, JobStatus.SUCCESS)
+        _after_terminal(session, job_id)
         return True
 
 
@@ -244,19 +280,23 @@ def fail(job_id: str, code: str, message: str, *, owner: str | None = None,
         )
         if done.rowcount != 1:
             return False
-        attempts = session.scalar(select(Job.attempts).where(Job.id == job_id)) or 0
-        _event(session, job_id, JobStatus.ERROR, attempts, owner, f"{code}: {message}")
+        attempts, parent_id = session.execute(
+            select(Job.attempts, Job.parent_id).where(Job.id == job_id)).one()
+        _event(session, job_id, JobStatus.ERROR, attempts or 0, owner, f"{code}: {message}")
         _after_terminal(session, job_id)
-        return True
+    _step_ended([parent_id])
+    return True
 
 
-def _requeue_or_fail(session: Session, where: tuple[Any, ...], reason: str) -> list[str]:
+def _requeue_or_fail(session: Session, where: tuple[Any, ...], reason: str,
+                     ended: list[str | None]) -> list[str]:
     """Give PROCESSING jobs matching `where` back to the queue while attempts remain, else fail
-    them with `worker_lost`. Returns the ids that changed."""
+    them with `worker_lost` (adding their pipeline runs to `ended`). Returns the ids that
+    changed."""
     changed: list[str] = []
-    rows = session.execute(select(Job.id, Job.attempts, Job.max_attempts, Job.lease_owner)
-                           .where(*where)).all()
-    for job_id, attempts, max_attempts, owner in rows:
+    rows = session.execute(select(Job.id, Job.attempts, Job.max_attempts, Job.lease_owner,
+                                  Job.parent_id).where(*where)).all()
+    for job_id, attempts, max_attempts, owner, parent_id in rows:
         guard = (Job.id == job_id, Job.status == JobStatus.PROCESSING.value,
                  Job.attempts == attempts)
         if attempts < max_attempts:
@@ -279,6 +319,7 @@ def _requeue_or_fail(session: Session, where: tuple[Any, ...], reason: str) -> l
             _event(session, job_id, status, attempts, owner, reason)
             if status is JobStatus.ERROR:
                 _after_terminal(session, job_id)
+                ended.append(parent_id)
             changed.append(job_id)
     return changed
 
@@ -288,8 +329,11 @@ def worker_died(job_id: str, reason: str, owner: str | None = None) -> list[str]
     where = [Job.id == job_id, Job.status == JobStatus.PROCESSING.value]
     if owner is not None:
         where.append(Job.lease_owner == owner)
+    ended: list[str | None] = []
     with session_scope() as session:
-        return _requeue_or_fail(session, tuple(where), reason)
+        changed = _requeue_or_fail(session, tuple(where), reason, ended)
+    _step_ended(ended)
+    return changed
 
 
 def processing_owners(owner_prefix: str) -> list[tuple[str, str]]:
@@ -305,12 +349,15 @@ def processing_owners(owner_prefix: str) -> list[tuple[str, str]]:
 def requeue_lapsed(now: datetime | None = None) -> list[str]:
     """Jobs whose worker stopped renewing its lease (died with its machine, say)."""
     now = now or utcnow()
+    ended: list[str | None] = []
     with session_scope() as session:
-        return _requeue_or_fail(
+        changed = _requeue_or_fail(
             session,
             (Job.status == JobStatus.PROCESSING.value, Job.lease_until < now),
-            "lease expired",
+            "lease expired", ended,
         )
+    _step_ended(ended)
+    return changed
 
 
 def release(job_id: str, owner: str | None = None) -> bool:
