@@ -356,3 +356,33 @@ def test_cancel_and_delete_stop_and_remove_steps(make_server, four_pages):
             time.sleep(7)  # longer than step two: nothing comes after it
             listed = acme.get("/v1/jobs", params={"operation": "diag.sleep"}).json()["jobs"]
             assert not [j for j in listed if j.get("run", {}).get("id") == run["id"]]
+
+
+# --- the CLI -------------------------------------------------------------------------------
+
+def test_cli_create_run_and_remove(server, four_pages, tmp_path):
+    from api.test_cli import run_cli  # tests/ is on sys.path (conftest.py)
+
+    name = f"cli-{uuid.uuid4().hex[:6]}"
+    definition = tmp_path / "pipeline.json"
+    definition.write_text(json.dumps({"name": name, "steps": [
+        {"id": "pages", "operation": "pdf.rotate", "foreach": "page"},
+        {"id": "merge", "operation": "pdf.merge", "inputs": ["pages"]}]}))
+    created = json.loads(run_cli(server, "pipelines", "create", str(definition)).stdout)
+    assert created["name"] == name
+    assert name in run_cli(server, "pipelines", "ls").stdout
+    out = tmp_path / "out"
+    result = run_cli(server, "pipelines", "run", name, str(four_pages), "--wait",
+                     "--out", str(out))
+    paths = [Path(line.strip()) for line in result.stdout.splitlines() if line.strip()]
+    assert len(paths) == 1 and "SUCCESS" in result.stderr
+    merged = pdfium.PdfDocument(paths[0].read_bytes())
+    assert [merged[i].get_rotation() for i in range(len(merged))] == [90] * 4
+    merged.close()
+    definition.write_text(json.dumps({"name": name + "-bad", "steps": [
+        {"id": "merge", "operation": "pdf.merge", "inputs": ["nowhere"]}]}))
+    refused = run_cli(server, "pipelines", "create", str(definition), check=False)
+    assert refused.returncode == 1 and "invalid_pipeline" in refused.stderr
+    assert "merge" in refused.stderr
+    run_cli(server, "pipelines", "rm", name)
+    assert name not in run_cli(server, "pipelines", "ls").stdout

@@ -352,13 +352,13 @@ async def identification_status(request: Request, job_id: str) -> Response:
 
 async def step_async(request: Request, step_id: str) -> Response:
     principal = await _caller(request)
+    try:
+        row = await run_in_threadpool(pipelines.get_pipeline, principal, step_id)
+    except errors.NotFound:
+        raise vendor.VendorError(404, {"message": "Step not found or access denied"}) from None
     doc = await read_request(request)
     try:
         metadata = doc.metadata()
-        try:
-            row = await run_in_threadpool(pipelines.get_pipeline, principal, step_id)
-        except errors.NotFound:
-            raise vendor.VendorError(404, {"message": "Step not found or access denied"}) from None
     except BaseException:
         await doc.close()
         raise
