@@ -56,6 +56,7 @@ _INSERT_FILES = insert(_FILES).returning(_FILES.c.id, sort_by_parameter_order=Tr
 _INSERT_OUTPUTS = insert(_FILES)
 _INSERT_EVENT = insert(_EVENTS)
 _SELECT_JOB = select(_JOBS).where(_JOBS.c.id == bindparam("job_id_"))
+_SELECT_JOB_FOR_UPDATE = _SELECT_JOB.with_for_update()
 _SELECT_ORG_JOB = _SELECT_JOB.where(_JOBS.c.org_id == bindparam("org_id_"))
 _SELECT_FILES = (select(_FILES).where(_FILES.c.job_id == bindparam("job_id_"))
                  .order_by(_FILES.c.position, _FILES.c.id))
@@ -91,6 +92,11 @@ _SUCCEED = (
             lease_until=None)
     .returning(_JOBS.c.attempts, _JOBS.c.webhook_url, _JOBS.c.parent_id)
 )
+_SELECT_CHILDREN = (select(_JOBS).where(_JOBS.c.parent_id == bindparam("parent_id_"))
+                    .order_by(_JOBS.c.created_at, _JOBS.c.step_item))
+_SELECT_CHILD_FILES = (select(_FILES).join(_JOBS, _FILES.c.job_id == _JOBS.c.id)
+                       .where(_JOBS.c.parent_id == bindparam("parent_id_"))
+                       .order_by(_FILES.c.position, _FILES.c.id))
 _NEXT_ENQUEUED = (select(_JOBS.c.id, _JOBS.c.timeout_s)
                   .where(_JOBS.c.status == JobStatus.ENQUEUED.value)
                   .order_by(_JOBS.c.created_at).limit(bindparam("limit_")))
@@ -113,10 +119,13 @@ def job_from_rows(row: Row[Any], files: Iterable[Row[Any]]) -> Job:
     return _detached(job)
 
 
-def load_job(conn: Connection, job_id: str, org_id: str | None = None) -> Job | None:
+def load_job(conn: Connection, job_id: str, org_id: str | None = None,
+             for_update: bool = False) -> Job | None:
     """The job (with its files) as this transaction sees it; with `org_id`, only if it
-    belongs to that organization."""
-    if org_id is None:
+    belongs to that organization; `for_update` locks its row (PostgreSQL) until commit."""
+    if for_update:
+        row = conn.execute(_SELECT_JOB_FOR_UPDATE, {"job_id_": job_id}).first()
+    elif org_id is None:
         row = conn.execute(_SELECT_JOB, {"job_id_": job_id}).first()
     else:
         row = conn.execute(_SELECT_ORG_JOB, {"job_id_": job_id, "org_id_": org_id}).first()
@@ -248,22 +257,42 @@ def succeed(job_id: str, owner: str, result: dict[str, Any], outputs: Iterable[O
     return True
 
 
-def complete(job_id: str, result: dict[str, Any], outputs: Iterable[OutputFile],
-             progress_message: str = "done") -> bool:
+_COMPLETE = (
+    update(_JOBS)
+    .where(_JOBS.c.id == bindparam("job_id_"), _JOBS.c.status == JobStatus.PROCESSING.value,
+           _JOBS.c.lease_owner.is_(None))
+    .values(status=JobStatus.SUCCESS.value, progress=100, message="done",
+            result=_param("result_", _JOBS.c.result),
+            finished_at=_param("now_", _JOBS.c.finished_at))
+    .returning(_JOBS.c.webhook_url)
+)
+
+
+def complete(conn: Connection, job_id: str, result: dict[str, Any],
+             outputs: Iterable[OutputFile]) -> bool:
     """PROCESSING -> SUCCESS of a job no worker holds (a pipeline run, finished by its
-    steps); its outputs are rows naming blobs its steps stored."""
-    with session_scope() as session:
-        done = session.execute(
-            update(Job).where(Job.id == job_id, Job.status == JobStatus.PROCESSING.value,
-                              Job.lease_owner.is_(None))
-            .values(status=JobStatus.SUCCESS.value, progress=100, message=progress_message,
-                    result=result, finished_at=utcnow()))
-        if done.rowcount != 1:
-            return False
-        _insert_outputs(session, job_id, outputs)
-        _event(session, job_id, JobStatus.SUCCESS)
-        _after_terminal(session, job_id)
-        return True
+    steps), inside the caller's transaction; its outputs are rows naming blobs its steps
+    stored."""
+    done = conn.execute(_COMPLETE, {"job_id_": job_id, "result_": result,
+                                    "now_": utcnow()}).first()
+    if done is None:
+        return False
+    _insert_outputs(conn, job_id, outputs)
+    _event(conn, job_id, JobStatus.SUCCESS)
+    if done.webhook_url:
+        with Session(bind=conn) as session:  # joins this transaction, commits nothing
+            _after_terminal(session, job_id)
+            session.flush()
+    return True
+
+
+def load_children(conn: Connection, parent_id: str) -> list[Job]:
+    """A pipeline run's step jobs with their files, in the order they were created."""
+    rows = conn.execute(_SELECT_CHILDREN, {"parent_id_": parent_id}).all()
+    files: dict[str, list[Row[Any]]] = {}
+    for f in conn.execute(_SELECT_CHILD_FILES, {"parent_id_": parent_id}):
+        files.setdefault(f.job_id, []).append(f)
+    return [job_from_rows(row, files.get(row.id, ())) for row in rows]
 
 
 def fail(job_id: str, code: str, message: str, *, owner: str | None = None,

@@ -23,9 +23,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import selectinload
 
 from docmill import dispatch
 from docmill.core import jobs, pipelines
@@ -101,16 +100,17 @@ def start_run(principal: Principal, pipeline_ref: str, stager: InputStager,
         run.files = [JobFile(role="input", position=i, name=s.name, blob_key=s.blob_key,
                              size=s.size, content_type=s.content_type)
                      for i, s in enumerate(stager.staged)]
-        with connection_scope() as conn:
+        with connection_scope() as conn:  # the run and its first steps commit together
             jobs.insert_job(conn, run)
+            outcome = _advance_in(conn, run.id)
+            started = jobs.load_job(conn, run.id) or run
     except IntegrityError as exc:
         raise Conflict(f"a job with id {stager.job_id} already exists") from exc
     except BaseException:
         stager.discard()
         raise
-    advance_safely(run.id)  # should this fail or the process die, the sweeper starts it
-    with connection_scope(readonly=True) as conn:
-        return jobs.load_job(conn, run.id) or run
+    _after_advance(*outcome)
+    return started
 
 
 # --- planning: what state each step is in, and which jobs to create -------------------------
@@ -300,41 +300,61 @@ def _phase(run: Job, plan: _Plan) -> tuple[int, str]:
     return percent, f"step {index + 1} of {len(steps)} ({sid}): {states[sid].operation}"
 
 
-def advance(run_id: str) -> None:
-    """Move the run on as far as its finished steps allow (see the module docstring)."""
-    created: list[str] = []
-    with session_scope() as session:
-        run = session.scalar(select(Job).options(selectinload(Job.files))
-                             .where(Job.id == run_id).with_for_update())
-        if (run is None or run.status != JobStatus.PROCESSING.value
-                or run.operation != RUN_OPERATION):
-            return
-        children = list(session.scalars(select(Job).options(selectinload(Job.files))
-                                        .where(Job.parent_id == run_id)).all())
-        plan = _plan(run, children)
-        new_jobs: list[Job] = []
-        if plan.problem is None and not _timed_out(run):
-            for create in plan.creates:  # all built first: a refusal creates none
-                try:
-                    new_jobs.append(_step_job(run, create))
-                except DocmillError as exc:
-                    plan.problem = (create.step, exc)
-                    new_jobs = []
-                    break
-        conn = session.connection()
-        for job in new_jobs:
-            jobs.insert_job(conn, job)
-            created.append(job.id)
+def _advance_in(conn: Connection, run_id: str) -> tuple[Job | None, _Plan, list[str]]:
+    """One step of the orchestration inside the caller's transaction, which holds the run's
+    row: (the run if live, the plan, the ids of the step jobs created). A run whose steps
+    are all done is completed here too; failures are left to `_conclude`."""
+    run = jobs.load_job(conn, run_id, for_update=True)
+    if (run is None or run.status != JobStatus.PROCESSING.value
+            or run.operation != RUN_OPERATION):
+        return None, _Plan(), []
+    plan = _plan(run, jobs.load_children(conn, run_id))
+    new_jobs: list[Job] = []
+    if plan.problem is None and not _timed_out(run):
+        for create in plan.creates:  # all built first: a refusal creates none
+            try:
+                new_jobs.append(_step_job(run, create))
+            except DocmillError as exc:
+                plan.problem = (create.step, exc)
+                new_jobs = []
+                break
+    for job in new_jobs:
+        jobs.insert_job(conn, job)
+    if plan.problem is None and _all_settled(plan):  # finished work stands, late or not
+        result, outputs = _summary(run, plan)
+        jobs.complete(conn, run.id, result, outputs)
+    elif plan.problem is None:
         percent, message = _phase(run, plan)
-        if plan.problem is None and (percent > run.progress or message != run.message):
-            session.execute(update(Job).where(Job.id == run_id,
-                                              Job.status == JobStatus.PROCESSING.value)
-                            .values(progress=max(percent, run.progress), message=message))
-        session.expunge_all()
+        if percent > run.progress or message != run.message:
+            conn.execute(_PROGRESS, {"run_id_": run_id, "percent_": max(percent, run.progress),
+                                     "message_": message})
+    return run, plan, [j.id for j in new_jobs]
+
+
+_PROGRESS = (update(Job.__table__)
+             .where(Job.__table__.c.id == bindparam("run_id_"),
+                    Job.__table__.c.status == JobStatus.PROCESSING.value)
+             .values(progress=bindparam("percent_"), message=bindparam("message_")))
+
+
+def _all_settled(plan: _Plan) -> bool:
+    return bool(plan.states) and all(s.settled for s in plan.states.values())
+
+
+def _after_advance(run: Job | None, plan: _Plan, created: list[str]) -> None:
+    """After the commit: dispatch the new step jobs, end a failed run, wake waiters."""
     for job_id in created:
         dispatch.current().notify(job_id)
-    _conclude(run, plan)
-    job_events.notify(run_id)
+    if run is not None:
+        _conclude(run, plan)
+        job_events.notify(run.id)
+
+
+def advance(run_id: str) -> None:
+    """Move the run on as far as its finished steps allow (see the module docstring)."""
+    with connection_scope() as conn:
+        outcome = _advance_in(conn, run_id)
+    _after_advance(*outcome)
 
 
 def _timed_out(run: Job) -> bool:
@@ -342,7 +362,7 @@ def _timed_out(run: Job) -> bool:
 
 
 def _conclude(run: Job, plan: _Plan) -> None:
-    """The run's end, if it has come: SUCCESS with its steps' results, or ERROR."""
+    """The run's end, if it failed (a success is recorded inside `_advance_in`)."""
     failed = next(((sid, s) for sid, s in plan.states.items() if s.state == "failed"), None)
     if plan.problem is not None:
         sid, exc = plan.problem
@@ -354,11 +374,8 @@ def _conclude(run: Job, plan: _Plan) -> None:
         detail = (job.error_message if job is not None else None) or (
             f"its job is {job.status.lower()}" if job is not None else "failed")
         _fail(run, code, f"step '{sid}' failed: {detail}")
-    elif _timed_out(run):
+    elif _timed_out(run) and not _all_settled(plan):
         _fail(run, "timeout", f"the run took longer than its {run.timeout_s:g} s timeout")
-    elif plan.states and all(s.settled for s in plan.states.values()):
-        result, outputs = _summary(run, plan)
-        jobs.complete(run.id, result, outputs)
 
 
 def _fail(run: Job, code: str, message: str) -> None:
@@ -406,6 +423,19 @@ def _summary(run: Job, plan: _Plan) -> tuple[dict[str, Any], list[jobs.OutputFil
     return result, outputs
 
 
+def notify_changed(job_id: str) -> None:
+    """A job changed in a worker of this server: wake its waiters, and its run's (a run ends
+    in the worker that finished its last step, which this process does not otherwise hear
+    of). The run is looked up only while someone waits on a job."""
+    job_events.notify(job_id)
+    if not job_events.watched():
+        return
+    with connection_scope(readonly=True) as conn:
+        parent = conn.execute(select(Job.parent_id).where(Job.id == job_id)).scalar()
+    if parent:
+        job_events.notify(parent)
+
+
 def advance_safely(run_id: str) -> None:
     try:
         advance(run_id)
@@ -435,11 +465,8 @@ def get_run(principal: Principal, run_id: str) -> Job:
 
 def step_jobs(run_id: str) -> list[Job]:
     """The run's step jobs (gone ones left out), in creation order."""
-    with session_scope(readonly=True) as session:
-        return list(session.scalars(
-            select(Job).options(selectinload(Job.files))
-            .where(Job.parent_id == run_id, Job.status.in_(jobs.NOT_GONE))
-            .order_by(Job.created_at, Job.step_item)).all())
+    with connection_scope(readonly=True) as conn:
+        return [j for j in jobs.load_children(conn, run_id) if not j.job_status.is_gone]
 
 
 def remove_steps(org_id: str, run_id: str, live_only: bool = False) -> int:
