@@ -605,6 +605,20 @@ def test_02_08_prefix_and_url_inputs(prefixed):
                          if h[1].get("conversion_id") == status.conversion_id)
     assert hook["event"] == "CONVERSION_COMPLETED" and hook["status"] == "SUCCESS"
     assert hook["data"] == status.data and "webhook-signature" in {k.lower() for k in headers}
+    with raw(srv) as http:  # a step from a URL under the prefix, with its STEP_ webhook
+        made_step = http.post("/v1/pipelines", json={"name": "extract-t", "steps": [
+            {"id": "extract", "operation": "extract.fields",
+             "params": {"document_type_code": made.codeType}}]}).json()
+    step = c.steps.run_async("extract-t", url=f"{files.base}/invoice.pdf").wait(poll_interval=0.5)
+    assert step.status == "SUCCESS" and set(step.data) <= set(SCHEMA["properties"])
+    assert step.step_id == made_step["id"] and step.original_filename == "invoice.pdf"
+    assert step.status_url.startswith(srv.url + "/dt/api/steps-async/status/")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not any(
+            h[1].get("conversion_id") == step.execution_id for h in files.hooks):
+        time.sleep(0.2)
+    _, hook = next(h for h in files.hooks if h[1].get("conversion_id") == step.execution_id)
+    assert hook["event"] == "STEP_COMPLETED" and hook["data"] == step.data
     with pytest.raises(docutray.APIError) as caught:
         c.convert.run(url=f"{files.base}/missing.pdf", document_type_code=made.codeType)
     assert caught.value.status_code == 400

@@ -356,6 +356,13 @@ def test_cancel_and_delete_stop_and_remove_steps(make_server, four_pages):
             time.sleep(7)  # longer than step two: nothing comes after it
             listed = acme.get("/v1/jobs", params={"operation": "diag.sleep"}).json()["jobs"]
             assert not [j for j in listed if j.get("run", {}).get("id") == run["id"]]
+        # a run past its timeout ends ERROR timeout and its running step is stopped
+        run = start(acme, pipeline["id"], four_pages, timeout_s="2")
+        job_id, _ = running_step(acme, run["id"], "two")
+        run = wait_run(acme, run["id"], timeout=30)
+        assert run["status"] == "ERROR" and run["error"]["code"] == "timeout", run
+        assert acme.get(f"/v1/jobs/{job_id}").status_code == 404
+        assert [s["step"] for s in run["steps"]] == ["one"]  # the finished step stays
 
 
 # --- the CLI -------------------------------------------------------------------------------
