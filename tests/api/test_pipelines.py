@@ -6,6 +6,7 @@ step never runs again), cancel and delete, webhooks, and isolation between organ
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -151,7 +152,11 @@ def test_page_fanout_then_merge(acme, four_pages):
          "foreach": "page"},
         {"id": "merge", "operation": "pdf.merge", "inputs": ["turn"]},
     ])
-    run = wait_run(acme, start(acme, pipeline["id"], four_pages)["id"])
+    answer = acme.post(f"/v1/pipelines/{pipeline['name']}/runs", params={"wait": 60}, json={
+        "inputs": [{"base64": base64.b64encode(four_pages.read_bytes()).decode(),
+                    "filename": "four.pdf"}]})  # JSON inputs, as /v1/jobs takes them
+    assert answer.status_code in (200, 202), answer.text
+    run = wait_run(acme, answer.json()["id"])
     assert run["status"] == "SUCCESS", run["error"]
     turn = run["result"]["steps"][0]
     assert len(turn["jobs"]) == 5 and len(turn["results"]) == 4  # the split, then 4 pages

@@ -64,13 +64,13 @@ def _check_run_inputs(steps: list[Step], staged: list[Any]) -> None:
     for step in steps:
         if RUN_INPUT not in step.inputs or step.when is not None:
             continue
-        for name, case in step.variants():
-            op = case.operation or step.operation or ""
+        for _, case in step.variants():
+            operation = get_operation(case.operation or step.operation or "")
             for item in staged:
                 if step.foreach == "page" and not item.content_type.startswith("application/pdf"):
                     raise UnsupportedFormat(f"{item.name} is {item.content_type}; step "
                                             f"'{step.id}' runs per page of a PDF")
-                get_operation(op).check_takes(item.name, item.content_type, f"step '{step.id}': ")
+                operation.check_takes(item.name, item.content_type, f"step '{step.id}': ")
 
 
 def start_run(principal: Principal, pipeline_ref: str, stager: InputStager,
@@ -300,6 +300,12 @@ def _phase(run: Job, plan: _Plan) -> tuple[int, str]:
     return percent, f"step {index + 1} of {len(steps)} ({sid}): {states[sid].operation}"
 
 
+_PROGRESS = (update(Job.__table__)
+             .where(Job.__table__.c.id == bindparam("run_id_"),
+                    Job.__table__.c.status == JobStatus.PROCESSING.value)
+             .values(progress=bindparam("percent_"), message=bindparam("message_")))
+
+
 def _advance_in(conn: Connection, run_id: str) -> tuple[Job | None, _Plan, list[str]]:
     """One step of the orchestration inside the caller's transaction, which holds the run's
     row: (the run if live, the plan, the ids of the step jobs created). A run whose steps
@@ -329,12 +335,6 @@ def _advance_in(conn: Connection, run_id: str) -> tuple[Job | None, _Plan, list[
             conn.execute(_PROGRESS, {"run_id_": run_id, "percent_": max(percent, run.progress),
                                      "message_": message})
     return run, plan, [j.id for j in new_jobs]
-
-
-_PROGRESS = (update(Job.__table__)
-             .where(Job.__table__.c.id == bindparam("run_id_"),
-                    Job.__table__.c.status == JobStatus.PROCESSING.value)
-             .values(progress=bindparam("percent_"), message=bindparam("message_")))
 
 
 def _all_settled(plan: _Plan) -> bool:
