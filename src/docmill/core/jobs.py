@@ -13,6 +13,7 @@ Every transition that happens also writes a `job_events` row in the same transac
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,6 +29,7 @@ from docmill.core.models import Job, JobEvent, JobFile, JobStatus, PublicFile, u
 LIVE = (JobStatus.ENQUEUED.value, JobStatus.PROCESSING.value)
 NOT_GONE = (*LIVE, JobStatus.SUCCESS.value, JobStatus.ERROR.value)
 MAX_MESSAGE = 2000
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -250,11 +252,31 @@ def succeed(job_id: str, owner: str, result: dict[str, Any], outputs: Iterable[O
         _insert_outputs(conn, job_id, outputs)
         _event(conn, job_id, JobStatus.SUCCESS, done.attempts, owner)
         if done.webhook_url:  # the outbox only ever has rows for jobs with a webhook
-            with Session(bind=conn) as session:  # joins this transaction, commits nothing
+            # joins this transaction (inside a savepoint too), commits nothing
+            with Session(bind=conn, join_transaction_mode="rollback_only") as session:
                 _after_terminal(session, job_id)
                 session.flush()
-    _step_ended([done.parent_id])
+        advanced = _advance_parent(conn, done.parent_id) if done.parent_id else None
+    if advanced is not None:
+        from docmill.core import runs
+
+        runs.after_advance(*advanced)
+    elif done.parent_id:
+        _step_ended([done.parent_id])  # the advance failed in the transaction: again, alone
     return True
+
+
+def _advance_parent(conn: Connection, parent_id: str) -> Any:
+    """A step's success and its run's next steps commit together (no crash can fall between
+    them), the advance in a savepoint so that its failure never costs the step's result."""
+    from docmill.core import runs
+
+    try:
+        with conn.begin_nested():
+            return runs.advance_in(conn, parent_id)
+    except Exception:
+        log.exception("could not advance pipeline run %s with its step", parent_id)
+        return None
 
 
 _COMPLETE = (
@@ -280,7 +302,8 @@ def complete(conn: Connection, job_id: str, result: dict[str, Any],
     _insert_outputs(conn, job_id, outputs)
     _event(conn, job_id, JobStatus.SUCCESS)
     if done.webhook_url:
-        with Session(bind=conn) as session:  # joins this transaction, commits nothing
+        # joins this transaction (inside a savepoint too), commits nothing
+        with Session(bind=conn, join_transaction_mode="rollback_only") as session:
             _after_terminal(session, job_id)
             session.flush()
     return True

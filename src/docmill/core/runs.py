@@ -10,9 +10,10 @@ jobs, decides which steps are done, skipped (a `when` case or inputs that were a
 skipped), failed or ready, and creates the jobs of the ready ones in one transaction that
 holds the run's row (`FOR UPDATE` on PostgreSQL; SQLite writers are serial), guarded by a
 unique (parent, step, item) index. A step with a job is never created again, so a finished
-step never runs twice, whatever crashed. `advance` runs after every step job's terminal
-transition (jobs.py's hook, in whichever process made it) and from the sweeper for every
-live run, which repairs a crash between a step's end and the next step's creation.
+step never runs twice, whatever crashed. `advance_in` runs inside the transaction of a step
+job's success (in a savepoint: jobs.py), so the next steps commit with it; `advance` runs
+after the commit of a step's failure (in whichever process made it) and from the sweeper
+for every live run, which repairs whatever that left undone.
 """
 
 from __future__ import annotations
@@ -102,14 +103,14 @@ def start_run(principal: Principal, pipeline_ref: str, stager: InputStager,
                      for i, s in enumerate(stager.staged)]
         with connection_scope() as conn:  # the run and its first steps commit together
             jobs.insert_job(conn, run)
-            outcome = _advance_in(conn, run.id)
+            outcome = advance_in(conn, run.id)
             started = jobs.load_job(conn, run.id) or run
     except IntegrityError as exc:
         raise Conflict(f"a job with id {stager.job_id} already exists") from exc
     except BaseException:
         stager.discard()
         raise
-    _after_advance(*outcome)
+    after_advance(*outcome)
     return started
 
 
@@ -306,7 +307,7 @@ _PROGRESS = (update(Job.__table__)
              .values(progress=bindparam("percent_"), message=bindparam("message_")))
 
 
-def _advance_in(conn: Connection, run_id: str) -> tuple[Job | None, _Plan, list[str]]:
+def advance_in(conn: Connection, run_id: str) -> tuple[Job | None, _Plan, list[str]]:
     """One step of the orchestration inside the caller's transaction, which holds the run's
     row: (the run if live, the plan, the ids of the step jobs created). A run whose steps
     are all done is completed here too; failures are left to `_conclude`."""
@@ -341,7 +342,7 @@ def _all_settled(plan: _Plan) -> bool:
     return bool(plan.states) and all(s.settled for s in plan.states.values())
 
 
-def _after_advance(run: Job | None, plan: _Plan, created: list[str]) -> None:
+def after_advance(run: Job | None, plan: _Plan, created: list[str]) -> None:
     """After the commit: dispatch the new step jobs, end a failed run, wake waiters."""
     for job_id in created:
         dispatch.current().notify(job_id)
@@ -353,8 +354,8 @@ def _after_advance(run: Job | None, plan: _Plan, created: list[str]) -> None:
 def advance(run_id: str) -> None:
     """Move the run on as far as its finished steps allow (see the module docstring)."""
     with connection_scope() as conn:
-        outcome = _advance_in(conn, run_id)
-    _after_advance(*outcome)
+        outcome = advance_in(conn, run_id)
+    after_advance(*outcome)
 
 
 def _timed_out(run: Job) -> bool:
@@ -362,7 +363,7 @@ def _timed_out(run: Job) -> bool:
 
 
 def _conclude(run: Job, plan: _Plan) -> None:
-    """The run's end, if it failed (a success is recorded inside `_advance_in`)."""
+    """The run's end, if it failed (a success is recorded inside `advance_in`)."""
     failed = next(((sid, s) for sid, s in plan.states.items() if s.state == "failed"), None)
     if plan.problem is not None:
         sid, exc = plan.problem
