@@ -23,7 +23,7 @@ from docmill.faces.convertapi.routes import build_router as convertapi_router
 from docmill.faces.common import BodyLimitMiddleware, renderer_for
 from docmill.faces.docraptor import routes as docraptor
 from docmill.faces.expertai import routes as expertai
-from docmill.faces import native_admin, native_doctypes, native_knowledge
+from docmill.faces import native_admin, native_doctypes, native_knowledge, native_pipelines
 from docmill.faces.docutray.routes import build_router as docutray_router
 from docmill.settings import get_settings
 
@@ -79,6 +79,7 @@ def create_app(*, run_workers: bool = True, run_sweeper: bool = True) -> FastAPI
     app.include_router(expertai.router)
     app.include_router(native_doctypes.router)
     app.include_router(native_knowledge.router)
+    app.include_router(native_pipelines.router)
     app.include_router(docutray_router())
     if settings.console_enabled:
         from docmill.console import mount as mount_console

@@ -1,7 +1,8 @@
 """The `docmill` command: run the server, manage keys, submit and inspect jobs.
 
 `serve`, `migrate` and `keys` work on the configured database directly (they are the
-operator's tools); `submit` and `jobs` are HTTP clients of a running server, like any user.
+operator's tools); `submit`, `jobs`, `doctypes` and `pipelines` are HTTP clients of a running
+server, like any user.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(jobs_app, name="jobs")
 doctypes_app = typer.Typer(help="Document types on a running server.", no_args_is_help=True)
 app.add_typer(doctypes_app, name="doctypes")
+pipelines_app = typer.Typer(help="Pipelines and their runs on a running server.",
+                            no_args_is_help=True)
+app.add_typer(pipelines_app, name="pipelines")
 console = Console()
 err = Console(stderr=True)
 
@@ -122,6 +126,10 @@ def worker(
     if settings.dispatcher != "celery":
         _fail("`docmill worker` needs DOCMILL_DISPATCHER=celery (the local dispatcher runs its "
               "workers inside `docmill serve`)")
+    from docmill import dispatch
+    from docmill.dispatch.celery_app import CeleryDispatcher
+
+    dispatch.install(CeleryDispatcher())  # a finished pipeline step sends the next ones
     argv = ["worker", "--loglevel=INFO", "-O", "fair",
             "-Q", queues or ",".join(all_queues(settings)),
             "-c", str(concurrency or max(1, settings.workers))]
@@ -229,22 +237,27 @@ def submit(
         finally:
             for handle in handles:
                 handle.close()
-        if not wait:
-            console.print_json(data=job)
-            return
-        job = _follow(client, job)
-        if job["status"] != "SUCCESS":
-            error = job.get("error") or {}
-            _fail(f"job {job['id']} {job['status']}: {error.get('code')}: {error.get('message')}")
-        out.mkdir(parents=True, exist_ok=True)
-        for item in job["files"]:
-            target = out / item["name"]
-            with client.stream("GET", item["url"]) as response, target.open("wb") as sink:
-                if response.status_code != 200:
-                    _fail(f"download of {item['name']} answered HTTP {response.status_code}")
-                for chunk in response.iter_bytes():
-                    sink.write(chunk)
-            print(target)  # plain, one per line: scripts read these
+        _finish(client, job, wait, out)
+
+
+def _finish(client: httpx.Client, job: dict[str, Any], wait: bool, out: Path) -> None:
+    """Print the job, or follow it to its end and download its outputs into `out`."""
+    if not wait:
+        console.print_json(data=job)
+        return
+    job = _follow(client, job)
+    if job["status"] != "SUCCESS":
+        error = job.get("error") or {}
+        _fail(f"job {job['id']} {job['status']}: {error.get('code')}: {error.get('message')}")
+    out.mkdir(parents=True, exist_ok=True)
+    for item in job["files"]:
+        target = out / item["name"]
+        with client.stream("GET", item["url"]) as response, target.open("wb") as sink:
+            if response.status_code != 200:
+                _fail(f"download of {item['name']} answered HTTP {response.status_code}")
+            for chunk in response.iter_bytes():
+                sink.write(chunk)
+        print(target)  # plain, one per line: scripts read these
 
 
 def _follow(client: httpx.Client, job: dict[str, Any]) -> dict[str, Any]:
@@ -347,6 +360,91 @@ def doctypes_create(
             "is_public": public}
     with _client(server, key) as client:
         console.print_json(data=_check(client.post("/v1/document-types", json=body)))
+
+
+def _definition(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        _fail(f"cannot read the definition: {exc}")
+
+
+DefinitionArg = Annotated[Path, typer.Argument(exists=True, dir_okay=False, help=(
+    "JSON file: {name, description?, steps: [...]} (docs/pipelines.md)."))]
+
+
+@pipelines_app.command("ls")
+def pipelines_ls(server: ServerOpt = DEFAULT_SERVER, key: KeyOpt = None) -> None:
+    """List the organization's pipelines."""
+    with _client(server, key) as client:
+        rows = _check(client.get("/v1/pipelines"))["pipelines"]
+    table = Table("id", "name", "steps", "version", "updated")
+    for row in rows:
+        table.add_row(row["id"], row["name"], " -> ".join(s["id"] for s in row["steps"]),
+                      str(row["version"]), row["updated_at"][:19])
+    console.print(table)
+
+
+@pipelines_app.command("show")
+def pipelines_show(ref: str, server: ServerOpt = DEFAULT_SERVER, key: KeyOpt = None) -> None:
+    """Show one pipeline (by id or name) as JSON."""
+    with _client(server, key) as client:
+        console.print_json(data=_check(client.get(f"/v1/pipelines/{ref}")))
+
+
+@pipelines_app.command("create")
+def pipelines_create(definition: DefinitionArg, server: ServerOpt = DEFAULT_SERVER,
+                     key: KeyOpt = None) -> None:
+    """Create a pipeline from a JSON definition (checked by the server)."""
+    with _client(server, key) as client:
+        console.print_json(data=_check(client.post("/v1/pipelines", json=_definition(definition))))
+
+
+@pipelines_app.command("update")
+def pipelines_update(ref: str, definition: DefinitionArg, server: ServerOpt = DEFAULT_SERVER,
+                     key: KeyOpt = None) -> None:
+    """Replace a pipeline's name, description or steps with those of a JSON file."""
+    with _client(server, key) as client:
+        console.print_json(data=_check(client.put(f"/v1/pipelines/{ref}",
+                                                  json=_definition(definition))))
+
+
+@pipelines_app.command("rm")
+def pipelines_rm(ref: str, server: ServerOpt = DEFAULT_SERVER, key: KeyOpt = None) -> None:
+    """Delete a pipeline (its runs stay until deleted or expired)."""
+    with _client(server, key) as client:
+        _check(client.delete(f"/v1/pipelines/{ref}"))
+    console.print(f"deleted {ref}")
+
+
+@pipelines_app.command("run")
+def pipelines_run(
+    ref: str,
+    files: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, readable=True)],
+    wait: Annotated[bool, typer.Option("--wait", help="Show progress and fetch outputs.")] = False,
+    out: Annotated[Path, typer.Option(help="Folder for downloaded outputs.")] = Path("."),
+    server: ServerOpt = DEFAULT_SERVER,
+    key: KeyOpt = None,
+) -> None:
+    """Run pipeline REF on FILES."""
+    with _client(server, key) as client:
+        handles = [path.open("rb") for path in files]
+        try:
+            run = _check(client.post(
+                f"/v1/pipelines/{ref}/runs",
+                files=[("file", (path.name, handle)) for path, handle in zip(files, handles)]))
+        finally:
+            for handle in handles:
+                handle.close()
+        _finish(client, run, wait, out)
+
+
+@pipelines_app.command("cancel")
+def pipelines_cancel(run_id: str, server: ServerOpt = DEFAULT_SERVER,
+                     key: KeyOpt = None) -> None:
+    """Cancel a run: its steps stop and are removed."""
+    with _client(server, key) as client:
+        console.print_json(data=_check(client.post(f"/v1/runs/{run_id}/cancel")))
 
 
 def main() -> None:  # pragma: no cover - entry point

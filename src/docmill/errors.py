@@ -46,6 +46,12 @@ class InvalidInput(DocmillError):
     code = "invalid_input"
 
 
+class InvalidPipeline(InvalidInput):
+    """A pipeline definition refused on save; `details["step"]` names the step at fault."""
+
+    code = "invalid_pipeline"
+
+
 class TooLarge(DocmillError):
     """The upload exceeds the configured size limit."""
 

@@ -64,6 +64,14 @@ class Settings(BaseSettings):
     default_timeout_s: float = 600.0
     shutdown_grace_s: float = 30.0
 
+    # --- pipelines ------------------------------------------------------------------------
+    pipeline_max_steps: int = Field(50, ge=1, description="Steps a pipeline definition may have.")
+    pipeline_max_fanout: int = Field(
+        500, ge=1, description="Jobs one `foreach` step may fan out to (pages or files).")
+    pipeline_timeout_s: float = Field(
+        6 * 3600, gt=0, description="A run unfinished this long after it started ends ERROR "
+        "`timeout` (unless given `timeout_s`); each step job has `default_timeout_s`.")
+
     # --- retention ------------------------------------------------------------------------
     retention_s: float = Field(24 * 3600, description="How long a native job and its files live.")
     sweep_interval_s: float = 30.0

@@ -29,6 +29,7 @@ STATUSES = ("ENQUEUED", "PROCESSING", "SUCCESS", "ERROR")
 SCHEMA = {"type": "object",
           "properties": {"invoice_number": {"type": ["string", "null"]},
                          "total": {"type": ["number", "null"]}}}
+BROKEN_PDF = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\ntrailer\n" * 20
 RECEIPT_SCHEMA = {"type": "object",
                   "properties": {"company": {"type": ["string", "null"]},
                                  "date": {"type": ["string", "null"]},
@@ -183,9 +184,12 @@ def test_bad_inputs_answer_vendor_errors(server, types):
                                                  "document_type_code": code})
         assert answer.status_code == 400, answer.text  # SSRF guard: loopback refused
         assert answer.json()["message"].startswith("Error accessing URL")
-        answer = http.post("/api/steps-async/step_1", json={})
-        assert answer.status_code == 404 and answer.json()["error"] == "Not found"
+        answer = http.post("/api/steps-async/step_1", json={})  # no such pipeline
+        assert answer.status_code == 404
+        assert answer.json() == {"message": "Step not found or access denied"}
         assert answer.headers["x-request-id"]
+        answer = http.post("/api/no-such-endpoint", json={})
+        assert answer.status_code == 404 and answer.json()["error"] == "Not found"
         answer = http.post("/api/knowledge-bases", json={})  # served: name and schema missing
         assert answer.status_code == 400 and answer.json()["message"] == "Validation error"
         assert answer.headers["x-request-id"]
@@ -223,8 +227,7 @@ def test_14_15_16_status_errors_and_engine_failure(server, types):
     with pytest.raises(docutray.NotFoundError) as caught:
         c.convert.get_status("unknown")
     assert caught.value.body == {"error": "Conversion not found"}
-    broken = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\ntrailer\n" * 20
-    submitted = c.convert.run_async(file=broken, document_type_code=types.invoice.codeType)
+    submitted = c.convert.run_async(file=BROKEN_PDF, document_type_code=types.invoice.codeType)
     with pytest.raises(docutray.PermissionDeniedError) as caught:  # 15
         client(server, "globex").convert.get_status(submitted.conversion_id)
     assert caught.value.body == {"error": "Access denied to this conversion"}
@@ -232,7 +235,7 @@ def test_14_15_16_status_errors_and_engine_failure(server, types):
     assert final.is_error() and isinstance(final.error, str) and final.error
     assert final.data is None and final.response_timestamp is not None
     with pytest.raises(docutray.UnprocessableEntityError) as caught:  # sync: 422, no retry
-        client(server, max_retries=2).convert.run(file=broken,
+        client(server, max_retries=2).convert.run(file=BROKEN_PDF,
                                                   document_type_code=types.invoice.codeType)
     assert caught.value.body["status"] == "ERROR" and caught.value.body["conversion_id"]
 
@@ -264,6 +267,74 @@ def test_19_20_21_22_identify(server, types, docs):
     assert caught.value.body == {"message": "Identification not found"}
     with pytest.raises(docutray.PermissionDeniedError):
         client(server, "globex").identify.get_status(status.identification_id)
+
+
+# --- steps: pipelines of the caller's organization -------------------------------------------
+
+def step_pipeline(srv: DocmillServer, types: Types) -> dict:
+    """identify among the module's two types, then extract with the schema of the one found."""
+    codes = [types.invoice.codeType, types.receipt.codeType]
+    with raw(srv) as http:
+        made = http.post("/v1/pipelines", json={
+            "name": f"identify-then-extract-{uuid.uuid4().hex[:6]}", "steps": [
+                {"id": "identify", "operation": "identify.type",
+                 "params": {"candidates": codes}},
+                {"id": "extract", "operation": "extract.fields", "when": {
+                    "step": "identify",
+                    "cases": {c: {"params": {"document_type_code": c}} for c in codes}}}]})
+    assert made.status_code == 201, made.text
+    return made.json()
+
+
+def test_steps_run_async_wait_and_status(server, types, docs):
+    pipeline = step_pipeline(server, types)
+    c = client(server)
+    submitted = c.steps.run_async(pipeline["id"], file=docs / "invoice.pdf",
+                                  document_metadata={"k": "v"})
+    assert submitted.execution_id and submitted.status == "ENQUEUED"
+    assert submitted.step_id == pipeline["id"]
+    assert submitted.model_extra["step_name"] == pipeline["name"]
+    seen: list[str] = []
+    final = submitted.wait(poll_interval=0.5, on_status=lambda s: seen.append(s.status))
+    order = [STATUSES.index(s) for s in seen]
+    assert set(seen) <= set(STATUSES) and order == sorted(order)  # never backwards
+    assert final.status == "SUCCESS" and final.error is None, final.error
+    assert set(final.data) <= set(SCHEMA["properties"])  # the invoice type's schema
+    assert_schema_valid(server, types.invoice.id, final.data)
+    truth = json.loads((docs / "invoice.json").read_text())[0]
+    assert final.data["invoice_number"] == truth["invoice_number"]
+    assert final.response_timestamp >= final.request_timestamp
+    assert final.original_filename == "invoice.pdf" and final.step_id == pipeline["id"]
+    assert final.model_extra["document_metadata"] == {"k": "v"}
+    # by name, in JSON: the receipt branch
+    jpg = base64.b64encode((docs / "receipt.jpg").read_bytes()).decode()
+    receipt = c.steps.run_async(pipeline["name"], file_base64=jpg,
+                                content_type="image/jpeg").wait(poll_interval=0.5)
+    assert receipt.status == "SUCCESS", receipt.error
+    assert set(receipt.data) <= set(RECEIPT_SCHEMA["properties"]) and receipt.data
+    assert_schema_valid(server, types.receipt.id, receipt.data)
+    with raw(server) as http:  # the run behind it, on the native API
+        run = http.get(f"/v1/runs/{final.execution_id}").json()
+        assert [s["step"] for s in run["steps"]] == ["identify", "extract"]
+        assert run["result"]["data"] == final.data
+    # errors, in the vendor's words
+    with pytest.raises(docutray.NotFoundError) as caught:
+        c.steps.get_status("unknown")
+    assert caught.value.body == {"message": "Execution not found"}
+    with raw(server) as http:
+        answer = http.get("/api/steps-async/status/not%20an%20id")
+        assert answer.status_code == 400
+        assert answer.json() == {"message": "Invalid execution ID format"}
+    other = client(server, "globex")
+    with pytest.raises(docutray.PermissionDeniedError) as caught:
+        other.steps.get_status(final.execution_id)
+    assert caught.value.body == {"message": "Access denied to this execution"}
+    with pytest.raises(docutray.NotFoundError) as caught:  # another organization's pipeline
+        other.steps.run_async(pipeline["id"], file=docs / "invoice.pdf")
+    assert caught.value.body == {"message": "Step not found or access denied"}
+    failed = c.steps.run_async(pipeline["id"], file=BROKEN_PDF).wait(poll_interval=0.5)
+    assert failed.is_error() and isinstance(failed.error, str) and "identify" in failed.error
+    assert failed.data is None
 
 
 # --- 23-31: document types -------------------------------------------------------------------
@@ -429,6 +500,8 @@ def test_type_taught_by_examples_is_identified(server, data):
 # --- 35: the async client ------------------------------------------------------------------
 
 def test_35_async_client(server, types, docs):
+    pipeline = step_pipeline(server, types)
+
     async def scenario() -> None:
         async with docutray.AsyncClient(api_key=server.keys["acme"], base_url=server.url,
                                         max_retries=0) as c:
@@ -446,6 +519,9 @@ def test_35_async_client(server, types, docs):
             assert found.document_type.code in options
             page = await c.document_types.list()
             assert (page.page, page.limit) == (1, 20)
+            step = await c.steps.run_async(pipeline["id"], file=docs / "invoice.pdf")
+            done = await step.wait_async(poll_interval=0.5)
+            assert done.status == "SUCCESS" and set(done.data) <= set(SCHEMA["properties"])
 
     asyncio.run(scenario())
 
@@ -529,6 +605,20 @@ def test_02_08_prefix_and_url_inputs(prefixed):
                          if h[1].get("conversion_id") == status.conversion_id)
     assert hook["event"] == "CONVERSION_COMPLETED" and hook["status"] == "SUCCESS"
     assert hook["data"] == status.data and "webhook-signature" in {k.lower() for k in headers}
+    with raw(srv) as http:  # a step from a URL under the prefix, with its STEP_ webhook
+        made_step = http.post("/v1/pipelines", json={"name": "extract-t", "steps": [
+            {"id": "extract", "operation": "extract.fields",
+             "params": {"document_type_code": made.codeType}}]}).json()
+    step = c.steps.run_async("extract-t", url=f"{files.base}/invoice.pdf").wait(poll_interval=0.5)
+    assert step.status == "SUCCESS" and set(step.data) <= set(SCHEMA["properties"])
+    assert step.step_id == made_step["id"] and step.original_filename == "invoice.pdf"
+    assert step.status_url.startswith(srv.url + "/dt/api/steps-async/status/")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not any(
+            h[1].get("conversion_id") == step.execution_id for h in files.hooks):
+        time.sleep(0.2)
+    _, hook = next(h for h in files.hooks if h[1].get("conversion_id") == step.execution_id)
+    assert hook["event"] == "STEP_COMPLETED" and hook["data"] == step.data
     with pytest.raises(docutray.APIError) as caught:
         c.convert.run(url=f"{files.base}/missing.pdf", document_type_code=made.codeType)
     assert caught.value.status_code == 400

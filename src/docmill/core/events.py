@@ -60,6 +60,10 @@ class JobEvents:
         for sub in waiters:
             sub.loop.call_soon_threadsafe(sub.event.set)
 
+    def watched(self) -> bool:
+        """Whether anyone waits on any job now."""
+        return bool(self._waiters)
+
     def subscribe(self, job_id: str) -> Subscription:
         """`with hub.subscribe(job_id) as sub:` then read, `await sub.wait(t)`, clear, read..."""
         return Subscription(self, job_id)

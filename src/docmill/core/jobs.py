@@ -13,6 +13,7 @@ Every transition that happens also writes a `job_events` row in the same transac
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,6 +29,7 @@ from docmill.core.models import Job, JobEvent, JobFile, JobStatus, PublicFile, u
 LIVE = (JobStatus.ENQUEUED.value, JobStatus.PROCESSING.value)
 NOT_GONE = (*LIVE, JobStatus.SUCCESS.value, JobStatus.ERROR.value)
 MAX_MESSAGE = 2000
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ _INSERT_FILES = insert(_FILES).returning(_FILES.c.id, sort_by_parameter_order=Tr
 _INSERT_OUTPUTS = insert(_FILES)
 _INSERT_EVENT = insert(_EVENTS)
 _SELECT_JOB = select(_JOBS).where(_JOBS.c.id == bindparam("job_id_"))
+_SELECT_JOB_FOR_UPDATE = _SELECT_JOB.with_for_update()
 _SELECT_ORG_JOB = _SELECT_JOB.where(_JOBS.c.org_id == bindparam("org_id_"))
 _SELECT_FILES = (select(_FILES).where(_FILES.c.job_id == bindparam("job_id_"))
                  .order_by(_FILES.c.position, _FILES.c.id))
@@ -89,8 +92,13 @@ _SUCCEED = (
             result=_param("result_", _JOBS.c.result),
             finished_at=_param("now_", _JOBS.c.finished_at), lease_owner=None,
             lease_until=None)
-    .returning(_JOBS.c.attempts, _JOBS.c.webhook_url)
+    .returning(_JOBS.c.attempts, _JOBS.c.webhook_url, _JOBS.c.parent_id)
 )
+_SELECT_CHILDREN = (select(_JOBS).where(_JOBS.c.parent_id == bindparam("parent_id_"))
+                    .order_by(_JOBS.c.created_at, _JOBS.c.step_item))
+_SELECT_CHILD_FILES = (select(_FILES).join(_JOBS, _FILES.c.job_id == _JOBS.c.id)
+                       .where(_JOBS.c.parent_id == bindparam("parent_id_"))
+                       .order_by(_FILES.c.position, _FILES.c.id))
 _NEXT_ENQUEUED = (select(_JOBS.c.id, _JOBS.c.timeout_s)
                   .where(_JOBS.c.status == JobStatus.ENQUEUED.value)
                   .order_by(_JOBS.c.created_at).limit(bindparam("limit_")))
@@ -113,10 +121,13 @@ def job_from_rows(row: Row[Any], files: Iterable[Row[Any]]) -> Job:
     return _detached(job)
 
 
-def load_job(conn: Connection, job_id: str, org_id: str | None = None) -> Job | None:
+def load_job(conn: Connection, job_id: str, org_id: str | None = None,
+             for_update: bool = False) -> Job | None:
     """The job (with its files) as this transaction sees it; with `org_id`, only if it
-    belongs to that organization."""
-    if org_id is None:
+    belongs to that organization; `for_update` locks its row (PostgreSQL) until commit."""
+    if for_update:
+        row = conn.execute(_SELECT_JOB_FOR_UPDATE, {"job_id_": job_id}).first()
+    elif org_id is None:
         row = conn.execute(_SELECT_JOB, {"job_id_": job_id}).first()
     else:
         row = conn.execute(_SELECT_ORG_JOB, {"job_id_": job_id, "org_id_": org_id}).first()
@@ -175,6 +186,18 @@ def _after_terminal(session: Session, job_id: str) -> None:
     webhooks.enqueue_for_job(session, job_id)
 
 
+def _step_ended(parent_ids: Iterable[str | None]) -> None:
+    """Hook run after the commit of a step job's SUCCESS/ERROR: its pipeline run moves on.
+    Best effort: should this process die (or the advance fail) first, the sweeper does it."""
+    parents = {p for p in parent_ids if p}
+    if not parents:
+        return
+    from docmill.core import runs
+
+    for parent_id in parents:
+        runs.advance_safely(parent_id)
+
+
 def claim(job_id: str, owner: str, lease_s: float) -> Job | None:
     """ENQUEUED -> PROCESSING under a lease. Returns the job, or None if someone else has it."""
     now = utcnow()
@@ -209,6 +232,15 @@ def report_progress(job_id: str, owner: str, percent: int, message: str) -> bool
         return result.rowcount == 1
 
 
+def _insert_outputs(session: Session | Connection, job_id: str,
+                    outputs: Iterable[OutputFile]) -> None:
+    rows = [{"job_id": job_id, "role": "output", "position": position, "name": out.name,
+             "blob_key": out.blob_key, "size": out.size, "content_type": out.content_type}
+            for position, out in enumerate(outputs)]
+    if rows:
+        session.execute(_INSERT_OUTPUTS, rows)
+
+
 def succeed(job_id: str, owner: str, result: dict[str, Any], outputs: Iterable[OutputFile],
             message: str = "done") -> bool:
     """PROCESSING -> SUCCESS with the result and output files, if `owner` still holds it."""
@@ -217,17 +249,73 @@ def succeed(job_id: str, owner: str, result: dict[str, Any], outputs: Iterable[O
                                        "result_": result, "now_": utcnow()}).first()
         if done is None:
             return False
-        rows = [{"job_id": job_id, "role": "output", "position": position, "name": out.name,
-                 "blob_key": out.blob_key, "size": out.size, "content_type": out.content_type}
-                for position, out in enumerate(outputs)]
-        if rows:
-            conn.execute(_INSERT_OUTPUTS, rows)
+        _insert_outputs(conn, job_id, outputs)
         _event(conn, job_id, JobStatus.SUCCESS, done.attempts, owner)
         if done.webhook_url:  # the outbox only ever has rows for jobs with a webhook
-            with Session(bind=conn) as session:  # joins this transaction, commits nothing
+            # joins this transaction (inside a savepoint too), commits nothing
+            with Session(bind=conn, join_transaction_mode="rollback_only") as session:
                 _after_terminal(session, job_id)
                 session.flush()
-        return True
+        advanced = _advance_parent(conn, done.parent_id) if done.parent_id else None
+    if advanced is not None:
+        from docmill.core import runs
+
+        runs.after_advance(*advanced)
+    elif done.parent_id:
+        _step_ended([done.parent_id])  # the advance failed in the transaction: again, alone
+    return True
+
+
+def _advance_parent(conn: Connection, parent_id: str) -> Any:
+    """A step's success and its run's next steps commit together (no crash can fall between
+    them), the advance in a savepoint so that its failure never costs the step's result."""
+    from docmill.core import runs
+
+    try:
+        with conn.begin_nested():
+            return runs.advance_in(conn, parent_id)
+    except Exception:
+        log.exception("could not advance pipeline run %s with its step", parent_id)
+        return None
+
+
+_COMPLETE = (
+    update(_JOBS)
+    .where(_JOBS.c.id == bindparam("job_id_"), _JOBS.c.status == JobStatus.PROCESSING.value,
+           _JOBS.c.lease_owner.is_(None))
+    .values(status=JobStatus.SUCCESS.value, progress=100, message="done",
+            result=_param("result_", _JOBS.c.result),
+            finished_at=_param("now_", _JOBS.c.finished_at))
+    .returning(_JOBS.c.webhook_url)
+)
+
+
+def complete(conn: Connection, job_id: str, result: dict[str, Any],
+             outputs: Iterable[OutputFile]) -> bool:
+    """PROCESSING -> SUCCESS of a job no worker holds (a pipeline run, finished by its
+    steps), inside the caller's transaction; its outputs are rows naming blobs its steps
+    stored."""
+    done = conn.execute(_COMPLETE, {"job_id_": job_id, "result_": result,
+                                    "now_": utcnow()}).first()
+    if done is None:
+        return False
+    _insert_outputs(conn, job_id, outputs)
+    _event(conn, job_id, JobStatus.SUCCESS)
+    if done.webhook_url:
+        # joins this transaction (inside a savepoint too), commits nothing
+        with Session(bind=conn, join_transaction_mode="rollback_only") as session:
+            _after_terminal(session, job_id)
+            session.flush()
+    return True
+
+
+def load_children(conn: Connection, parent_id: str) -> list[Job]:
+    """A pipeline run's step jobs with their files, in the order they were created."""
+    rows = conn.execute(_SELECT_CHILDREN, {"parent_id_": parent_id}).all()
+    files: dict[str, list[Row[Any]]] = {}
+    for f in conn.execute(_SELECT_CHILD_FILES, {"parent_id_": parent_id}):
+        files.setdefault(f.job_id, []).append(f)
+    return [job_from_rows(row, files.get(row.id, ())) for row in rows]
 
 
 def fail(job_id: str, code: str, message: str, *, owner: str | None = None,
@@ -244,19 +332,23 @@ def fail(job_id: str, code: str, message: str, *, owner: str | None = None,
         )
         if done.rowcount != 1:
             return False
-        attempts = session.scalar(select(Job.attempts).where(Job.id == job_id)) or 0
-        _event(session, job_id, JobStatus.ERROR, attempts, owner, f"{code}: {message}")
+        attempts, parent_id = session.execute(
+            select(Job.attempts, Job.parent_id).where(Job.id == job_id)).one()
+        _event(session, job_id, JobStatus.ERROR, attempts or 0, owner, f"{code}: {message}")
         _after_terminal(session, job_id)
-        return True
+    _step_ended([parent_id])
+    return True
 
 
-def _requeue_or_fail(session: Session, where: tuple[Any, ...], reason: str) -> list[str]:
+def _requeue_or_fail(session: Session, where: tuple[Any, ...], reason: str,
+                     ended: list[str | None]) -> list[str]:
     """Give PROCESSING jobs matching `where` back to the queue while attempts remain, else fail
-    them with `worker_lost`. Returns the ids that changed."""
+    them with `worker_lost` (adding their pipeline runs to `ended`). Returns the ids that
+    changed."""
     changed: list[str] = []
-    rows = session.execute(select(Job.id, Job.attempts, Job.max_attempts, Job.lease_owner)
-                           .where(*where)).all()
-    for job_id, attempts, max_attempts, owner in rows:
+    rows = session.execute(select(Job.id, Job.attempts, Job.max_attempts, Job.lease_owner,
+                                  Job.parent_id).where(*where)).all()
+    for job_id, attempts, max_attempts, owner, parent_id in rows:
         guard = (Job.id == job_id, Job.status == JobStatus.PROCESSING.value,
                  Job.attempts == attempts)
         if attempts < max_attempts:
@@ -279,6 +371,7 @@ def _requeue_or_fail(session: Session, where: tuple[Any, ...], reason: str) -> l
             _event(session, job_id, status, attempts, owner, reason)
             if status is JobStatus.ERROR:
                 _after_terminal(session, job_id)
+                ended.append(parent_id)
             changed.append(job_id)
     return changed
 
@@ -288,8 +381,11 @@ def worker_died(job_id: str, reason: str, owner: str | None = None) -> list[str]
     where = [Job.id == job_id, Job.status == JobStatus.PROCESSING.value]
     if owner is not None:
         where.append(Job.lease_owner == owner)
+    ended: list[str | None] = []
     with session_scope() as session:
-        return _requeue_or_fail(session, tuple(where), reason)
+        changed = _requeue_or_fail(session, tuple(where), reason, ended)
+    _step_ended(ended)
+    return changed
 
 
 def processing_owners(owner_prefix: str) -> list[tuple[str, str]]:
@@ -305,12 +401,15 @@ def processing_owners(owner_prefix: str) -> list[tuple[str, str]]:
 def requeue_lapsed(now: datetime | None = None) -> list[str]:
     """Jobs whose worker stopped renewing its lease (died with its machine, say)."""
     now = now or utcnow()
+    ended: list[str | None] = []
     with session_scope() as session:
-        return _requeue_or_fail(
+        changed = _requeue_or_fail(
             session,
             (Job.status == JobStatus.PROCESSING.value, Job.lease_until < now),
-            "lease expired",
+            "lease expired", ended,
         )
+    _step_ended(ended)
+    return changed
 
 
 def release(job_id: str, owner: str | None = None) -> bool:

@@ -127,6 +127,11 @@ class Job(Base):
     webhook_url: Mapped[str | None] = mapped_column(Text, default=None)
     face_state: Mapped[dict[str, Any]] = mapped_column(default=dict)
     dispatched_at: Mapped[datetime | None] = mapped_column(default=None)
+    # a step job of a pipeline run: the run (a job itself), the step's id in the definition
+    # and the item of a fan-out (0 for a step run once, -1 for a page fan-out's split)
+    parent_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    step: Mapped[str | None] = mapped_column(String(100), default=None)
+    step_item: Mapped[int | None] = mapped_column(Integer, default=None)
 
     files: Mapped[list["JobFile"]] = relationship(
         back_populates="job", order_by="JobFile.position", cascade="all, delete-orphan"
@@ -136,6 +141,7 @@ class Job(Base):
         Index("ix_jobs_status_lease", "status", "lease_until"),
         Index("ix_jobs_org_created", "org_id", "created_at"),
         Index("ix_jobs_expires", "expires_at"),
+        Index("ux_jobs_parent_step_item", "parent_id", "step", "step_item", unique=True),
     )
 
     @property
@@ -333,5 +339,24 @@ class KnowledgeDocument(Base):
     content: Mapped[dict[str, Any]] = mapped_column(JSON)
     doc_metadata: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON, default=None)
     text: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Pipeline(Base):
+    """A pipeline definition of one organization: ordered steps, each an operation of the
+    catalogue with its params, its inputs (the run's or earlier steps' outputs), an optional
+    `foreach` fan-out and `when` branch (see core/pipelines.py). `name` is unique within the
+    organization; a run keeps a copy of the definition it started with."""
+
+    __tablename__ = "pipelines"
+    __table_args__ = (Index("ix_pipelines_org_name", "org_id", "name", unique=True),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text, default=None)
+    steps: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)

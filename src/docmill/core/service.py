@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from docmill import dispatch
-from docmill.core import doctypes, jobs
+from docmill.core import doctypes, jobs, runs
 from docmill.core.auth import Principal
 from docmill.core.db import connection_scope, session_scope
 from docmill.core.events import Subscription, job_events
@@ -29,7 +29,7 @@ from docmill.core.files import get_blob_store, job_prefix
 from docmill.core.inputs import InputStager
 from docmill.core.models import Job, JobEvent, JobFile, JobStatus, new_id, utcnow
 from docmill.engines.registry import get_operation
-from docmill.errors import Conflict, InvalidInput, NotFound, UnsupportedFormat
+from docmill.errors import Conflict, InvalidInput, NotFound
 from docmill.security.ssrf import policy_from_settings
 from docmill.settings import get_settings
 
@@ -97,11 +97,7 @@ def submit(principal: Principal, submission: Submission, stager: InputStager) ->
                     else f"{operation.min_inputs} to {operation.max_inputs}")
             raise InvalidInput(f"{operation.name} takes {want} input file(s), got {len(staged)}")
         for item in staged:
-            base_type = item.content_type.split(";")[0]
-            if base_type not in operation.accepts and "*/*" not in operation.accepts:
-                raise UnsupportedFormat(
-                    f"{item.name} is {base_type}; {operation.name} accepts "
-                    f"{', '.join(sorted(operation.accepts))}")
+            operation.check_takes(item.name, item.content_type)
         if submission.webhook_url:
             policy_from_settings().check_url(submission.webhook_url)
         now = utcnow()
@@ -207,6 +203,7 @@ def delete_job(principal: Principal, job_id: str) -> None:
     dispatch.current().cancel(job_id)
     get_blob_store().delete_prefix(job_prefix(principal.org_id, job_id))
     job_events.notify(job_id)
+    runs.remove_steps(principal.org_id, job_id)  # a pipeline run's steps go with it
 
 
 def job_file(principal: Principal, job_id: str, name: str, role: str = "output") -> JobFile:

@@ -1,6 +1,7 @@
 """Housekeeping that keeps the promise "every job ends, and then disappears".
 
 One background thread per server: re-queues jobs whose worker stopped renewing its lease,
+moves on pipeline runs whose next step was never created (a crash between two steps),
 expires jobs past their retention (state first, then their blobs), collects orphaned blob
 folders (a crash between writing inputs and committing the job), and sends due webhooks.
 Every step is an atomic transition, so several servers may sweep the same database.
@@ -17,7 +18,7 @@ import time
 from sqlalchemy import select
 
 from docmill import dispatch
-from docmill.core import jobs, public_files, webhooks
+from docmill.core import jobs, public_files, runs, webhooks
 from docmill.core.db import session_scope
 from docmill.core.events import job_events
 from docmill.core.files import get_blob_store, job_prefix
@@ -119,6 +120,7 @@ class Sweeper(threading.Thread):
                     sweep_leases()
                     if settings.reclaim_dead_local_workers:
                         sweep_dead_local_workers()
+                    runs.sweep_runs()
                     sweep_expired()
                     public_files.expire_due()
                     dispatch.current().housekeeping()

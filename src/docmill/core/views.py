@@ -43,4 +43,6 @@ def job_view(job: Job, base: str | None = None) -> dict[str, Any]:
         "result": job.result,
         "error": error,
         "webhook_url": job.webhook_url,
+        **({"run": {"id": job.parent_id, "step": job.step, "item": job.step_item}}
+           if job.parent_id else {}),
     }

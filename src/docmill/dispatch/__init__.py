@@ -19,7 +19,7 @@ def install(dispatcher: Dispatcher) -> Dispatcher:
 
 def build(no_workers: bool = False) -> Dispatcher:
     """The dispatcher the settings ask for."""
-    from docmill.core.events import job_events
+    from docmill.core.runs import notify_changed
     from docmill.settings import get_settings
 
     settings = get_settings()
@@ -31,4 +31,4 @@ def build(no_workers: bool = False) -> Dispatcher:
         return NullDispatcher()
     from docmill.dispatch.local import LocalDispatcher
 
-    return LocalDispatcher(settings, on_change=job_events.notify)
+    return LocalDispatcher(settings, on_change=notify_changed)

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from docmill.errors import InvalidInput
+from docmill.errors import InvalidInput, UnsupportedFormat
 
 Progress = Callable[[float, str], None]
 """progress(percent 0-100, phase message); engines call it freely, the runner throttles."""
@@ -70,6 +70,16 @@ class Operation:
     max_inputs: int = 1
     engine: str = ""
     in_converters: bool = True  # offered by the vendor faces' converter tables
+
+    def takes(self, content_type: str) -> bool:
+        return "*/*" in self.accepts or content_type.split(";")[0] in self.accepts
+
+    def check_takes(self, name: str, content_type: str, who: str = "") -> None:
+        """Refuses a file this operation does not accept (`who` says which step asks)."""
+        if not self.takes(content_type):
+            raise UnsupportedFormat(
+                f"{name} is {content_type.split(';')[0]}; {who}{self.name} accepts "
+                f"{', '.join(sorted(self.accepts))}")
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -21,6 +21,7 @@ from docmill import errors
 from docmill.core import service
 from docmill.core.auth import Principal, authenticate, cached_principal, org_by_slug
 from docmill.core.files import get_blob_store
+from docmill.core.inputs import InputStager
 from docmill.core.views import _iso, job_view
 from docmill.engines.registry import operations
 from docmill.faces.common import (
@@ -41,6 +42,7 @@ STATUS_BY_ERROR: list[tuple[type[errors.DocmillError], int]] = [
     (errors.TooLarge, 413),
     (errors.UnsupportedFormat, 415),
     (errors.DownloadFailed, 422),
+    (errors.InvalidPipeline, 422),
     (errors.InvalidInput, 400),
     (errors.Timeout, 504),
 ]
@@ -118,7 +120,7 @@ def _parse_params(raw: str | None) -> dict[str, Any]:
     return value
 
 
-def _parse_timeout(raw: str | None) -> float | None:
+def parse_timeout(raw: str | None) -> float | None:
     """The multipart `timeout_s` field, held to the same bounds as the JSON body's."""
     if not raw:
         return None
@@ -151,17 +153,12 @@ async def _submit_multipart(request: Request, caller: Principal, job_id: str) ->
     uploads = [v for k, v in form.multi_items() if k == "file" and is_upload(v)]
     if not uploads:
         raise errors.InvalidInput("attach at least one 'file'")
-    timeout_s = _parse_timeout(timeout_raw if isinstance(timeout_raw, str) else None)
+    timeout_s = parse_timeout(timeout_raw if isinstance(timeout_raw, str) else None)
     params = await _prepare(caller, operation, params)  # fail fast, before storing anything
     stager = service.new_stager(caller, job_id)
 
     def stage_and_submit() -> Any:
-        try:
-            for upload in uploads:
-                stager.add_stream(upload.filename, upload.file)
-        except BaseException:
-            stager.discard()
-            raise
+        stage_uploads(stager, uploads)
         submission = service.Submission(
             operation=operation, params=params,
             webhook_url=webhook if isinstance(webhook, str) and webhook else None,
@@ -185,12 +182,32 @@ async def _submit_json(request: Request, caller: Principal, job_id: str) -> Any:
         raise errors.InvalidInput("invalid job request: " + "; ".join(
             f"{p['field']}: {p['message']}" for p in problems), problems=problems) from None
     params = await _prepare(caller, body.operation, body.params)
+    stager = await stage_refs(service.new_stager(caller, job_id), body.inputs)
+    submission = service.Submission(operation=body.operation, params=params,
+                                    webhook_url=body.webhook_url, timeout_s=body.timeout_s)
+    return await run_in_threadpool(service.submit, caller, submission, stager)
+
+
+def stage_uploads(stager: InputStager, uploads: list[Any]) -> InputStager:
+    """Streams multipart uploads into the stager (on a thread); on any failure what was
+    staged goes away."""
+    try:
+        for upload in uploads:
+            stager.add_stream(upload.filename, upload.file)
+    except BaseException:
+        stager.discard()
+        raise
+    return stager
+
+
+async def stage_refs(stager: InputStager, refs: list[InputRef]) -> InputStager:
+    """Downloads (through the SSRF guard) or decodes each input into the stager; on any
+    failure what was staged goes away."""
     settings = get_settings()
-    stager = service.new_stager(caller, job_id)
 
     def stage_all() -> None:
         policy = policy_from_settings()
-        for ref in body.inputs:
+        for ref in refs:
             if ref.url is not None:
                 stager.add_url(ref.url, ref.filename, policy, settings.url_download_timeout_s)
             else:
@@ -201,12 +218,10 @@ async def _submit_json(request: Request, caller: Principal, job_id: str) -> Any:
     except BaseException:
         await run_in_threadpool(stager.discard)
         raise
-    submission = service.Submission(operation=body.operation, params=params,
-                                    webhook_url=body.webhook_url, timeout_s=body.timeout_s)
-    return await run_in_threadpool(service.submit, caller, submission, stager)
+    return stager
 
 
-def _wait_seconds(wait: float | None) -> float:
+def wait_seconds(wait: float | None) -> float:
     return min(max(wait or 0.0, 0.0), get_settings().wait_max_s)
 
 
@@ -225,7 +240,7 @@ async def create_job(request: Request, caller: Caller,
     if wait:  # watch before submitting: a job that finishes at once is not missed
         with service.watch(job_id) as watch:
             job = await submit(request, caller, job_id)
-            job = await service.wait_for(caller, job.id, _wait_seconds(wait), watch=watch,
+            job = await service.wait_for(caller, job.id, wait_seconds(wait), watch=watch,
                                          known=job)
     else:
         job = await submit(request, caller, job_id)
@@ -262,7 +277,7 @@ async def get_transitions(job_id: str, caller: Caller) -> dict[str, Any]:
 async def get_job(job_id: str, caller: Caller,
                   wait: Annotated[float | None, Query(ge=0)] = None) -> dict[str, Any]:
     if wait:
-        job = await service.wait_for(caller, job_id, _wait_seconds(wait))
+        job = await service.wait_for(caller, job_id, wait_seconds(wait))
     else:
         job = await run_in_threadpool(service.get_job, caller, job_id)
     return job_view(job)
@@ -271,7 +286,7 @@ async def get_job(job_id: str, caller: Caller,
 @router.get("/jobs/{job_id}/result", summary="The job's result JSON once finished")
 async def get_result(job_id: str, caller: Caller,
                      wait: Annotated[float | None, Query(ge=0)] = None) -> JSONResponse:
-    job = await service.wait_for(caller, job_id, _wait_seconds(wait))
+    job = await service.wait_for(caller, job_id, wait_seconds(wait))
     if not job.job_status.is_terminal:
         return JSONResponse({"status": job.status, "progress": job.progress,
                              "message": job.message}, status_code=202)

@@ -7,7 +7,9 @@
 - `/api/document-types`: list, get, create, update, validate (and delete, an extension);
 - `/api/knowledge-bases`: knowledge bases, their documents, search and sync
   (`knowledge_bases.py` over `core/knowledge.py`);
-- steps: a 404 in the vendor's shape.
+- `POST /api/steps-async/{step_id}` + `GET /api/steps-async/status/{id}`: a step is a
+  pipeline of the caller's organization (by id or name), an execution a run of it
+  (core/runs.py) whose final extraction data is the status `data`.
 
 The official client re-sends a POST after a 5xx, a 429 or its 60 s read timeout, so a sync
 call answers within `docutray_sync_wait_s` (408 with the job's id when the work takes
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import secrets
 import time
 import uuid
@@ -34,7 +37,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from docmill import errors
-from docmill.core import doctypes, service
+from docmill.core import doctypes, pipelines, runs, service
 from docmill.core.auth import Principal, authenticate, cached_principal
 from docmill.core.ratelimit import FixedWindow
 from docmill.core.models import DocumentType, Job
@@ -59,7 +62,11 @@ FAILED_500: dict[str, dict[str, str]] = {
         "message": "Internal server error: Failed to retrieve conversion status"},
     "/api/identify-async/status/{job_id}": {
         "message": "Internal server error: Error checking identification"},
+    "/api/steps-async/{step_id}": {"message": "Internal server error: Failed to start processing"},
+    "/api/steps-async/status/{job_id}": {
+        "message": "Internal server error: Failed to retrieve execution status"},
 }
+EXECUTION_ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
 
 
 def _prefix() -> str:
@@ -341,6 +348,47 @@ async def identification_status(request: Request, job_id: str) -> Response:
     return JSONResponse(views.identification_status(job, public_base(request)))
 
 
+# --- steps (pipelines) ----------------------------------------------------------------------
+
+async def step_async(request: Request, step_id: str) -> Response:
+    principal = await _caller(request)
+    try:
+        row = await run_in_threadpool(pipelines.get_pipeline, principal, step_id)
+    except errors.NotFound:
+        raise vendor.VendorError(404, {"message": "Step not found or access denied"}) from None
+    doc = await read_request(request)
+    try:
+        metadata = doc.metadata()
+    except BaseException:
+        await doc.close()
+        raise
+    settings = get_settings()
+    stager = service.new_stager(principal, _job_id(principal))
+    staged = await stage(doc, stager)
+    options = runs.RunOptions(
+        face=FACE, face_state={"kind": "step", "step_id": row.id, "step_name": row.name,
+                               "original_filename": doc.filename or staged.name,
+                               "document_metadata": metadata},
+        webhook_url=settings.docutray_webhooks.get(principal.org_slug) or None,
+        timeout_s=settings.docutray_job_timeout_s, retention_s=settings.docutray_retention_s)
+    run = await run_in_threadpool(runs.start_run, principal, row.id, stager, options)
+    url = f"{public_base(request)}/api/steps-async/status/{run.id}"
+    return JSONResponse({"id": run.id, "status": "ENQUEUED", "step_id": row.id,
+                         "step_name": row.name, "status_url": url}, status_code=202)
+
+
+async def step_status(request: Request, job_id: str) -> Response:
+    principal = await _caller(request)
+    if not EXECUTION_ID.fullmatch(job_id):
+        raise vendor.VendorError(400, {"message": "Invalid execution ID format"})
+    job, foreign = await run_in_threadpool(_find, principal, job_id, "step")
+    if job is None:
+        if foreign:
+            raise vendor.VendorError(403, {"message": "Access denied to this execution"})
+        raise vendor.VendorError(404, {"message": "Execution not found"})
+    return JSONResponse(views.step_status(job, public_base(request)))
+
+
 # --- document types ------------------------------------------------------------------------
 
 def _pagination_error(name: str, message: str) -> vendor.VendorError:
@@ -436,11 +484,9 @@ async def validate_document_type(request: Request, type_id: str) -> Response:
 # --- what Docmill does not offer -----------------------------------------------------------
 
 async def not_offered(request: Request, rest: str) -> Response:
-    first = rest.split("/", 1)[0]
-    what = {"steps-async": "Steps"}.get(first)
-    message = (f"{what} are not available on this server (Docmill)" if what
-               else f"No endpoint {request.method} /api/{rest}")
-    return JSONResponse({"error": "Not found", "message": message}, status_code=404)
+    return JSONResponse({"error": "Not found",
+                         "message": f"No endpoint {request.method} /api/{rest}"},
+                        status_code=404)
 
 
 # --- the router ----------------------------------------------------------------------------
@@ -472,6 +518,10 @@ def build_router() -> APIRouter:
         summary="Delete a document type (Docmill extension)")
     add("/api/document-types/{type_id}/validate", validate_document_type, methods=["POST"],
         summary="Validate extracted data against a type")
+    add("/api/steps-async/status/{job_id}", step_status, methods=["GET"],
+        summary="A step execution's status")
+    add("/api/steps-async/{step_id}", step_async, methods=["POST"],
+        summary="Run a step (a pipeline of the caller's organization)")
     knowledge_bases.add_routes(router, _light_caller, _json_body, _paging)
     add("/api/{rest:path}", not_offered,
         methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)

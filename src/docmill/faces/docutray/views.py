@@ -1,9 +1,9 @@
 """Docutray's JSON for jobs and document types; free of HTTP imports, so a worker building a
 webhook (`webhook.py`) can import it.
 
-A conversion is an `extract.fields` job, an identification an `identify.type` job, both
-created by this face (`face == "docutray"`, `face_state["kind"]`). Their statuses are the
-vendor's four: a job re-queued after a worker died stays PROCESSING (the client must never
+A conversion is an `extract.fields` job, an identification an `identify.type` job, a step
+execution a pipeline run (core/runs.py), all created by this face (`face == "docutray"`,
+`face_state["kind"]`). Their statuses are the vendor's four: a job re-queued after a worker died stays PROCESSING (the client must never
 see a state move backwards), and a job unfinished `timeout_s` after its request is ERROR
 from then on, even if a worker completes it later (the vendor's 60-minute auto-timeout;
 deciding by the clock keeps the answer stable).
@@ -53,13 +53,15 @@ def lifecycle(job: Job, now: datetime | None = None) -> tuple[str, str | None, d
     return "ENQUEUED", None, None
 
 
-def conversion_status(job: Job, base: str) -> dict[str, Any]:
+def conversion_status(job: Job, base: str, path: str = "/api/convert-async/status",
+                      keys: tuple[str, ...] = ("document_type_code", "original_filename"),
+                      ) -> dict[str, Any]:
     state = job.face_state or {}
     status, error, answered = lifecycle(job)
     body: dict[str, Any] = {"conversion_id": job.id, "status": status,
                             "request_timestamp": iso_ms(job.created_at),
-                            "status_url": f"{base}/api/convert-async/status/{job.id}"}
-    for key in ("document_type_code", "original_filename"):
+                            "status_url": f"{base}{path}/{job.id}"}
+    for key in keys:
         if state.get(key):
             body[key] = state[key]
     if answered is not None:
@@ -130,6 +132,13 @@ def identification_status(job: Job, base: str) -> dict[str, Any]:
     if state.get("document_metadata") is not None:
         body["document_metadata"] = state["document_metadata"]
     return body
+
+
+def step_status(job: Job, base: str) -> dict[str, Any]:
+    """A step execution (a pipeline run started by this face): its final extraction data
+    (the run's `data`) once it succeeded."""
+    return conversion_status(job, base, "/api/steps-async/status",
+                             ("step_id", "step_name", "original_filename"))
 
 
 def document_type(row: DocumentType, *, full: bool = True) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Docutray's webhooks: `CONVERSION_COMPLETED|FAILED` and `IDENTIFICATION_COMPLETED|FAILED`,
+"""Docutray's webhooks: `CONVERSION_|IDENTIFICATION_|STEP_` + `COMPLETED|FAILED`,
 POSTed as the status object (with `document_metadata`) plus `event`, to the organization's
 URL from `docutray_webhooks`. STARTED events are not sent: the outbox is written on terminal
 transitions only. The vendor's signing scheme is undocumented, so the body is signed the
@@ -28,6 +28,9 @@ def build(job: Job) -> WebhookRequest | None:
     if kind == "identify":
         body = views.identification_status(job, base)
         prefix = "IDENTIFICATION"
+    elif kind == "step":
+        body = views.step_status(job, base)
+        prefix = "STEP"
     else:
         body = views.conversion_status(job, base)
         prefix = "CONVERSION"
