@@ -71,9 +71,17 @@ class Operation:
     engine: str = ""
     in_converters: bool = True  # offered by the vendor faces' converter tables
 
+    @property
+    def description(self) -> str:
+        """The summary's first sentence, on one line (lists and the console show it)."""
+        text = " ".join(self.summary.split())
+        head, dot, _ = text.partition(". ")
+        return head + "." if dot else text
+
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
+            "description": self.description,
             "summary": self.summary,
             "engine": self.engine,
             "accepts": sorted(self.accepts),

@@ -32,7 +32,6 @@ from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, StreamingResponse
 from fastapi.routing import APIRoute
-from starlette.routing import Match
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
@@ -46,6 +45,7 @@ from docmill.core.inputs import safe_name
 from docmill.core.models import Job, JobFile, JobStatus
 from docmill.core.ratelimit import FixedWindow
 from docmill.faces.common import FaceErrors, read_form, register_face_errors
+from docmill.faces.contract import method_not_allowed
 from docmill.faces.common import public_base as common_public_base
 from docmill.faces.convertapi import converters
 from docmill.faces.convertapi import errors as vendor
@@ -422,22 +422,14 @@ def build_router() -> APIRouter:
     for path in ([p.rstrip("/") + "/{rest:path}" for p in FACE_PATHS] +
                  ["/upload", "/user"] if not prefix else ["/{rest:path}", "/"]):
         router.add_api_route(path, unknown_route, methods=every, include_in_schema=False)
-    _routes[:] = router.routes
     return router
-
-
-_routes: list[Any] = []  # the face's own routes, to tell a wrong method from a wrong path
 
 
 async def unknown_route(request: Request) -> Response:
     """Anything else under the face's paths: the vendor's error shape, never FastAPI's."""
-    partial = [route for route in _routes if isinstance(route, APIRoute)
-               and route.endpoint is not unknown_route
-               and route.matches(request.scope)[0] is Match.PARTIAL]
-    if partial:
-        allowed = sorted({m for route in partial for m in route.methods or ()})
-        raise vendor.VendorError(405, 4050, f"Method {request.method} is not allowed here; "
-                                 f"use {', '.join(allowed)}.", headers={"Allow": ", ".join(allowed)})
+    refused = method_not_allowed(request)
+    if refused is not None:
+        raise refused
     raise vendor.VendorError(404, 4040, f"No endpoint {request.method} {request.url.path}.")
 
 

@@ -83,6 +83,8 @@ class DocumentFailed(errors.InvalidInput):
 def error_status(exc: errors.DocmillError) -> int:
     if isinstance(exc, errors.Unauthorized):
         return 401
+    if isinstance(exc, errors.MethodNotAllowed):
+        return 405
     if isinstance(exc, DownloadKeyError | BadRequest | errors.TooLarge | errors.Conflict):
         return 400
     if isinstance(exc, errors.Forbidden | errors.NotFound):

@@ -36,6 +36,11 @@ def validation(*messages: str) -> VendorError:
     return VendorError(400, {"message": "Validation error", "errors": list(messages)})
 
 
+def not_allowed(exc: errors.MethodNotAllowed) -> VendorError:
+    return VendorError(405, {"error": "Method not allowed", "message": exc.message},
+                       {"Allow": ", ".join(exc.details.get("allow") or ())})  # type: ignore[arg-type]
+
+
 def _size_text() -> str:
     limit = get_settings().max_upload_bytes
     return f"{limit // (1024 * 1024)}MB" if limit >= 1024 * 1024 else f"{limit} bytes"
@@ -54,6 +59,8 @@ def _messages(exc: errors.DocmillError) -> list[str]:
 
 def for_input(exc: errors.DocmillError) -> tuple[int, dict[str, Any]]:
     """Errors of the processing endpoints (convert, identify)."""
+    if isinstance(exc, errors.MethodNotAllowed):
+        exc = not_allowed(exc)
     if isinstance(exc, VendorError):
         return exc.status, exc.body
     if isinstance(exc, errors.Unauthorized):
@@ -88,6 +95,8 @@ def for_input(exc: errors.DocmillError) -> tuple[int, dict[str, Any]]:
 
 def for_doctypes(exc: errors.DocmillError) -> tuple[int, dict[str, Any]]:
     """Errors of /api/document-types: `{"error"}`, except validation of a body."""
+    if isinstance(exc, errors.MethodNotAllowed):
+        exc = not_allowed(exc)
     if isinstance(exc, VendorError):
         return exc.status, exc.body
     if isinstance(exc, errors.Unauthorized):

@@ -39,6 +39,7 @@ from docmill.core.auth import Principal, authenticate, cached_principal
 from docmill.core.ratelimit import FixedWindow
 from docmill.core.models import DocumentType, Job
 from docmill.faces.common import FaceErrors, read_json, register_face_errors
+from docmill.faces.contract import method_not_allowed
 from docmill.faces.common import public_base as common_public_base
 from docmill.faces.docutray import errors as vendor
 from docmill.faces.docutray import knowledge_bases, views
@@ -436,6 +437,9 @@ async def validate_document_type(request: Request, type_id: str) -> Response:
 # --- what Docmill does not offer -----------------------------------------------------------
 
 async def not_offered(request: Request, rest: str) -> Response:
+    refused = method_not_allowed(request)
+    if refused is not None:
+        raise vendor.not_allowed(refused)
     first = rest.split("/", 1)[0]
     what = {"steps-async": "Steps"}.get(first)
     message = (f"{what} are not available on this server (Docmill)" if what

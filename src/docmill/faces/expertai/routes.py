@@ -35,6 +35,7 @@ from docmill.core.auth import KEY_CACHE_TTL_S, Principal, authenticate, principa
 from docmill.core.files import get_blob_store
 from docmill.core.models import Job, JobStatus
 from docmill.faces.common import FaceErrors, register_face_errors
+from docmill.faces.contract import method_not_allowed
 from docmill.faces.expertai import tokens
 from docmill.faces.expertai.result import build_result
 from docmill.settings import get_settings
@@ -48,12 +49,6 @@ _TASK_ID = re.compile(r"^[A-Za-z0-9._~-]{1,2000}$")
 _ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 
 
-class MethodNotAllowed(errors.DocmillError):
-    """The path exists but not with this HTTP verb."""
-
-    code = "method_not_allowed"
-
-
 # --- errors --------------------------------------------------------------------------------
 
 
@@ -64,7 +59,7 @@ def error_status(exc: errors.DocmillError) -> int:
         return 403
     if isinstance(exc, errors.NotFound):
         return 404
-    if isinstance(exc, MethodNotAllowed):
+    if isinstance(exc, errors.MethodNotAllowed):
         return 405
     if isinstance(exc, errors.TooLarge):
         return 413
@@ -133,7 +128,8 @@ class FoldSlashes:
 
 
 async def _wrong_method(request: Request) -> Response:
-    raise MethodNotAllowed(f"Method {request.method} not allowed for {request.url.path}")
+    raise method_not_allowed(request) or errors.MethodNotAllowed(
+        f"Method {request.method} not allowed for {request.url.path}")
 
 
 # --- auth ----------------------------------------------------------------------------------
