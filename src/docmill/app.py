@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
@@ -106,7 +106,8 @@ def create_app(*, run_workers: bool = True, run_sweeper: bool = True) -> FastAPI
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["ops"], summary="The database answers and workers run")
+    @app.get("/readyz", tags=["ops"], summary="The database answers and workers run",
+             responses={503: {"description": "The database does not answer"}})
     async def readyz(request: Request) -> JSONResponse:
         checks: dict[str, Any] = {}
         try:
@@ -120,7 +121,10 @@ def create_app(*, run_workers: bool = True, run_sweeper: bool = True) -> FastAPI
         return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks},
                             status_code=200 if ok else 503)
 
-    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics")
+    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics",
+             response_class=PlainTextResponse, responses={200: {
+                 "description": "The Prometheus text format",
+                 "content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}}}})
     async def metrics() -> Response:
         from docmill.core import metrics as _metrics  # noqa: F401 - registers collectors
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 
 from docmill import errors
+from docmill.faces.contract import Responses, error_responses
 
 # core error code -> (HTTP status, vendor Code). The vendor's own codes: 4000 parameter
 # validation, 4001 no content disposition, 4002 bad JSON, 4010 bad secret, 4011 bad token,
@@ -51,6 +53,19 @@ BAD_TOKEN = 4011
 NO_FILENAME = 4001
 BAD_JSON = 4002
 FILE_ID_INVALID = 5009
+
+
+class ErrorBody(BaseModel):
+    """The vendor's error object (what the OpenAPI document declares for every error)."""
+
+    Code: int
+    Message: str
+    InvalidParameters: dict[str, list[str]] | None = None
+
+
+def fails(*statuses: int) -> Responses:
+    """The vendor's error answers a route declares (`responses=`)."""
+    return error_responses(statuses, model=ErrorBody)
 
 
 class VendorError(errors.DocmillError):

@@ -13,14 +13,34 @@ from http import HTTPStatus
 from typing import Any
 
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.requests import Request
 from starlette.responses import Response
 
 from docmill import errors
+from docmill.faces.contract import Responses, error_responses
 from docmill.settings import get_settings
 
 INVALID_KEY = {"error": "Invalid API key"}
 CONTENT_TYPE = "Unsupported Content-Type. Use multipart/form-data or application/json."
+
+
+class ErrorBody(BaseModel):
+    """Docutray's error shapes, as declared in the OpenAPI document: `{"error"}` or
+    `{"message"}`, with `errors` (validation), `details` (pagination) or the rate limit's
+    fields."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={
+        "anyOf": [{"required": ["error"]}, {"required": ["message"]}]})
+    error: str | None = None
+    message: str | None = None
+    errors: list[str] | None = None
+    details: list[dict[str, Any]] | None = None
+
+
+def fails(*statuses: int) -> Responses:
+    """The vendor's error answers a route declares (`responses=`)."""
+    return error_responses(statuses, model=ErrorBody)
 
 
 class VendorError(errors.DocmillError):

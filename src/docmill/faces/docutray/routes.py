@@ -39,9 +39,10 @@ from docmill.core.auth import Principal, authenticate, cached_principal
 from docmill.core.ratelimit import FixedWindow
 from docmill.core.models import DocumentType, Job
 from docmill.faces.common import FaceErrors, read_json, register_face_errors
-from docmill.faces.contract import method_not_allowed
+from docmill.faces.contract import inline_schema, link, merge, method_not_allowed, request_body
 from docmill.faces.common import public_base as common_public_base
 from docmill.faces.docutray import errors as vendor
+from docmill.faces.docutray.errors import fails
 from docmill.faces.docutray import knowledge_bases, views
 from docmill.faces.docutray.request import DocRequest, read_request, stage
 from docmill.faces.docutray.views import FACE
@@ -447,6 +448,57 @@ async def not_offered(request: Request, rest: str) -> Response:
     return JSONResponse({"error": "Not found", "message": message}, status_code=404)
 
 
+# --- the contract --------------------------------------------------------------------------
+
+_DOCUMENT = {"document_type_code": {"type": "string", "minLength": 1},
+             "document_type_code_options": {
+                 "description": "identification: codes to choose from (a JSON array, one "
+                                "code or comma-separated codes; none: every usable type)"}}
+_JSON_DOCUMENT = {"image_base64": {"type": "string",
+                                   "description": "Base64, with or without a data: prefix"},
+                  "image_url": {"type": "string", "format": "uri"},
+                  "document_metadata": {"type": "object"},
+                  "document_type_code_options": {
+                      "anyOf": [{"type": "array", "items": {"type": "string", "minLength": 1}},
+                                {"type": "string"}]}}
+
+
+def _processing_body(code_required: bool) -> dict[str, Any]:
+    required = ["document_type_code"] if code_required else []
+    return request_body({
+        "multipart/form-data": {"type": "object", "required": ["image", *required],
+                                "properties": {**_DOCUMENT,
+                                               "image": {"type": "string", "format": "binary"},
+                                               "document_metadata": {
+                                                   "type": "string",
+                                                   "contentMediaType": "application/json"}}},
+        "application/json": {"type": "object", "required": required,
+                             "properties": {**_DOCUMENT, **_JSON_DOCUMENT},
+                             "oneOf": [{"required": ["image_base64"]},
+                                       {"required": ["image_url"]}]}},
+        description="The document (a part `image`, `image_base64` or `image_url`: PDF or "
+                    "an image) and its fields")
+
+
+# Input problems are 4xx (the client re-sends 429 and 5xx); a sync call that outlasts
+# `docutray_sync_wait_s` is a 408 naming the job, a failed one a 422.
+PROCESSING = fails(400, 401, 403, 404, 408, 413, 415, 429)
+SYNC = merge(PROCESSING, fails(422))
+STATUS = fails(401, 403, 404, 429)
+_CONVERSION_LINKS = {"Status": link("GET /api/convert-async/status/{job_id}",
+                                    job_id="$response.body#/conversion_id")}
+_IDENTIFICATION_LINKS = {"Status": link("GET /api/identify-async/status/{job_id}",
+                                        job_id="$response.body#/id")}
+TYPE_BODY = request_body({"application/json": inline_schema(doctypes.DocTypeFields)})
+NEW_TYPE_BODY = request_body({"application/json": {
+    **inline_schema(doctypes.DocTypeFields),
+    "required": ["codeType", "name", "description", "jsonSchema"]}})
+ANY_JSON = request_body({"application/json": {}}, description="The data to check")
+TYPES = fails(400, 401, 429)
+A_TYPE = fails(401, 404, 429)
+WRITE_TYPE = fails(400, 401, 403, 404, 409, 413, 429)
+
+
 # --- the router ----------------------------------------------------------------------------
 
 def build_router() -> APIRouter:
@@ -455,27 +507,37 @@ def build_router() -> APIRouter:
     register_face_errors(FaceErrors((f"{prefix}/api/",), vendor.render))
     router = APIRouter(prefix=prefix, tags=["docutray"], route_class=_Route)
     add = router.add_api_route
-    add("/api/convert", convert, methods=["POST"], summary="Convert (sync)")
-    add("/api/convert-async", convert_async, methods=["POST"], summary="Start a conversion")
+    converting, identifying = _processing_body(True), _processing_body(False)
+    add("/api/convert", convert, methods=["POST"], summary="Convert (sync)",
+        openapi_extra=converting, responses=SYNC)
+    add("/api/convert-async", convert_async, methods=["POST"], summary="Start a conversion",
+        openapi_extra=converting, status_code=202,
+        responses=merge({202: {"description": "Started", "links": _CONVERSION_LINKS}},
+                        PROCESSING))
     add("/api/convert-async/status/{job_id}", conversion_status, methods=["GET"],
-        summary="A conversion's status")
-    add("/api/identify", identify, methods=["POST"], summary="Identify (sync)")
+        summary="A conversion's status", responses=STATUS)
+    add("/api/identify", identify, methods=["POST"], summary="Identify (sync)",
+        openapi_extra=identifying, responses=SYNC)
     add("/api/identify-async", identify_async, methods=["POST"],
-        summary="Start an identification")
+        summary="Start an identification", openapi_extra=identifying, status_code=202,
+        responses=merge({202: {"description": "Started", "links": _IDENTIFICATION_LINKS}},
+                        PROCESSING))
     add("/api/identify-async/status/{job_id}", identification_status, methods=["GET"],
-        summary="An identification's status")
+        summary="An identification's status", responses=STATUS)
     add("/api/document-types", list_document_types, methods=["GET"],
-        summary="List document types")
-    add("/api/document-types", create_document_type, methods=["POST"],
-        summary="Create a document type")
+        summary="List document types", responses=TYPES)
+    add("/api/document-types", create_document_type, methods=["POST"], status_code=201,
+        summary="Create a document type", openapi_extra=NEW_TYPE_BODY, responses=WRITE_TYPE)
     add("/api/document-types/{type_id}", get_document_type, methods=["GET"],
-        summary="A document type")
+        summary="A document type", responses=A_TYPE)
     add("/api/document-types/{type_id}", update_document_type, methods=["PUT"],
-        summary="Update a document type")
+        summary="Update a document type", openapi_extra=TYPE_BODY, responses=WRITE_TYPE)
     add("/api/document-types/{type_id}", delete_document_type, methods=["DELETE"],
-        summary="Delete a document type (Docmill extension)")
+        summary="Delete a document type (Docmill extension)",
+        responses=fails(401, 403, 404, 429))
     add("/api/document-types/{type_id}/validate", validate_document_type, methods=["POST"],
-        summary="Validate extracted data against a type")
+        summary="Validate extracted data against a type", openapi_extra=ANY_JSON,
+        responses=fails(400, 401, 404, 413, 429))
     knowledge_bases.add_routes(router, _light_caller, _json_body, _paging)
     add("/api/{rest:path}", not_offered,
         methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
