@@ -43,7 +43,7 @@ def main(argv: list[str]) -> int:
         command = [str(Path(sys.executable).with_name("schemathesis")),
                    "--config-file", str(CONFIG), "run", f"{server.url}/openapi.json",
                    "--checks", "all", "--max-examples", MAX_EXAMPLES,
-                   "--max-time", MAX_TIME_S, "--workers", "2", "--seed", "20",
+                   "--max-time", MAX_TIME_S, "--workers", "1", "--seed", "20",
                    "--report", "ndjson", "--report-dir", str(root / "report"), *argv]
         started = time.monotonic()
         status = subprocess.run(command, env=env, cwd=root).returncode

@@ -75,11 +75,16 @@ def create_app(*, run_workers: bool = True, run_sweeper: bool = True) -> FastAPI
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
-        """Starlette's 405 (a path with other methods only) in the face's shape, with the
-        path's documented methods as `Allow`; other HTTP errors as FastAPI answers them."""
+        """Starlette's 405 (a path with other methods only) and 404 (no route) in the shape
+        of the face owning the path, a 405 with the path's documented methods as `Allow`;
+        elsewhere as FastAPI answers them."""
         refused = method_not_allowed(request) if exc.status_code == 405 else None
         if refused is not None:
             return await docmill_error(request, refused)
+        if exc.status_code == 404 and renderer_for(request.url.path):
+            # a path under a face that no route matches: the face's own 404
+            return await docmill_error(request, errors.NotFound(
+                f"No endpoint {request.method} {request.url.path}."))
         return await http_exception_handler(request, exc)
 
     @app.exception_handler(RequestValidationError)

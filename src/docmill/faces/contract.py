@@ -38,6 +38,9 @@ DESCRIPTIONS = {
     503: "Busy; retry later",
     504: "The wait ran out",
 }
+# The largest page number a listing takes: past it the row offset would overflow the
+# database's 64-bit integer (a 500 instead of an empty page).
+MAX_PAGE = 1_000_000_000
 ALLOW_HEADER = {"Allow": {"description": "The methods this path allows",
                           "schema": {"type": "string"}}}
 

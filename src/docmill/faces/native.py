@@ -309,7 +309,9 @@ JOB_STATUSES = [s.value for s in (JobStatus.ENQUEUED, JobStatus.PROCESSING, JobS
 Status = Annotated[str | None, Query(json_schema_extra={
     "enum": [*JOB_STATUSES, *(s.lower() for s in JOB_STATUSES)]})]
 TimeBound = Annotated[datetime | None, Query(
-    description="ISO 8601 (UTC without a zone) or Unix seconds")]
+    description="ISO 8601 (UTC without a zone) or Unix seconds",
+    json_schema_extra={"anyOf": [{"type": "string", "format": "date-time"},
+                                 {"type": "number"}, {"type": "null"}]})]
 
 
 @router.get("/jobs", summary="List jobs, newest first", responses=fails(400, 401))
@@ -404,8 +406,11 @@ async def delete_job(job_id: str, caller: Caller) -> Response:
 @router.get("/jobs/{job_id}/events", summary="Server-Sent Events of progress until finished",
             response_class=EventSourceResponse,
             responses=merge({200: {"description": "`job` events, then `gone` if deleted",
-                                   "content": {"text/event-stream": {
-                                       "schema": {"type": "string"}}}}},
+                                   "content": {"text/event-stream": {"schema": {
+                                       "type": "object",
+                                       "properties": {"event": {"enum": ["job", "gone"]},
+                                                      "data": {"type": "string"},
+                                                      "id": {"type": "string"}}}}}}},
                             fails(401, 404)))
 async def job_events_stream(job_id: str, caller: Caller, request: Request) -> EventSourceResponse:
     job = await run_in_threadpool(service.get_job, caller, job_id)  # 404 before streaming

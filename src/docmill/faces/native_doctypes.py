@@ -20,7 +20,7 @@ from docmill.core.auth import Principal
 from docmill.core.models import DocumentType, JobStatus
 from docmill.core.views import _iso
 from docmill.faces.common import is_upload, read_form, read_json
-from docmill.faces.contract import inline_schema, request_body
+from docmill.faces.contract import MAX_PAGE, inline_schema, request_body
 from docmill.faces.native import Caller, fails
 from docmill.security.ssrf import policy_from_settings
 from docmill.settings import get_settings
@@ -87,7 +87,7 @@ async def _view(row: DocumentType, caller: Principal) -> dict[str, Any]:
 @router.get("", summary="List the document types the caller can use",
             responses=fails(400, 401))
 async def list_types(caller: Caller, search: str | None = None,
-                     page: Annotated[int, Query(ge=1)] = 1,
+                     page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
                      limit: Annotated[int, Query(ge=1, le=100)] = 20) -> dict[str, Any]:
     rows, total = await run_in_threadpool(
         lambda: doctypes.list_types(caller, search=search, offset=(page - 1) * limit,

@@ -15,7 +15,7 @@ from docmill.core import knowledge
 from docmill.core.models import KnowledgeBase, KnowledgeDocument
 from docmill.core.views import _iso
 from docmill.faces.common import read_json
-from docmill.faces.contract import inline_schema, request_body
+from docmill.faces.contract import MAX_PAGE, inline_schema, request_body
 from docmill.faces.native import Caller, fails
 
 router = APIRouter(prefix="/v1/knowledge-bases", tags=["knowledge bases"])
@@ -25,7 +25,7 @@ NEW_BASE_BODY = request_body({"application/json": {**inline_schema(knowledge.Bas
 DOCUMENT_BODY = request_body({"application/json": inline_schema(knowledge.DocumentFields)})
 SEARCH_BODY = request_body({"application/json": inline_schema(knowledge.SearchFields)})
 A_BASE = fails(401, 404)
-Page = Annotated[int, Query(ge=1)]
+Page = Annotated[int, Query(ge=1, le=MAX_PAGE)]
 Limit = Annotated[int, Query(ge=1, le=100)]
 
 

@@ -429,7 +429,7 @@ CONVERTED = {200: {"description": "The result files (JSON), `{JobId}` with Async
 CONVERT_ERRORS = fails(400, 401, 403, 404, 409, 413, 415, 500)
 POLLED = {200: {"description": "The result files"},
           202: {"description": "Still converting"}}
-A_FILE = {200: {"description": "The file's bytes",
+A_FILE = {200: {"description": "The file's bytes (HEAD: its headers)",
                 "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}}
 UPLOAD_BODY = request_body({
     "multipart/form-data": {"type": "object", "properties": {
@@ -470,7 +470,8 @@ def build_router() -> APIRouter:
     for path in ("/d/{file_id}", "/d/{file_id}/{file_name}"):
         add(path, get_file, methods=["GET"], summary="Download a file",
             responses=merge(A_FILE, fails(404)))
-        add(path, head_file, methods=["HEAD"], summary="File info", responses=fails(404))
+        add(path, head_file, methods=["HEAD"], summary="File info",
+            responses=merge(A_FILE, fails(404)))
         add(path, delete_file, methods=["DELETE"], summary="Delete a file",
             responses=fails(404))
     add("/user", user, methods=["GET"], summary="Account information", responses=fails(401))

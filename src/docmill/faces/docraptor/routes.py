@@ -134,7 +134,8 @@ _DOC_FIELDS = {
     "javascript": {"type": "boolean"}, "referrer": _TEXT, "callback_url": _TEXT,
     "strict": _TEXT, "ignore_resource_errors": {"type": "boolean"},
     "hosted_download_limit": {"type": "integer", "minimum": 1},
-    "hosted_expires_at": _TEXT, "prince_options": {"type": "object"}}
+    "hosted_expires_at": _TEXT, "prince_options": {
+        "description": "an object of PDF options (any other value is ignored)"}}
 _DOC = {"type": "object", "properties": _DOC_FIELDS}
 DOC_BODY = request_body({
     "application/json": {"type": "object", "properties": {"doc": _DOC, **_DOC_FIELDS}},

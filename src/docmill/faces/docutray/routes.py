@@ -39,7 +39,8 @@ from docmill.core.auth import Principal, authenticate, cached_principal
 from docmill.core.ratelimit import FixedWindow
 from docmill.core.models import DocumentType, Job
 from docmill.faces.common import FaceErrors, read_json, register_face_errors
-from docmill.faces.contract import inline_schema, link, merge, method_not_allowed, request_body
+from docmill.faces.contract import MAX_PAGE, inline_schema, link, merge, method_not_allowed
+from docmill.faces.contract import request_body
 from docmill.faces.common import public_base as common_public_base
 from docmill.faces.docutray import errors as vendor
 from docmill.faces.docutray.errors import fails
@@ -380,6 +381,8 @@ def _paging(request: Request) -> tuple[int, int]:
     limit = _int_query(request, "limit", DEFAULT_PAGE_SIZE)
     if page < 1:
         raise _pagination_error("page", "Number must be greater than or equal to 1")
+    if page > MAX_PAGE:
+        raise _pagination_error("page", f"Number must be less than or equal to {MAX_PAGE}")
     if limit < 1:
         raise _pagination_error("limit", "Number must be greater than or equal to 1")
     return page, min(limit, MAX_PAGE_SIZE)  # clamped, and the clamped value is echoed
