@@ -23,7 +23,7 @@ from docmill.core.db import session_scope
 from docmill.faces import native
 from docmill.faces.convertapi.routes import build_router as convertapi_router
 from docmill.faces.common import BodyLimitMiddleware, renderer_for
-from docmill.faces.contract import method_not_allowed
+from docmill.faces.contract import method_not_allowed, published_schema
 from docmill.faces.docraptor import routes as docraptor
 from docmill.faces.expertai import routes as expertai
 from docmill.faces import native_admin, native_doctypes, native_knowledge
@@ -61,6 +61,7 @@ def create_app(*, run_workers: bool = True, run_sweeper: bool = True) -> FastAPI
     app = FastAPI(title="Docmill", version=__version__, lifespan=lifespan,
                   description="Self-hosted asynchronous document processing.",
                   docs_url="/swagger", swagger_ui_oauth2_redirect_url="/swagger/oauth2-redirect")
+    app.openapi = lambda: published_schema(app)  # type: ignore[method-assign]
     # Room for base64's 4/3 growth and form fields on top of the largest allowed file.
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_upload_bytes * 4 // 3 + (1 << 20))
     app.add_middleware(expertai.FoldSlashes)

@@ -110,6 +110,29 @@ def link(operation_ref: str, **parameters: str) -> dict[str, Any]:
     return {"operationRef": f"#/paths/{pointer}/{method.lower()}", "parameters": parameters}
 
 
+def published_schema(app: Any) -> dict[str, Any]:
+    """The app's OpenAPI document without the 422 FastAPI adds to every route with
+    parameters: Docmill never answers it, each face renders a request that fails FastAPI's
+    validation as its own error (declared by the route), e.g. the native 400."""
+    if app.openapi_schema is None:
+        from fastapi.openapi.utils import get_openapi
+
+        schema = get_openapi(title=app.title, version=app.version,
+                             description=app.description, routes=app.routes)
+        auto = "#/components/schemas/HTTPValidationError"
+        for item in schema.get("paths", {}).values():
+            for operation in item.values():
+                answer = operation.get("responses", {}).get("422", {})
+                body = answer.get("content", {}).get("application/json", {})
+                if body.get("schema", {}).get("$ref") == auto:
+                    del operation["responses"]["422"]
+        schemas = schema.get("components", {}).get("schemas", {})
+        for name in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(name, None)
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
 def allowed_methods(request: Request) -> list[str]:
     """The methods the published OpenAPI document lists for this request's path (the `Allow`
     of a 405): hidden catch-alls and aliases do not count, exactly as clients see it."""

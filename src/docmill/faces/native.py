@@ -68,21 +68,21 @@ def render_error(request: Request, exc: errors.DocmillError) -> Response:
 register_face_errors(FaceErrors(("/v1/",), render_error))
 
 
-class ErrorDetail(BaseModel):
+class NativeErrorDetail(BaseModel):
     code: str
     message: str
     details: dict[str, Any] | None = None
 
 
-class ErrorBody(BaseModel):
+class NativeError(BaseModel):
     """Every native error: `{"error": {code, message, details}}`."""
 
-    error: ErrorDetail
+    error: NativeErrorDetail
 
 
 def fails(*statuses: int) -> Responses:
     """The native error answers a route declares (`responses=`)."""
-    return error_responses(statuses, model=ErrorBody)
+    return error_responses(statuses, model=NativeError)
 
 
 router = APIRouter(prefix="/v1", tags=["native"])

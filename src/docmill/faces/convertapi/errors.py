@@ -55,7 +55,7 @@ BAD_JSON = 4002
 FILE_ID_INVALID = 5009
 
 
-class ErrorBody(BaseModel):
+class ConvertApiError(BaseModel):
     """The vendor's error object (what the OpenAPI document declares for every error)."""
 
     Code: int
@@ -65,7 +65,7 @@ class ErrorBody(BaseModel):
 
 def fails(*statuses: int) -> Responses:
     """The vendor's error answers a route declares (`responses=`)."""
-    return error_responses(statuses, model=ErrorBody)
+    return error_responses(statuses, model=ConvertApiError)
 
 
 class VendorError(errors.DocmillError):

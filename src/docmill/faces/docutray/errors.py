@@ -25,7 +25,7 @@ INVALID_KEY = {"error": "Invalid API key"}
 CONTENT_TYPE = "Unsupported Content-Type. Use multipart/form-data or application/json."
 
 
-class ErrorBody(BaseModel):
+class DocutrayError(BaseModel):
     """Docutray's error shapes, as declared in the OpenAPI document: `{"error"}` or
     `{"message"}`, with `errors` (validation), `details` (pagination) or the rate limit's
     fields."""
@@ -40,7 +40,7 @@ class ErrorBody(BaseModel):
 
 def fails(*statuses: int) -> Responses:
     """The vendor's error answers a route declares (`responses=`)."""
-    return error_responses(statuses, model=ErrorBody)
+    return error_responses(statuses, model=DocutrayError)
 
 
 class VendorError(errors.DocmillError):
