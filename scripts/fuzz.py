@@ -28,6 +28,23 @@ MAX_TIME_S = os.environ.get("DOCMILL_FUZZ_MAX_TIME_S", "150")
 SEED = os.environ.get("DOCMILL_FUZZ_SEED", "20")  # reproducible in CI; change it to explore
 
 
+# Synchronous calls wait for their job, and the fuzzer queues hundreds of jobs on the one
+# worker: the waits are kept short so that they end in the faces' own timeout answers (part
+# of the contract) within schemathesis's request timeout.
+FUZZ_SETTINGS = {
+    "DOCMILL_WORKERS": "1",
+    "DOCMILL_WAIT_MAX_S": "5",
+    "DOCMILL_URL_DOWNLOAD_TIMEOUT_S": "5",
+    "DOCMILL_DOCRAPTOR_SYNC_TIMEOUT_S": "5",
+    "DOCMILL_DOCUTRAY_SYNC_WAIT_S": "5",
+    "DOCMILL_DOCTYPE_EXAMPLE_WAIT_S": "5",
+    "DOCMILL_CONVERTAPI_DEFAULT_TIMEOUT_S": "5",
+    "DOCMILL_CONVERTAPI_WEB_TIMEOUT_S": "5",
+    "DOCMILL_CONVERTAPI_MAX_TIMEOUT_S": "10",
+}
+REQUEST_TIMEOUT_S = "30"
+
+
 def schemathesis_command(schema_url: str, report_dir: Path, *extra: str) -> list[str]:
     """The fuzz step's schemathesis run (tests/contract/test_fuzz_not_vacuous.py runs the
     same against an app built to break its contract)."""
@@ -35,13 +52,13 @@ def schemathesis_command(schema_url: str, report_dir: Path, *extra: str) -> list
             "--config-file", str(CONFIG), "run", schema_url,
             "--checks", "all", "--max-examples", MAX_EXAMPLES, "--max-time", MAX_TIME_S,
             # one worker: Python 3.11's ast.parse is not thread-safe, and hypothesis calls it
-            "--workers", "1", "--seed", SEED,
+            "--workers", "1", "--seed", SEED, "--request-timeout", REQUEST_TIMEOUT_S,
             "--report", "ndjson", "--report-dir", str(report_dir), *extra]
 
 
 def main(argv: list[str]) -> int:
     root = Path(tempfile.mkdtemp(prefix="docmill-fuzz-"))
-    server = DocmillServer(root / "server", extra_env={"DOCMILL_WORKERS": "1"})
+    server = DocmillServer(root / "server", extra_env=FUZZ_SETTINGS)
     server.cli("migrate")
     key = server.create_key("acme", admin=True)
     server.start()

@@ -394,29 +394,33 @@ _VALUE = {"type": "string"}
 _FILE_FIELDS = {"File": {"type": "string", "format": "binary",
                          "description": "the document (or a URL, or a FileId of /upload)"},
                 "Files": {"type": "array", "items": {"type": "string", "format": "binary"}}}
-_OPTIONS = {"Url": {"type": "string", "description": "the document's URL (web: the page)"},
-            "StoreFile": {"type": "boolean"},
-            "Timeout": {"type": "integer", "minimum": 1},
-            "Async": {"type": "boolean"},
-            "JobId": {"type": "string", "format": "uuid"},
-            "WebHook": {"type": "string", "format": "uri"},
-            "FileName": {"type": "string"},
-            "PageRange": {"type": "string", "pattern": PAGE_RANGE.pattern},
-            "download": {"enum": ["inline", "attachment"]}}
-CONVERT_BODY = request_body({
-    "multipart/form-data": {"type": "object", "properties": {**_FILE_FIELDS, **_OPTIONS},
-                            "additionalProperties": _VALUE},
-    "application/x-www-form-urlencoded": {"type": "object", "properties": _OPTIONS,
-                                          "additionalProperties": _VALUE},
-    "application/json": {"type": "object", "required": ["Parameters"], "properties": {
-        "Parameters": {"type": "array", "items": {
-            "type": "object", "required": ["Name"],
-            "properties": {"Name": {"type": "string", "minLength": 1}, "Value": {},
-                           "FileValue": {}, "FileValues": {"type": "array"}}}}}},
-    "application/octet-stream": {"type": "string", "format": "binary"},
-}, required=False, description="The parameters (in the query, a form, or JSON "
-   "`Parameters`) and the document: a file, a URL, a FileId, or the raw body with "
-   "Content-Disposition; other parameters are the converter's (GET /info/converters)")
+
+
+def convert_body(max_timeout: int) -> dict[str, Any]:
+    """The parameters (`convertapi_max_timeout_s` bounds `Timeout`)."""
+    options = {"Url": {"type": "string", "description": "the document's URL (web: the page)"},
+               "StoreFile": {"type": "boolean"},
+               "Timeout": {"type": "integer", "minimum": 1, "maximum": max_timeout},
+               "Async": {"type": "boolean"},
+               "JobId": {"type": "string", "format": "uuid"},
+               "WebHook": {"type": "string", "format": "uri"},
+               "FileName": {"type": "string"},
+               "PageRange": {"type": "string", "pattern": PAGE_RANGE.pattern},
+               "download": {"enum": ["inline", "attachment"]}}
+    return request_body({
+        "multipart/form-data": {"type": "object", "properties": {**_FILE_FIELDS, **options},
+                                "additionalProperties": _VALUE},
+        "application/x-www-form-urlencoded": {"type": "object", "properties": options,
+                                              "additionalProperties": _VALUE},
+        "application/json": {"type": "object", "required": ["Parameters"], "properties": {
+            "Parameters": {"type": "array", "items": {
+                "type": "object", "required": ["Name"],
+                "properties": {"Name": {"type": "string", "minLength": 1}, "Value": {},
+                               "FileValue": {}, "FileValues": {"type": "array"}}}}}},
+        "application/octet-stream": {"type": "string", "format": "binary"},
+    }, required=False, description="The parameters (in the query, a form, or JSON "
+       "`Parameters`) and the document: a file, a URL, a FileId, or the raw body with "
+       "Content-Disposition; other parameters are the converter's (GET /info/converters)")
 _JOB_LINKS = {"PollJob": link("GET /job/{job_id}", job_id="$response.body#/JobId"),
               "DeleteJob": link("DELETE /job/{job_id}", job_id="$response.body#/JobId")}
 CONVERTED = {200: {"description": "The result files (JSON), `{JobId}` with Async=true, the "
@@ -450,7 +454,8 @@ def build_router() -> APIRouter:
     register_face_errors(FaceErrors(paths, vendor.render))
     router = APIRouter(prefix=prefix, tags=["convertapi"], route_class=_Route)
     add = router.add_api_route
-    converting = {"responses": merge(CONVERTED, CONVERT_ERRORS), "openapi_extra": CONVERT_BODY}
+    converting = {"responses": merge(CONVERTED, CONVERT_ERRORS),
+                  "openapi_extra": convert_body(get_settings().convertapi_max_timeout_s)}
     for method in ("GET", "POST"):  # one operation id each
         add("/convert/{source}/to/{target}", convert, methods=[method], **converting,
             summary="Convert (sync, Async=true, or semi-async with JobId)")
