@@ -453,30 +453,31 @@ async def not_offered(request: Request, rest: str) -> Response:
 
 # --- the contract --------------------------------------------------------------------------
 
-_DOCUMENT = {"document_type_code": {"type": "string", "minLength": 1},
-             "document_type_code_options": {
-                 "description": "identification: codes to choose from (a JSON array, one "
-                                "code or comma-separated codes; none: every usable type)"}}
+_CODE = {"document_type_code": {"type": "string", "minLength": 1}}  # conversions
+_OPTIONS = {"document_type_code_options": {  # identifications
+    "description": "codes to choose from: a JSON array, one code or comma-separated codes "
+                   "(none: every usable type)"}}
 _JSON_DOCUMENT = {"image_base64": {"type": "string",
                                    "description": "Base64, with or without a data: prefix"},
                   "image_url": {"type": "string", "format": "uri"},
-                  "document_metadata": {"type": "object"},
-                  "document_type_code_options": {
-                      "anyOf": [{"type": "array", "items": {"type": "string", "minLength": 1}},
-                                {"type": "string"}]}}
+                  "document_metadata": {"type": "object"}}
 
 
-def _processing_body(code_required: bool) -> dict[str, Any]:
-    required = ["document_type_code"] if code_required else []
+def _processing_body(converting: bool) -> dict[str, Any]:
+    fields = _CODE if converting else _OPTIONS
+    required = list(_CODE) if converting else []
+    json_fields = fields if converting else {"document_type_code_options": {
+        "anyOf": [{"type": "array", "items": {"type": "string", "minLength": 1}},
+                  {"type": "string"}]}}
     return request_body({
         "multipart/form-data": {"type": "object", "required": ["image", *required],
-                                "properties": {**_DOCUMENT,
+                                "properties": {**fields,
                                                "image": {"type": "string", "format": "binary"},
                                                "document_metadata": {
                                                    "type": "string",
                                                    "contentMediaType": "application/json"}}},
         "application/json": {"type": "object", "required": required,
-                             "properties": {**_DOCUMENT, **_JSON_DOCUMENT},
+                             "properties": {**json_fields, **_JSON_DOCUMENT},
                              "oneOf": [{"required": ["image_base64"]},
                                        {"required": ["image_url"]}]}},
         description="The document (a part `image`, `image_base64` or `image_url`: PDF or "
