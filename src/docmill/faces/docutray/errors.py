@@ -57,8 +57,10 @@ def validation(*messages: str) -> VendorError:
 
 
 def not_allowed(exc: errors.MethodNotAllowed) -> VendorError:
+    """A 405 in the `{"error", "message"}` shape, `Allow` naming the path's methods."""
+    allow: list[str] = list(exc.details.get("allow") or ())  # type: ignore[call-overload]
     return VendorError(405, {"error": "Method not allowed", "message": exc.message},
-                       {"Allow": ", ".join(exc.details.get("allow") or ())})  # type: ignore[arg-type]
+                       {"Allow": ", ".join(allow)})
 
 
 def _size_text() -> str:

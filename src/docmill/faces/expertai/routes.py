@@ -75,11 +75,6 @@ def error_body(status: int, path: str, messages: list[str]) -> dict[str, Any]:
             "_embedded": {"errors": [{"message": m} for m in messages]}}
 
 
-def fails(*statuses: int) -> Responses:
-    """The vnd.error answers a route declares (`responses=`)."""
-    return error_responses(statuses, schema=ERROR_SCHEMA)
-
-
 # Micronaut's `vnd.error`, what the official client reads.
 ERROR_SCHEMA = {"type": "object", "required": ["message", "_embedded"], "properties": {
     "message": {"type": "string"},
@@ -87,6 +82,11 @@ ERROR_SCHEMA = {"type": "object", "required": ["message", "_embedded"], "propert
     "_embedded": {"type": "object", "required": ["errors"], "properties": {"errors": {
         "type": "array", "items": {"type": "object", "required": ["message"],
                                    "properties": {"message": {"type": "string"}}}}}}}}
+
+
+def fails(*statuses: int) -> Responses:
+    """The vnd.error answers a route declares (`responses=`)."""
+    return error_responses(statuses, schema=ERROR_SCHEMA)
 
 
 def render_error(request: Request, exc: errors.DocmillError) -> Response:
