@@ -102,6 +102,13 @@ def request_body(content: dict[str, dict[str, Any]], *, required: bool = True,
     return {"requestBody": body}
 
 
+def query_parameters(**schemas: dict[str, Any]) -> dict[str, Any]:
+    """`openapi_extra` declaring optional query parameters a route reads from the raw request
+    (FastAPI adds them to those it declares itself)."""
+    return {"parameters": [{"name": name, "in": "query", "required": False, "schema": schema}
+                           for name, schema in schemas.items()]}
+
+
 def link(operation_ref: str, **parameters: str) -> dict[str, Any]:
     """An OpenAPI link (for clients and the fuzzer's stateful runs): `operation_ref` is
     'METHOD /path/{param}', `parameters` its values, e.g. '$response.body#/id'."""

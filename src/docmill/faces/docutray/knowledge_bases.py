@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from docmill.core import knowledge
 from docmill.core.models import KnowledgeBase, KnowledgeDocument
-from docmill.faces.contract import inline_schema, request_body
+from docmill.faces.contract import inline_schema, query_parameters, request_body
 from docmill.faces.docutray.errors import fails
 from docmill.faces.docutray.views import iso_ms
 
@@ -39,9 +39,11 @@ def _data(body: dict[str, Any], status: int = 200) -> JSONResponse:
     return JSONResponse({"data": body}, status_code=status)
 
 
-def add_routes(router: APIRouter, caller: Any, json_body: Any, paging: Any) -> None:
+def add_routes(router: APIRouter, caller: Any, json_body: Any, paging: Any,
+               paging_schema: dict[str, Any]) -> None:
     """Adds the routes; `caller(request)` authenticates (and rate-limits), `json_body` reads
-    a JSON body in the vendor's error shape, `paging(request)` gives (page, limit)."""
+    a JSON body in the vendor's error shape, `paging(request)` gives (page, limit), whose
+    query parameters `paging_schema` declares."""
 
     async def list_bases(request: Request) -> Response:
         principal = await caller(request)
@@ -129,7 +131,9 @@ def add_routes(router: APIRouter, caller: Any, json_body: Any, paging: Any) -> N
     written = fails(400, 401, 404, 409, 413, 429)
     add = router.add_api_route
     add(PATH, list_bases, methods=["GET"], summary="List knowledge bases",
-        responses=fails(400, 401, 429))
+        responses=fails(400, 401, 429), openapi_extra=query_parameters(
+            **paging_schema, isActive={"type": "string",
+                                       "description": "true or 1: active ones; else inactive"}))
     add(PATH, create_base, methods=["POST"], summary="Create a knowledge base",
         status_code=201, openapi_extra=new_base, responses=written)
     add(PATH + "/{kb_id}", get_base, methods=["GET"], summary="A knowledge base",
@@ -142,7 +146,8 @@ def add_routes(router: APIRouter, caller: Any, json_body: Any, paging: Any) -> N
     add(PATH + "/{kb_id}", delete_base, methods=["DELETE"], summary="Delete a knowledge base",
         responses=found)
     add(PATH + "/{kb_id}/documents", list_documents, methods=["GET"],
-        summary="List a knowledge base's documents", responses=listed)
+        summary="List a knowledge base's documents", responses=listed,
+        openapi_extra=query_parameters(**paging_schema))
     add(PATH + "/{kb_id}/documents", add_document, methods=["POST"], status_code=201,
         summary="Add a document (content, or jobId of a finished extraction)",
         openapi_extra=document, responses=written)

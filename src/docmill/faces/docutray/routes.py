@@ -40,7 +40,7 @@ from docmill.core.ratelimit import FixedWindow
 from docmill.core.models import DocumentType, Job
 from docmill.faces.common import FaceErrors, read_json, register_face_errors
 from docmill.faces.contract import MAX_PAGE, inline_schema, link, merge, method_not_allowed
-from docmill.faces.contract import request_body
+from docmill.faces.contract import query_parameters, request_body
 from docmill.faces.common import public_base as common_public_base
 from docmill.faces.docutray import errors as vendor
 from docmill.faces.docutray.errors import fails
@@ -498,6 +498,12 @@ NEW_TYPE_BODY = request_body({"application/json": {
     **inline_schema(doctypes.DocTypeFields),
     "required": ["codeType", "name", "description", "jsonSchema"]}})
 ANY_JSON = request_body({"application/json": {}}, description="The data to check")
+# Pages: a non-integer or a page < 1 is the vendor's 400, an empty value the default; a
+# larger limit is clamped to 100.
+_DEFAULT = {"type": "string", "pattern": r"^\s*$", "description": "empty: the default"}
+PAGING = {"page": {"anyOf": [{"type": "integer", "minimum": 1, "maximum": MAX_PAGE}, _DEFAULT]},
+          "limit": {"anyOf": [{"type": "integer", "minimum": 1}, _DEFAULT]},
+          "search": {"type": "string"}}
 TYPES = fails(400, 401, 429)
 A_TYPE = fails(401, 404, 429)
 WRITE_TYPE = fails(400, 401, 403, 404, 409, 413, 429)
@@ -529,7 +535,8 @@ def build_router() -> APIRouter:
     add("/api/identify-async/status/{job_id}", identification_status, methods=["GET"],
         summary="An identification's status", responses=STATUS)
     add("/api/document-types", list_document_types, methods=["GET"],
-        summary="List document types", responses=TYPES)
+        summary="List document types", responses=TYPES,
+        openapi_extra=query_parameters(**PAGING))
     add("/api/document-types", create_document_type, methods=["POST"], status_code=201,
         summary="Create a document type", openapi_extra=NEW_TYPE_BODY, responses=WRITE_TYPE)
     add("/api/document-types/{type_id}", get_document_type, methods=["GET"],
@@ -542,7 +549,7 @@ def build_router() -> APIRouter:
     add("/api/document-types/{type_id}/validate", validate_document_type, methods=["POST"],
         summary="Validate extracted data against a type", openapi_extra=ANY_JSON,
         responses=fails(400, 401, 404, 413, 429))
-    knowledge_bases.add_routes(router, _light_caller, _json_body, _paging)
+    knowledge_bases.add_routes(router, _light_caller, _json_body, _paging, PAGING)
     add("/api/{rest:path}", not_offered,
         methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
     return router
