@@ -15,6 +15,9 @@ from collections.abc import Iterable
 from http import HTTPStatus
 from typing import Any
 
+from fastapi import Security
+from fastapi.openapi.models import APIKey, APIKeyIn, HTTPBase, HTTPBearer
+from fastapi.security.base import SecurityBase
 from pydantic import BaseModel
 from starlette.requests import Request
 
@@ -107,6 +110,32 @@ def query_parameters(**schemas: dict[str, Any]) -> dict[str, Any]:
     (FastAPI adds them to those it declares itself)."""
     return {"parameters": [{"name": name, "in": "query", "required": False, "schema": schema}
                            for name, schema in schemas.items()]}
+
+
+class DeclaredCredentials(SecurityBase):
+    """A security scheme in the OpenAPI document for routes that read their credentials
+    themselves (each face parses them and answers its own 401): it checks nothing."""
+
+    def __init__(self, name: str, model: APIKey | HTTPBase, description: str) -> None:
+        self.scheme_name, self.model = name, model
+        self.model.description = description
+
+    async def __call__(self) -> None:
+        return None
+
+
+def bearer(name: str, description: str, token_format: str | None = None) -> Any:
+    return Security(DeclaredCredentials(name, HTTPBearer(bearerFormat=token_format),
+                                        description))
+
+
+def basic(name: str, description: str) -> Any:
+    return Security(DeclaredCredentials(name, HTTPBase(scheme="basic"), description))
+
+
+def query_key(name: str, parameter: str, description: str) -> Any:
+    return Security(DeclaredCredentials(
+        name, APIKey(**{"in": APIKeyIn.query}, name=parameter), description))
 
 
 def link(operation_ref: str, **parameters: str) -> dict[str, Any]:

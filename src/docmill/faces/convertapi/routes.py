@@ -45,7 +45,8 @@ from docmill.core.inputs import safe_name
 from docmill.core.models import Job, JobFile, JobStatus
 from docmill.core.ratelimit import FixedWindow
 from docmill.faces.common import FaceErrors, read_form, register_face_errors
-from docmill.faces.contract import link, merge, method_not_allowed, request_body
+from docmill.faces.contract import bearer, link, merge, method_not_allowed, query_key
+from docmill.faces.contract import request_body
 from docmill.faces.common import public_base as common_public_base
 from docmill.faces.convertapi import converters
 from docmill.faces.convertapi import errors as vendor
@@ -454,7 +455,9 @@ def build_router() -> APIRouter:
     register_face_errors(FaceErrors(paths, vendor.render))
     router = APIRouter(prefix=prefix, tags=["convertapi"], route_class=_Route)
     add = router.add_api_route
-    converting = {"responses": merge(CONVERTED, CONVERT_ERRORS),
+    keyed = [bearer("ConvertApiToken", "An API key (2.x clients)"),
+             query_key("ConvertApiSecret", "Secret", "An API key (1.x clients; also Token)")]
+    converting = {"responses": merge(CONVERTED, CONVERT_ERRORS), "dependencies": keyed,
                   "openapi_extra": convert_body(get_settings().convertapi_max_timeout_s)}
     for method in ("GET", "POST"):  # one operation id each
         add("/convert/{source}/to/{target}", convert, methods=[method], **converting,
@@ -466,10 +469,10 @@ def build_router() -> APIRouter:
             **converting, summary="Convert, naming the vendor's converter")
         add("/convert//to/{target}/converter/{converter}", convert_unnamed, methods=[method],
             **converting, summary="Convert, naming the vendor's converter")
-    add("/job/{job_id}", poll_job, methods=["GET"], summary="Poll a job",
+    add("/job/{job_id}", poll_job, methods=["GET"], summary="Poll a job", dependencies=keyed,
         responses=merge(POLLED, fails(401, 404, 500, 503)))
     add("/job/{job_id}", delete_job, methods=["DELETE"], summary="Delete a job and its files",
-        responses=fails(401, 404))
+        dependencies=keyed, responses=fails(401, 404))
     add("/upload", upload, methods=["POST"], summary="Store a file", openapi_extra=UPLOAD_BODY,
         responses=merge(UPLOADED, fails(400, 401, 413, 415, 422, 500, 503)))
     for path in ("/d/{file_id}", "/d/{file_id}/{file_name}"):
@@ -479,7 +482,8 @@ def build_router() -> APIRouter:
             responses=merge(A_FILE, fails(404)))
         add(path, delete_file, methods=["DELETE"], summary="Delete a file",
             responses=fails(404))
-    add("/user", user, methods=["GET"], summary="Account information", responses=fails(401))
+    add("/user", user, methods=["GET"], summary="Account information", dependencies=keyed,
+        responses=fails(401))
     add("/info/converters", list_converters, methods=["GET"],
         summary="Every {from}/to/{to} pair, generated from the engines")
     add("/info/canconvert/{source}/to/{target}", can_convert, methods=["GET"],

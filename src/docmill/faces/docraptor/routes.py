@@ -37,7 +37,8 @@ from docmill.core.auth import Principal, authenticate
 from docmill.core.files import get_blob_store
 from docmill.core.models import Job, JobStatus, utcnow
 from docmill.faces.common import FaceErrors, read_form, register_face_errors
-from docmill.faces.contract import Responses, error_responses, link, merge, request_body
+from docmill.faces.contract import Responses, basic, error_responses, link, merge, query_key
+from docmill.faces.contract import request_body
 from docmill.faces.docraptor import webhook
 from docmill.faces.docraptor.request import (
     DOCUMENT_TYPES,
@@ -145,6 +146,8 @@ DOC_BODY = request_body({
                             "description": "doc[document_content]=... fields"},
 }, required=False, description="The document's fields, bare or under `doc` (also in the "
    "query string as doc[...])")
+KEYED = [basic("DocRaptorBasic", "The API key as the Basic user name (no password)"),
+         query_key("DocRaptorCredentials", "user_credentials", "The API key")]
 _STATUS_LINK = {"Status": link("GET /status/{status_id}", status_id="$response.body#/status_id")}
 _JSON = {"application/json": {"schema": {"type": "object"}}}
 CREATE_ERRORS = fails(400, 401, 403, 422)
@@ -380,7 +383,7 @@ async def _create_hosted(principal: Principal, doc: DocRequest) -> Response:
 
 
 @_route("POST", "/docs", "Create a document synchronously (raw bytes)",
-        openapi_extra=DOC_BODY, responses=merge(MADE, CREATE_ERRORS))
+        openapi_extra=DOC_BODY, dependencies=KEYED, responses=merge(MADE, CREATE_ERRORS))
 async def create_doc(request: Request) -> Response:
     principal, doc = await _read(request, asynchronous=False, hosted=False)
     if doc.asynchronous:
@@ -394,7 +397,7 @@ async def create_doc(request: Request) -> Response:
 
 
 @_route("POST", "/async_docs", "Create a document asynchronously (status_id)",
-        openapi_extra=DOC_BODY, responses=merge(STARTED, CREATE_ERRORS))
+        openapi_extra=DOC_BODY, dependencies=KEYED, responses=merge(STARTED, CREATE_ERRORS))
 async def create_async_doc(request: Request) -> Response:
     principal, doc = await _read(request, asynchronous=True, hosted=False)
     if doc.hosted:
@@ -403,7 +406,7 @@ async def create_async_doc(request: Request) -> Response:
 
 
 @_route("POST", "/hosted_docs", "Create a hosted document synchronously",
-        openapi_extra=DOC_BODY, responses=merge(HOSTED, CREATE_ERRORS))
+        openapi_extra=DOC_BODY, dependencies=KEYED, responses=merge(HOSTED, CREATE_ERRORS))
 async def create_hosted_doc(request: Request) -> Response:
     principal, doc = await _read(request, asynchronous=False, hosted=True)
     if doc.asynchronous:
@@ -412,7 +415,7 @@ async def create_hosted_doc(request: Request) -> Response:
 
 
 @_route("POST", "/hosted_async_docs", "Create a hosted document asynchronously",
-        openapi_extra=DOC_BODY, responses=merge(STARTED, CREATE_ERRORS))
+        openapi_extra=DOC_BODY, dependencies=KEYED, responses=merge(STARTED, CREATE_ERRORS))
 async def create_hosted_async_doc(request: Request) -> Response:
     principal, doc = await _read(request, asynchronous=True, hosted=True)
     return await _create_async(principal, doc)
@@ -440,7 +443,7 @@ def _live_job(principal: Principal, job_id: str) -> Job | None:
 
 
 @_route("GET", "/status/{status_id:path}", "The status of an async document",
-        responses=merge(STATUS, fails(401, 403)))
+        dependencies=KEYED, responses=merge(STATUS, fails(401, 403)))
 async def get_status(status_id: str, request: Request) -> Response:
     principal = await _principal(request)
     job = await run_in_threadpool(_live_job, principal, _strip_format(status_id))
@@ -492,6 +495,7 @@ def _expire(principal: Principal, download: str) -> None:
 
 
 @_route("PATCH", "/expire/{download_id:path}", "Expire a document: its downloads stop working",
+        dependencies=KEYED,
         responses=merge({200: {"description": "Expired", "content": _JSON}}, fails(401, 403)))
 async def expire(download_id: str, request: Request) -> Response:
     principal = await _principal(request)

@@ -40,7 +40,7 @@ from docmill.core.ratelimit import FixedWindow
 from docmill.core.models import DocumentType, Job
 from docmill.faces.common import FaceErrors, read_json, register_face_errors
 from docmill.faces.contract import MAX_PAGE, inline_schema, link, merge, method_not_allowed
-from docmill.faces.contract import query_parameters, request_body
+from docmill.faces.contract import bearer, query_parameters, request_body
 from docmill.faces.common import public_base as common_public_base
 from docmill.faces.docutray import errors as vendor
 from docmill.faces.docutray.errors import fails
@@ -515,7 +515,8 @@ def build_router() -> APIRouter:
     """The face's routes under `docutray_prefix`; registers its error renderer."""
     prefix = _prefix()
     register_face_errors(FaceErrors((f"{prefix}/api/",), vendor.render))
-    router = APIRouter(prefix=prefix, tags=["docutray"], route_class=_Route)
+    router = APIRouter(prefix=prefix, tags=["docutray"], route_class=_Route,
+                       dependencies=[bearer("DocutrayKey", "An API key: Bearer dm_...")])
     add = router.add_api_route
     converting, identifying = _processing_body(True), _processing_body(False)
     add("/api/convert", convert, methods=["POST"], summary="Convert (sync)",

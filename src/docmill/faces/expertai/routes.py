@@ -36,7 +36,7 @@ from docmill.core.files import get_blob_store
 from docmill.core.models import Job, JobStatus
 from docmill.faces.common import FaceErrors, register_face_errors
 from docmill.faces.contract import Responses, error_responses, link, merge, method_not_allowed
-from docmill.faces.contract import request_body
+from docmill.faces.contract import bearer, request_body
 from docmill.faces.expertai import tokens
 from docmill.faces.expertai.result import build_result
 from docmill.settings import get_settings
@@ -237,6 +237,7 @@ TOKEN_BODY = request_body({JSON_TYPE: {
     "properties": {"username": {"type": "string"}, "password": {"type": "string",
                                                                 "minLength": 1}}}},
     description="username: the organization's slug, password: one of its API keys")
+TOKEN_AUTH = bearer("ExpertAiToken", "A token from POST /oauth2/token", "JWT")
 TOKEN = {200: {"description": "The bearer token (a JWT), as plain text",
                "content": {"text/plain": {"schema": {"type": "string"}}}}}
 
@@ -307,7 +308,7 @@ STARTED = {202: {"description": "The task's id", "links": {
 
 
 @_route(["POST"], "/beta/layout-document-async", "Start the layout analysis of a document",
-        openapi_extra=LAYOUT_BODY, status_code=202,
+        openapi_extra=LAYOUT_BODY, status_code=202, dependencies=[TOKEN_AUTH],
         responses=merge(STARTED, fails(400, 401, 403, 413)))
 async def layout_document_async(request: Request) -> Response:
     principal = await run_in_threadpool(_token_principal, request)
@@ -367,7 +368,7 @@ def _status(principal: Principal, task_id: str) -> dict[str, Any]:
 
 
 @_route(["GET"], "/beta/status/{task_id}", "The state of a task, and its result once done",
-        responses=fails(401, 403, 404))
+        responses=fails(401, 403, 404), dependencies=[TOKEN_AUTH])
 async def status(task_id: str, request: Request) -> Response:
     def answer() -> dict[str, Any]:
         return _status(_token_principal(request), task_id)
