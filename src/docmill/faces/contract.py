@@ -98,8 +98,9 @@ def request_body(content: dict[str, dict[str, Any]], *, required: bool = True,
                  description: str | None = None) -> dict[str, Any]:
     """`openapi_extra` declaring a body the route reads from the raw request: `content` maps
     each accepted media type to its JSON Schema."""
-    body: dict[str, Any] = {"required": required,
-                            "content": {t: {"schema": s} for t, s in content.items()}}
+    body: dict[str, Any] = {"required": required, "content": {
+        t: {"schema": _repeatable(s) if t == "multipart/form-data" else s}
+        for t, s in content.items()}}
     if description:
         body["description"] = description
     return {"requestBody": body}
@@ -136,6 +137,18 @@ def basic(name: str, description: str) -> Any:
 def query_key(name: str, parameter: str, description: str) -> Any:
     return Security(DeclaredCredentials(
         name, APIKey(**{"in": APIKeyIn.query}, name=parameter), description))
+
+
+def _repeatable(schema: dict[str, Any]) -> dict[str, Any]:
+    """A form field sent more than once is read as its last value (a file field: as the
+    files it names), so each field may also come as an array of what it takes."""
+    properties = schema.get("properties")
+    if not properties:
+        return schema
+    return {**schema, "properties": {
+        name: field if field.get("type") == "array" else
+        {"anyOf": [field, {"type": "array", "items": field}]}
+        for name, field in properties.items()}}
 
 
 def link(operation_ref: str, **parameters: str) -> dict[str, Any]:
