@@ -9,11 +9,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 
 from docmill import __version__, dispatch, errors
 from docmill.core import sweeper as sweeper_mod
@@ -21,6 +23,7 @@ from docmill.core.db import session_scope
 from docmill.faces import native
 from docmill.faces.convertapi.routes import build_router as convertapi_router
 from docmill.faces.common import BodyLimitMiddleware, renderer_for
+from docmill.faces.contract import method_not_allowed, published_schema
 from docmill.faces.docraptor import routes as docraptor
 from docmill.faces.expertai import routes as expertai
 from docmill.faces import native_admin, native_doctypes, native_knowledge, native_pipelines
@@ -54,8 +57,11 @@ def create_app(*, run_workers: bool = True, run_sweeper: bool = True) -> FastAPI
             finally:
                 await run_in_threadpool(dispatcher.stop, settings.shutdown_grace_s)
 
+    # Swagger UI at /swagger: DocRaptor's face owns /docs.
     app = FastAPI(title="Docmill", version=__version__, lifespan=lifespan,
-                  description="Self-hosted asynchronous document processing.")
+                  description="Self-hosted asynchronous document processing.",
+                  docs_url="/swagger", swagger_ui_oauth2_redirect_url="/swagger/oauth2-redirect")
+    app.openapi = lambda: published_schema(app)  # type: ignore[method-assign]
     # Room for base64's 4/3 growth and form fields on top of the largest allowed file.
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_upload_bytes * 4 // 3 + (1 << 20))
     app.add_middleware(expertai.FoldSlashes)
@@ -63,7 +69,24 @@ def create_app(*, run_workers: bool = True, run_sweeper: bool = True) -> FastAPI
     @app.exception_handler(errors.DocmillError)
     async def docmill_error(request: Request, exc: errors.DocmillError) -> Response:
         render = renderer_for(request.url.path) or native.render_error
-        return render(request, exc)
+        response = render(request, exc)
+        if isinstance(exc, errors.MethodNotAllowed):
+            response.headers["Allow"] = ", ".join(exc.details.get("allow") or ())
+        return response
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        """Starlette's 405 (a path with other methods only) and 404 (no route) in the shape
+        of the face owning the path, a 405 with the path's documented methods as `Allow`;
+        elsewhere as FastAPI answers them."""
+        refused = method_not_allowed(request) if exc.status_code == 405 else None
+        if refused is not None:
+            return await docmill_error(request, refused)
+        if exc.status_code == 404 and renderer_for(request.url.path):
+            # a path under a face that no route matches: the face's own 404
+            return await docmill_error(request, errors.NotFound(
+                f"No endpoint {request.method} {request.url.path}."))
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
@@ -90,7 +113,8 @@ def create_app(*, run_workers: bool = True, run_sweeper: bool = True) -> FastAPI
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["ops"], summary="The database answers and workers run")
+    @app.get("/readyz", tags=["ops"], summary="The database answers and workers run",
+             responses={503: {"description": "The database does not answer"}})
     async def readyz(request: Request) -> JSONResponse:
         checks: dict[str, Any] = {}
         try:
@@ -104,7 +128,10 @@ def create_app(*, run_workers: bool = True, run_sweeper: bool = True) -> FastAPI
         return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks},
                             status_code=200 if ok else 503)
 
-    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics")
+    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics",
+             response_class=PlainTextResponse, responses={200: {
+                 "description": "The Prometheus text format",
+                 "content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}}}})
     async def metrics() -> Response:
         from docmill.core import metrics as _metrics  # noqa: F401 - registers collectors
 

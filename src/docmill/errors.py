@@ -40,6 +40,12 @@ class Conflict(DocmillError):
     code = "conflict"
 
 
+class MethodNotAllowed(DocmillError):
+    """The path exists, but not with this HTTP method (`details["allow"]` lists its methods)."""
+
+    code = "method_not_allowed"
+
+
 class InvalidInput(DocmillError):
     """The request or document is not valid."""
 

@@ -70,3 +70,16 @@ def test_operations_lists_schemas(acme):
     assert {"pdf.to-image", "pdf.to-text", "pdf.merge", "pdf.split", "image.to-pdf",
             "image.convert"} <= set(ops)
     assert ops["pdf.to-image"]["params_schema"]["properties"]["dpi"]["default"] == 150
+
+
+def test_each_operation_has_a_one_line_description(acme):
+    """The first sentence of the operation's summary, whitespace folded onto one line."""
+    ops = {op["name"]: op for op in acme.get("/v1/operations").json()["operations"]}
+    for name, op in ops.items():
+        description = op["description"]
+        assert description and "\n" not in description, name
+        assert op["summary"].split()[:3] == description.split()[:3], name
+    assert ops["pdf.merge"]["description"] == "Concatenate PDFs in the order given."
+    assert ops["html.to-pdf"]["description"].startswith("Render an HTML document to PDF")
+    folded = " ".join(ops["html.to-pdf"]["summary"].split())
+    assert len(ops["html.to-pdf"]["description"]) < len(folded)  # one sentence of several

@@ -81,9 +81,17 @@ class Operation:
                 f"{name} is {content_type.split(';')[0]}; {who}{self.name} accepts "
                 f"{', '.join(sorted(self.accepts))}")
 
+    @property
+    def description(self) -> str:
+        """The summary's first sentence, on one line (lists and the console show it)."""
+        text = " ".join(self.summary.split())
+        head, dot, _ = text.partition(". ")
+        return head + "." if dot else text
+
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
+            "description": self.description,
             "summary": self.summary,
             "engine": self.engine,
             "accepts": sorted(self.accepts),

@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import datetime, timezone
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Security
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.security import APIKeyHeader, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
@@ -22,6 +23,7 @@ from docmill.core import service
 from docmill.core.auth import Principal, authenticate, cached_principal, org_by_slug
 from docmill.core.files import get_blob_store
 from docmill.core.inputs import InputStager
+from docmill.core.models import JobStatus
 from docmill.core.views import _iso, job_view
 from docmill.engines.registry import operations
 from docmill.faces.common import (
@@ -31,6 +33,7 @@ from docmill.faces.common import (
     read_json,
     register_face_errors,
 )
+from docmill.faces.contract import Responses, error_responses, link, merge, request_body
 from docmill.security.ssrf import policy_from_settings
 from docmill.settings import get_settings
 
@@ -38,6 +41,7 @@ STATUS_BY_ERROR: list[tuple[type[errors.DocmillError], int]] = [
     (errors.NotFound, 404),
     (errors.Unauthorized, 401),
     (errors.Forbidden, 403),
+    (errors.MethodNotAllowed, 405),
     (errors.Conflict, 409),
     (errors.TooLarge, 413),
     (errors.UnsupportedFormat, 415),
@@ -65,14 +69,39 @@ def render_error(request: Request, exc: errors.DocmillError) -> Response:
 
 register_face_errors(FaceErrors(("/v1/",), render_error))
 
+
+class NativeErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: dict[str, Any] | None = None
+
+
+class NativeError(BaseModel):
+    """Every native error: `{"error": {code, message, details}}`."""
+
+    error: NativeErrorDetail
+
+
+def fails(*statuses: int) -> Responses:
+    """The native error answers a route declares (`responses=`)."""
+    return error_responses(statuses, model=NativeError)
+
+
 router = APIRouter(prefix="/v1", tags=["native"])
+# Declared for the OpenAPI document (and clients); `principal` reads the headers itself, so
+# a malformed Authorization gets the native 401 rather than FastAPI's.
+bearer_scheme = HTTPBearer(auto_error=False, description="An API key: `Bearer dm_...`")
+api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False,
+                              description="An API key, instead of Authorization")
 
 
 async def principal(
-    authorization: Annotated[str | None, Header()] = None,
-    x_api_key: Annotated[str | None, Header()] = None,
+    request: Request,
+    _bearer: Annotated[Any, Security(bearer_scheme)] = None,
+    x_api_key: Annotated[str | None, Security(api_key_scheme)] = None,
 ) -> Principal:
     key = x_api_key
+    authorization = request.headers.get("authorization")
     if authorization:
         scheme, _, value = authorization.partition(" ")
         if scheme.lower() != "bearer":
@@ -221,11 +250,94 @@ async def stage_refs(stager: InputStager, refs: list[InputRef]) -> InputStager:
     return stager
 
 
+class JobFileView(BaseModel):
+    name: str
+    size: int
+    content_type: str
+
+
+class JobOutputView(JobFileView):
+    url: str
+
+
+class JobErrorView(BaseModel):
+    code: str
+    message: str | None
+
+
+class JobView(BaseModel):
+    """A job as every native answer and webhook shows it (`core/views.job_view`)."""
+
+    id: str
+    status: Literal["ENQUEUED", "PROCESSING", "SUCCESS", "ERROR", "EXPIRED", "DELETED"]
+    operation: str
+    params: dict[str, Any]
+    progress: int = Field(ge=0, le=100)
+    message: str
+    attempts: int = Field(ge=0)
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    expires_at: str
+    inputs: list[JobFileView]
+    files: list[JobOutputView]
+    result: dict[str, Any] | None
+    error: JobErrorView | None
+    webhook_url: str | None
+
+
+class JobList(BaseModel):
+    jobs: list[JobView]
+    next_cursor: str | None
+
+
+def _job_request_body() -> dict[str, Any]:
+    """POST /v1/jobs reads JSON or multipart itself (one route, two encodings)."""
+    names = sorted(operations())
+    source = {"type": "object", "additionalProperties": False,
+              "properties": {"url": {"type": "string", "format": "uri"},
+                             "base64": {"type": "string", "contentEncoding": "base64"},
+                             "filename": {"type": ["string", "null"]}},
+              "oneOf": [{"required": ["url"]}, {"required": ["base64"]}]}
+    timeout = {"type": "number", "exclusiveMinimum": 0, "maximum": 24 * 3600}
+    as_json = {"type": "object", "additionalProperties": False,
+               "required": ["operation", "inputs"],
+               "properties": {"operation": {"type": "string", "enum": names},
+                              "params": {"type": "object"},
+                              "inputs": {"type": "array", "minItems": 1, "items": source},
+                              "webhook_url": {"type": ["string", "null"]},
+                              "timeout_s": {"anyOf": [timeout, {"type": "null"}]}}}
+    as_form = {"type": "object", "required": ["operation", "file"],
+               "properties": {"operation": {"type": "string", "enum": names},
+                              "file": {"type": "array", "minItems": 1,
+                                       "items": {"type": "string", "format": "binary"}},
+                              "params": {"type": "string", "contentMediaType": "application/json",
+                                         "description": "a JSON object"},
+                              "timeout_s": timeout, "webhook_url": {"type": "string"}}}
+    return request_body({"application/json": as_json, "multipart/form-data": as_form},
+                        description="The operation (GET /v1/operations), its params and the "
+                                    "documents: base64 or URLs in JSON, or uploaded files")
+
+
+JOB_LINKS = {"GetJob": link("GET /v1/jobs/{job_id}", job_id="$response.body#/id"),
+             "GetResult": link("GET /v1/jobs/{job_id}/result", job_id="$response.body#/id"),
+             "GetTransitions": link("GET /v1/jobs/{job_id}/transitions",
+                                    job_id="$response.body#/id"),
+             "DeleteJob": link("DELETE /v1/jobs/{job_id}", job_id="$response.body#/id")}
+A_JOB = fails(400, 401, 404)  # a job of the caller's organization, by id
+
+
 def wait_seconds(wait: float | None) -> float:
     return min(max(wait or 0.0, 0.0), get_settings().wait_max_s)
 
 
-@router.post("/jobs", status_code=202, summary="Submit a job (multipart or JSON)")
+@router.post("/jobs", status_code=202, summary="Submit a job (multipart or JSON)",
+             openapi_extra=_job_request_body(),
+             responses=merge({200: {"description": "The job, finished within ?wait",
+                                    "model": JobView, "links": JOB_LINKS},
+                              202: {"description": "The job, accepted", "model": JobView,
+                                    "links": JOB_LINKS}},
+                             fails(400, 401, 403, 404, 413, 415, 422)))
 async def create_job(request: Request, caller: Caller,
                      wait: Annotated[float | None, Query(ge=0)] = None) -> JSONResponse:
     content_type = request.headers.get("content-type", "")
@@ -249,11 +361,27 @@ async def create_job(request: Request, caller: Caller,
                         headers={"Location": f"/v1/jobs/{job.id}"})
 
 
-@router.get("/jobs", summary="List jobs, newest first")
-async def list_jobs(caller: Caller, status: str | None = None, operation: str | None = None,
+JOB_STATUSES = [s.value for s in (JobStatus.ENQUEUED, JobStatus.PROCESSING, JobStatus.SUCCESS,
+                                   JobStatus.ERROR)]
+Status = Annotated[str | None, Query(json_schema_extra={
+    "enum": [*JOB_STATUSES, *(s.lower() for s in JOB_STATUSES)]})]
+TimeBound = Annotated[datetime | None, Query(
+    description="ISO 8601 (UTC without a zone) or Unix seconds",
+    json_schema_extra={"anyOf": [{"type": "string", "format": "date-time"},
+                                 {"type": "number"}, {"type": "null"}]})]
+
+
+# Declared, not enforced at run time (response_model=None): the views are built by
+# `job_view` and the fuzz step's response checks hold them to these models.
+@router.get("/jobs", summary="List jobs, newest first", response_model=None,
+            responses=merge({200: {"description": "One page", "model": JobList}},
+                            fails(400, 401)))
+async def list_jobs(caller: Caller, status: Status = None, operation: str | None = None,
                     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-                    cursor: str | None = None, created_after: datetime | None = None,
-                    created_before: datetime | None = None) -> dict[str, Any]:
+                    cursor: Annotated[str | None, Query(
+                        description="`next_cursor` of the previous page")] = None,
+                    created_after: TimeBound = None,
+                    created_before: TimeBound = None) -> dict[str, Any]:
     rows, next_cursor = await run_in_threadpool(
         service.list_jobs, caller, status=status, operation=operation, limit=limit,
         cursor=cursor, created_after=_aware(created_after),
@@ -266,14 +394,17 @@ def _aware(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=timezone.utc) if value and value.tzinfo is None else value
 
 
-@router.get("/jobs/{job_id}/transitions", summary="The job's transition log, oldest first")
+@router.get("/jobs/{job_id}/transitions", summary="The job's transition log, oldest first",
+            responses=A_JOB)
 async def get_transitions(job_id: str, caller: Caller) -> dict[str, Any]:
     rows = await run_in_threadpool(service.job_transitions, caller, job_id)
     return {"transitions": [{"at": _iso(r.at), "status": r.status, "attempt": r.attempt,
                              "owner": r.owner, "detail": r.detail} for r in rows]}
 
 
-@router.get("/jobs/{job_id}", summary="Read a job; ?wait=S holds until it finishes")
+@router.get("/jobs/{job_id}", summary="Read a job; ?wait=S holds until it finishes",
+            response_model=None,
+            responses=merge({200: {"description": "The job", "model": JobView}}, A_JOB))
 async def get_job(job_id: str, caller: Caller,
                   wait: Annotated[float | None, Query(ge=0)] = None) -> dict[str, Any]:
     if wait:
@@ -283,7 +414,9 @@ async def get_job(job_id: str, caller: Caller,
     return job_view(job)
 
 
-@router.get("/jobs/{job_id}/result", summary="The job's result JSON once finished")
+@router.get("/jobs/{job_id}/result", summary="The job's result JSON once finished",
+            responses=merge({202: {"description": "Not finished yet: status and progress"}},
+                            A_JOB))
 async def get_result(job_id: str, caller: Caller,
                      wait: Annotated[float | None, Query(ge=0)] = None) -> JSONResponse:
     job = await service.wait_for(caller, job_id, wait_seconds(wait))
@@ -295,12 +428,18 @@ async def get_result(job_id: str, caller: Caller,
                          "error": view["error"]})
 
 
-@router.get("/jobs/{job_id}/files/{name}", summary="Download an output file")
+FILE = {200: {"description": "The file's bytes, with its content type",
+              "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}}
+
+
+@router.get("/jobs/{job_id}/files/{name}", summary="Download an output file",
+            responses=merge(FILE, fails(401, 404)))
 async def get_file(job_id: str, name: str, caller: Caller) -> Response:
     return await _download(caller, job_id, name, "output")
 
 
-@router.get("/jobs/{job_id}/inputs/{name}", summary="Download an input file as it was received")
+@router.get("/jobs/{job_id}/inputs/{name}", summary="Download an input file as it was received",
+            responses=merge(FILE, fails(401, 404)))
 async def get_input(job_id: str, name: str, caller: Caller) -> Response:
     return await _download(caller, job_id, name, "input")
 
@@ -319,13 +458,22 @@ async def _download(caller: Principal, job_id: str, name: str, role: str) -> Res
                              headers={"Content-Disposition": f'attachment; filename="{item.name}"'})
 
 
-@router.delete("/jobs/{job_id}", status_code=204, summary="Delete a job and its files")
+@router.delete("/jobs/{job_id}", status_code=204, summary="Delete a job and its files",
+               responses=fails(401, 404))
 async def delete_job(job_id: str, caller: Caller) -> Response:
     await run_in_threadpool(service.delete_job, caller, job_id)
     return Response(status_code=204)
 
 
-@router.get("/jobs/{job_id}/events", summary="Server-Sent Events of progress until finished")
+@router.get("/jobs/{job_id}/events", summary="Server-Sent Events of progress until finished",
+            response_class=EventSourceResponse,
+            responses=merge({200: {"description": "`job` events, then `gone` if deleted",
+                                   "content": {"text/event-stream": {"schema": {
+                                       "type": "object",
+                                       "properties": {"event": {"enum": ["job", "gone"]},
+                                                      "data": {"type": "string"},
+                                                      "id": {"type": "string"}}}}}}},
+                            fails(401, 404)))
 async def job_events_stream(job_id: str, caller: Caller, request: Request) -> EventSourceResponse:
     job = await run_in_threadpool(service.get_job, caller, job_id)  # 404 before streaming
 
@@ -350,7 +498,23 @@ async def job_events_stream(job_id: str, caller: Caller, request: Request) -> Ev
     return EventSourceResponse(stream(), ping=15)
 
 
-@router.get("/organization", summary="The caller's organization (webhook secret: admins only)")
+class OperationView(BaseModel):
+    name: str
+    description: str = Field(description="one line")
+    summary: str
+    engine: str
+    accepts: list[str]
+    produces: list[str]
+    inputs: dict[str, int]
+    params_schema: dict[str, Any]
+
+
+class OperationList(BaseModel):
+    operations: list[OperationView]
+
+
+@router.get("/organization", summary="The caller's organization (webhook secret: admins only)",
+            responses=fails(401))
 async def get_organization(caller: Caller) -> dict[str, Any]:
     org = await run_in_threadpool(org_by_slug, caller.org_slug)
     body: dict[str, Any] = {"id": org.id, "slug": org.slug, "name": org.name,
@@ -360,6 +524,9 @@ async def get_organization(caller: Caller) -> dict[str, Any]:
     return body
 
 
-@router.get("/operations", summary="What this server can do, with parameter schemas")
+@router.get("/operations", summary="What this server can do, with parameter schemas",
+            response_model=OperationList)
 async def list_operations() -> dict[str, Any]:
+    """Each operation with a one-line description, the types it accepts and makes, and the
+    JSON Schema of its parameters; no key needed."""
     return {"operations": [op.describe() for op in operations().values()]}

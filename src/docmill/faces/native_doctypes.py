@@ -20,12 +20,36 @@ from docmill.core.auth import Principal
 from docmill.core.models import DocumentType, JobStatus
 from docmill.core.views import _iso
 from docmill.faces.common import is_upload, read_form, read_json
-from docmill.faces.native import Caller
+from docmill.faces.contract import MAX_PAGE, inline_schema, request_body
+from docmill.faces.native import Caller, fails
 from docmill.security.ssrf import policy_from_settings
 from docmill.settings import get_settings
 
 router = APIRouter(prefix="/v1/document-types", tags=["document types"])
 EXAMPLE_OPERATION = "ocr.read"
+
+
+def _type_body(required: bool) -> dict[str, Any]:
+    """The writable fields (`doctypes.DocTypeFields`; `schema` is the native name of
+    `jsonSchema`, the snake_case names are accepted too)."""
+    schema = inline_schema(doctypes.DocTypeFields)
+    schema["properties"]["schema"] = schema["properties"].pop("jsonSchema")
+    if required:
+        schema["required"] = ["codeType", "name", "description", "schema"]
+    return request_body({"application/json": schema})
+
+
+ANY_JSON = request_body({"application/json": {}}, description="The data to check")
+EXAMPLE_BODY = request_body({
+    "multipart/form-data": {"type": "object", "required": ["file"], "properties": {
+        "file": {"type": "string", "format": "binary"},
+        "expected": {"type": "string", "contentMediaType": "application/json",
+                     "description": "the values the document holds, a JSON object"}}},
+    "application/json": {"type": "object", "properties": {
+        "url": {"type": "string", "format": "uri"},
+        "base64": {"type": "string", "contentEncoding": "base64"},
+        "filename": {"type": "string"}, "expected": {"type": "object"}},
+        "oneOf": [{"required": ["url"]}, {"required": ["base64"]}]}})
 
 
 def view(row: DocumentType, caller: Principal, examples: int | None = None) -> dict[str, Any]:
@@ -60,9 +84,10 @@ async def _view(row: DocumentType, caller: Principal) -> dict[str, Any]:
     return body
 
 
-@router.get("", summary="List the document types the caller can use")
+@router.get("", summary="List the document types the caller can use",
+            responses=fails(400, 401))
 async def list_types(caller: Caller, search: str | None = None,
-                     page: Annotated[int, Query(ge=1)] = 1,
+                     page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
                      limit: Annotated[int, Query(ge=1, le=100)] = 20) -> dict[str, Any]:
     rows, total = await run_in_threadpool(
         lambda: doctypes.list_types(caller, search=search, offset=(page - 1) * limit,
@@ -72,7 +97,8 @@ async def list_types(caller: Caller, search: str | None = None,
             "total": total, "page": page, "limit": limit}
 
 
-@router.post("", status_code=201, summary="Create a document type")
+@router.post("", status_code=201, summary="Create a document type",
+             openapi_extra=_type_body(True), responses=fails(400, 401, 403, 409, 413))
 async def create_type(request: Request, caller: Caller) -> JSONResponse:
     body = _fields(await read_json(request))
     row = await run_in_threadpool(doctypes.create_type, caller, body)
@@ -80,28 +106,31 @@ async def create_type(request: Request, caller: Caller) -> JSONResponse:
                         headers={"Location": f"/v1/document-types/{row.code}"})
 
 
-@router.get("/{ref}", summary="A document type, by code or id")
+@router.get("/{ref}", summary="A document type, by code or id", responses=fails(401, 404))
 async def get_type(ref: str, caller: Caller) -> dict[str, Any]:
     return await _view(await run_in_threadpool(doctypes.get_type, caller, ref), caller)
 
 
-@router.patch("/{ref}", summary="Change some fields of an own document type")
-@router.put("/{ref}", summary="Change some fields of an own document type",
-            include_in_schema=False)
+@router.patch("/{ref}", summary="Change some fields of an own document type",
+              openapi_extra=_type_body(False), responses=fails(400, 401, 403, 404, 409, 413))
+@router.put("/{ref}", summary="Change some fields of an own document type (as PATCH)",
+            openapi_extra=_type_body(False), responses=fails(400, 401, 403, 404, 409, 413))
 async def update_type(ref: str, request: Request, caller: Caller) -> dict[str, Any]:
     body = _fields(await read_json(request))
     row = await run_in_threadpool(doctypes.update_type, caller, ref, body)
     return await _view(row, caller)
 
 
-@router.delete("/{ref}", status_code=204, summary="Delete an own document type")
+@router.delete("/{ref}", status_code=204, summary="Delete an own document type",
+               responses=fails(401, 403, 404))
 async def delete_type(ref: str, caller: Caller) -> Response:
     await run_in_threadpool(teaching.forget, caller, ref)
     return Response(status_code=204)
 
 
 @router.post("/{ref}/train", status_code=202,
-             summary="Train the type's own extractor from the organization's labelled examples")
+             summary="Train the type's own extractor from the organization's labelled examples",
+             responses=fails(400, 401, 403, 404, 409))
 async def train(ref: str, caller: Caller) -> JSONResponse:
     job = await run_in_threadpool(lambda: teaching.schedule(caller, ref, required=True))
     assert job is not None
@@ -109,7 +138,8 @@ async def train(ref: str, caller: Caller) -> JSONResponse:
                         headers={"Location": f"/v1/jobs/{job.id}"})
 
 
-@router.post("/{ref}/validate", summary="Check extracted data against the type's schema")
+@router.post("/{ref}/validate", summary="Check extracted data against the type's schema",
+             openapi_extra=ANY_JSON, responses=fails(400, 401, 404, 413))
 async def validate(ref: str, request: Request, caller: Caller) -> dict[str, Any]:
     data = await read_json(request)
     row = await run_in_threadpool(doctypes.get_type, caller, ref)
@@ -120,7 +150,9 @@ async def validate(ref: str, request: Request, caller: Caller) -> dict[str, Any]
 
 @router.post("/{ref}/examples", status_code=201,
              summary="Teach a type from a sample document (multipart 'file' and optional "
-                     "'expected', or JSON {url | base64, filename, expected})")
+                     "'expected', or JSON {url | base64, filename, expected})",
+             openapi_extra=EXAMPLE_BODY,
+             responses=fails(400, 401, 403, 404, 409, 413, 415, 422, 504))
 async def add_example(ref: str, request: Request, caller: Caller) -> JSONResponse:
     """Reads the sample with `ocr.read` (a job, waited for up to `doctype_example_wait_s`)
     and stores its plain text on the type, private to the caller's organization; with

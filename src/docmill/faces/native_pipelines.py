@@ -23,9 +23,11 @@ from docmill import errors
 from docmill.core import pipelines, runs, service
 from docmill.core.auth import Principal
 from docmill.faces.common import is_upload, read_form, read_json
+from docmill.faces.contract import inline_schema, request_body
 from docmill.faces.native import (
     Caller,
     InputRef,
+    fails,
     parse_timeout,
     stage_refs,
     stage_uploads,
@@ -42,13 +44,28 @@ class RunRequest(BaseModel):
     timeout_s: float | None = Field(None, gt=0, le=7 * 24 * 3600)
 
 
-@router.get("/pipelines", summary="The organization's pipelines")
+DEFINITION = request_body({"application/json": inline_schema(pipelines.Definition)},
+                          description="The pipeline: its name and steps (see docs/pipelines.md)")
+RUN_BODY = request_body({
+    "application/json": inline_schema(RunRequest),
+    "multipart/form-data": {"type": "object", "required": ["file"], "properties": {
+        "file": {"type": "array", "minItems": 1,
+                 "items": {"type": "string", "format": "binary"}},
+        "timeout_s": {"type": "number", "exclusiveMinimum": 0, "maximum": 7 * 24 * 3600},
+        "webhook_url": {"type": "string"}}}},
+    description="The documents, as for POST /v1/jobs: uploaded files or JSON inputs")
+A_PIPELINE = fails(401, 404)
+A_RUN = fails(400, 401, 404)
+
+
+@router.get("/pipelines", summary="The organization's pipelines", responses=fails(401))
 async def list_pipelines(caller: Caller) -> dict[str, Any]:
     rows = await run_in_threadpool(pipelines.list_pipelines, caller)
     return {"pipelines": [pipelines.pipeline_view(r) for r in rows]}
 
 
-@router.post("/pipelines", status_code=201, summary="Create a pipeline (checked on save)")
+@router.post("/pipelines", status_code=201, summary="Create a pipeline (checked on save)",
+             openapi_extra=DEFINITION, responses=fails(400, 401, 409, 413, 422))
 async def create_pipeline(request: Request, caller: Caller) -> JSONResponse:
     body = await read_json(request)
     row = await run_in_threadpool(pipelines.create_pipeline, caller, body)
@@ -56,19 +73,21 @@ async def create_pipeline(request: Request, caller: Caller) -> JSONResponse:
                         headers={"Location": f"/v1/pipelines/{row.id}"})
 
 
-@router.get("/pipelines/{ref}", summary="A pipeline, by id or name")
+@router.get("/pipelines/{ref}", summary="A pipeline, by id or name", responses=A_PIPELINE)
 async def get_pipeline(ref: str, caller: Caller) -> dict[str, Any]:
     return pipelines.pipeline_view(await run_in_threadpool(pipelines.get_pipeline, caller, ref))
 
 
-@router.put("/pipelines/{ref}", summary="Replace a pipeline's name, description or steps")
+@router.put("/pipelines/{ref}", summary="Replace a pipeline's name, description or steps",
+            openapi_extra=DEFINITION, responses=fails(400, 401, 404, 409, 413, 422))
 async def update_pipeline(ref: str, request: Request, caller: Caller) -> dict[str, Any]:
     body = await read_json(request)
     row = await run_in_threadpool(pipelines.update_pipeline, caller, ref, body)
     return pipelines.pipeline_view(row)
 
 
-@router.delete("/pipelines/{ref}", status_code=204, summary="Delete a pipeline (runs stay)")
+@router.delete("/pipelines/{ref}", status_code=204, summary="Delete a pipeline (runs stay)",
+               responses=A_PIPELINE)
 async def delete_pipeline(ref: str, caller: Caller) -> Response:
     await run_in_threadpool(pipelines.delete_pipeline, caller, ref)
     return Response(status_code=204)
@@ -104,7 +123,10 @@ async def _stage(request: Request, caller: Principal,
     return stager, runs.RunOptions(webhook_url=body.webhook_url, timeout_s=body.timeout_s)
 
 
-@router.post("/pipelines/{ref}/runs", status_code=202, summary="Run a pipeline on documents")
+@router.post("/pipelines/{ref}/runs", status_code=202, summary="Run a pipeline on documents",
+             openapi_extra=RUN_BODY,
+             responses={200: {"description": "The run, finished within ?wait"},
+                        **fails(400, 401, 404, 413, 415, 422)})
 async def start_run(ref: str, request: Request, caller: Caller,
                     wait: Annotated[float | None, Query(ge=0)] = None) -> JSONResponse:
     await run_in_threadpool(pipelines.get_pipeline, caller, ref)  # 404 before any upload
@@ -118,7 +140,8 @@ async def start_run(ref: str, request: Request, caller: Caller,
                         headers={"Location": f"/v1/runs/{run.id}"})
 
 
-@router.get("/runs/{run_id}", summary="A pipeline run with its step jobs; ?wait=S holds")
+@router.get("/runs/{run_id}", summary="A pipeline run with its step jobs; ?wait=S holds",
+            responses=A_RUN)
 async def get_run(run_id: str, caller: Caller,
                   wait: Annotated[float | None, Query(ge=0)] = None) -> dict[str, Any]:
     run = await run_in_threadpool(runs.get_run, caller, run_id)
@@ -127,13 +150,15 @@ async def get_run(run_id: str, caller: Caller,
     return await run_in_threadpool(runs.run_view, run)
 
 
-@router.post("/runs/{run_id}/cancel", summary="Cancel a run: its steps stop and go")
+@router.post("/runs/{run_id}/cancel", summary="Cancel a run: its steps stop and go",
+             responses=fails(401, 404, 409))
 async def cancel_run(run_id: str, caller: Caller) -> dict[str, Any]:
     run = await run_in_threadpool(runs.cancel_run, caller, run_id)
     return await run_in_threadpool(runs.run_view, run)
 
 
-@router.delete("/runs/{run_id}", status_code=204, summary="Delete a run and its steps")
+@router.delete("/runs/{run_id}", status_code=204, summary="Delete a run and its steps",
+               responses=fails(401, 404))
 async def delete_run(run_id: str, caller: Caller) -> Response:
     await run_in_threadpool(runs.get_run, caller, run_id)
     await run_in_threadpool(service.delete_job, caller, run_id)

@@ -10,21 +10,24 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 
 from docmill import errors
+from docmill.faces.contract import Responses, error_responses
 
 # core error code -> (HTTP status, vendor Code). The vendor's own codes: 4000 parameter
 # validation, 4001 no content disposition, 4002 bad JSON, 4010 bad secret, 4011 bad token,
 # 4013 credentials missing, 5000 timeout, 5001 conversion failed, 5002 damaged file,
 # 5003 password protected, 5005 bad URL, 5006 invalid password, 5007 download failed,
-# 5009 file id invalid, 50050 unexpected. 4040 (not found) is Docmill's: the vendor
-# documents the status, not a code.
+# 5009 file id invalid, 50050 unexpected. 4040 (not found) and 4050 (method not allowed)
+# are Docmill's: the vendor documents the status, not a code.
 CODES: dict[str, tuple[int, int]] = {
     "unauthorized": (401, 4011),
     "forbidden": (403, 4000),
     "not_found": (404, 4040),
+    "method_not_allowed": (405, 4050),
     "conflict": (409, 4000),
     "invalid_input": (400, 4000),
     "too_large": (413, 4000),
@@ -50,6 +53,19 @@ BAD_TOKEN = 4011
 NO_FILENAME = 4001
 BAD_JSON = 4002
 FILE_ID_INVALID = 5009
+
+
+class ConvertApiError(BaseModel):
+    """The vendor's error object (what the OpenAPI document declares for every error)."""
+
+    Code: int
+    Message: str
+    InvalidParameters: dict[str, list[str]] | None = None
+
+
+def fails(*statuses: int) -> Responses:
+    """The vendor's error answers a route declares (`responses=`)."""
+    return error_responses(statuses, model=ConvertApiError)
 
 
 class VendorError(errors.DocmillError):

@@ -32,7 +32,6 @@ from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, StreamingResponse
 from fastapi.routing import APIRoute
-from starlette.routing import Match
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
@@ -46,9 +45,12 @@ from docmill.core.inputs import safe_name
 from docmill.core.models import Job, JobFile, JobStatus
 from docmill.core.ratelimit import FixedWindow
 from docmill.faces.common import FaceErrors, read_form, register_face_errors
+from docmill.faces.contract import bearer, link, merge, method_not_allowed, query_key
+from docmill.faces.contract import request_body
 from docmill.faces.common import public_base as common_public_base
 from docmill.faces.convertapi import converters
 from docmill.faces.convertapi import errors as vendor
+from docmill.faces.convertapi.errors import fails
 from docmill.faces.convertapi.params import (
     BodyReader,
     FileRef,
@@ -387,6 +389,63 @@ polls = PollGate()
 
 
 
+# --- the contract -------------------------------------------------------------------------------
+
+_VALUE = {"type": "string"}
+_FILE_FIELDS = {"File": {"type": "string", "format": "binary",
+                         "description": "the document (or a URL, or a FileId of /upload)"},
+                "Files": {"type": "array", "items": {"type": "string", "format": "binary"}}}
+
+
+def convert_body(max_timeout: int) -> dict[str, Any]:
+    """The parameters (`convertapi_max_timeout_s` bounds `Timeout`)."""
+    options = {"Url": {"type": "string", "description": "the document's URL (web: the page)"},
+               "StoreFile": {"type": "boolean"},
+               "Timeout": {"type": "integer", "minimum": 1, "maximum": max_timeout},
+               "Async": {"type": "boolean"},
+               "JobId": {"type": "string", "format": "uuid"},
+               "WebHook": {"type": "string", "format": "uri"},
+               "FileName": {"type": "string"},
+               "PageRange": {"type": "string", "pattern": PAGE_RANGE.pattern},
+               "download": {"enum": ["inline", "attachment"]}}
+    return request_body({
+        "multipart/form-data": {"type": "object", "properties": {**_FILE_FIELDS, **options},
+                                "additionalProperties": _VALUE},
+        "application/x-www-form-urlencoded": {"type": "object", "properties": options,
+                                              "additionalProperties": _VALUE},
+        "application/json": {"type": "object", "required": ["Parameters"], "properties": {
+            "Parameters": {"type": "array", "items": {
+                "type": "object", "required": ["Name"],
+                "properties": {"Name": {"type": "string", "minLength": 1}, "Value": {},
+                               "FileValue": {}, "FileValues": {"type": "array"}}}}}},
+        "application/octet-stream": {"type": "string", "format": "binary"},
+    }, required=False, description="The parameters (in the query, a form, or JSON "
+       "`Parameters`) and the document: a file, a URL, a FileId, or the raw body with "
+       "Content-Disposition; other parameters are the converter's (GET /info/converters)")
+_JOB_LINKS = {"PollJob": link("GET /job/{job_id}", job_id="$response.body#/JobId"),
+              "DeleteJob": link("DELETE /job/{job_id}", job_id="$response.body#/JobId")}
+CONVERTED = {200: {"description": "The result files (JSON), `{JobId}` with Async=true, the "
+                                  "bytes with download=, or multipart/mixed when accepted",
+                   "content": {"application/json": {}, "multipart/mixed": {},
+                               "*/*": {"schema": {"type": "string", "format": "binary"}}},
+                   "links": _JOB_LINKS}}
+# A conversion that fails on its document is the vendor's 5xx (5001 failed, 5002 damaged,
+# 5003 password, 5005/5007 URL, 5000 timeout): the official clients read those codes.
+CONVERT_ERRORS = fails(400, 401, 403, 404, 409, 413, 415, 500)
+POLLED = {200: {"description": "The result files"},
+          202: {"description": "Still converting"}}
+A_FILE = {200: {"description": "The file's bytes (HEAD: its headers)",
+                "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}}
+UPLOAD_BODY = request_body({
+    "multipart/form-data": {"type": "object", "properties": {
+        "file": {"type": "string", "format": "binary"}}},
+    "application/octet-stream": {"type": "string", "format": "binary"},
+}, required=False, description="The file: a multipart part, or the raw body named by "
+   "Content-Disposition or ?filename=; or ?url= to fetch it")
+UPLOADED = {200: {"description": "The stored file's id (text/plain when Accept asks)",
+                  "content": {"application/json": {}, "text/plain": {"schema": _VALUE}}}}
+
+
 # --- the router ---------------------------------------------------------------------------------
 
 def build_router() -> APIRouter:
@@ -395,49 +454,52 @@ def build_router() -> APIRouter:
     paths = (prefix + "/",) if prefix else FACE_PATHS
     register_face_errors(FaceErrors(paths, vendor.render))
     router = APIRouter(prefix=prefix, tags=["convertapi"], route_class=_Route)
-    methods = ["GET", "POST"]
-    router.add_api_route("/convert/{source}/to/{target}", convert, methods=methods,
-                         summary="Convert (sync, Async=true, or semi-async with JobId)")
-    router.add_api_route("/convert//to/{target}", convert_unnamed, methods=methods,
-                         summary="Convert, the input's format taken from the file")
-    # 1.x clients put a `Converter` parameter in the path; Docmill has one per pair
-    router.add_api_route("/convert/{source}/to/{target}/converter/{converter}", convert,
-                         methods=methods, summary="Convert, naming the vendor's converter")
-    router.add_api_route("/convert//to/{target}/converter/{converter}", convert_unnamed,
-                         methods=methods, summary="Convert, naming the vendor's converter")
-    router.add_api_route("/job/{job_id}", poll_job, methods=["GET"], summary="Poll a job")
-    router.add_api_route("/job/{job_id}", delete_job, methods=["DELETE"],
-                         summary="Delete a job and its files")
-    router.add_api_route("/upload", upload, methods=["POST"], summary="Store a file")
+    add = router.add_api_route
+    keyed = [bearer("ConvertApiToken", "An API key (2.x clients)"),
+             query_key("ConvertApiSecret", "Secret", "An API key (1.x clients; also Token)")]
+    converting = {"responses": merge(CONVERTED, CONVERT_ERRORS), "dependencies": keyed,
+                  "openapi_extra": convert_body(get_settings().convertapi_max_timeout_s)}
+    for method in ("GET", "POST"):  # one operation id each
+        add("/convert/{source}/to/{target}", convert, methods=[method], **converting,
+            summary="Convert (sync, Async=true, or semi-async with JobId)")
+        add("/convert//to/{target}", convert_unnamed, methods=[method], **converting,
+            summary="Convert, the input's format taken from the file")
+        # 1.x clients put a `Converter` parameter in the path; Docmill has one per pair
+        add("/convert/{source}/to/{target}/converter/{converter}", convert, methods=[method],
+            **converting, summary="Convert, naming the vendor's converter")
+        add("/convert//to/{target}/converter/{converter}", convert_unnamed, methods=[method],
+            **converting, summary="Convert, naming the vendor's converter")
+    add("/job/{job_id}", poll_job, methods=["GET"], summary="Poll a job", dependencies=keyed,
+        responses=merge(POLLED, fails(401, 404, 500, 503)))
+    add("/job/{job_id}", delete_job, methods=["DELETE"], summary="Delete a job and its files",
+        dependencies=keyed, responses=fails(401, 404))
+    add("/upload", upload, methods=["POST"], summary="Store a file", openapi_extra=UPLOAD_BODY,
+        responses=merge(UPLOADED, fails(400, 401, 413, 415, 422, 500, 503)))
     for path in ("/d/{file_id}", "/d/{file_id}/{file_name}"):
-        router.add_api_route(path, get_file, methods=["GET"], summary="Download a file")
-        router.add_api_route(path, head_file, methods=["HEAD"], summary="File info")
-        router.add_api_route(path, delete_file, methods=["DELETE"], summary="Delete a file")
-    router.add_api_route("/user", user, methods=["GET"], summary="Account information")
-    router.add_api_route("/info/converters", list_converters, methods=["GET"],
-                         summary="Every {from}/to/{to} pair, generated from the engines")
-    router.add_api_route("/info/canconvert/{source}/to/{target}", can_convert, methods=["GET"],
-                         summary="200 if this server converts the pair, else 404")
+        add(path, get_file, methods=["GET"], summary="Download a file",
+            responses=merge(A_FILE, fails(404)))
+        add(path, head_file, methods=["HEAD"], summary="File info",
+            responses=merge(A_FILE, fails(404)))
+        add(path, delete_file, methods=["DELETE"], summary="Delete a file",
+            responses=fails(404))
+    add("/user", user, methods=["GET"], summary="Account information", dependencies=keyed,
+        responses=fails(401))
+    add("/info/converters", list_converters, methods=["GET"],
+        summary="Every {from}/to/{to} pair, generated from the engines")
+    add("/info/canconvert/{source}/to/{target}", can_convert, methods=["GET"],
+        summary="200 if this server converts the pair, else 404", responses=fails(404))
     every = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
     for path in ([p.rstrip("/") + "/{rest:path}" for p in FACE_PATHS] +
                  ["/upload", "/user"] if not prefix else ["/{rest:path}", "/"]):
         router.add_api_route(path, unknown_route, methods=every, include_in_schema=False)
-    _routes[:] = router.routes
     return router
-
-
-_routes: list[Any] = []  # the face's own routes, to tell a wrong method from a wrong path
 
 
 async def unknown_route(request: Request) -> Response:
     """Anything else under the face's paths: the vendor's error shape, never FastAPI's."""
-    partial = [route for route in _routes if isinstance(route, APIRoute)
-               and route.endpoint is not unknown_route
-               and route.matches(request.scope)[0] is Match.PARTIAL]
-    if partial:
-        allowed = sorted({m for route in partial for m in route.methods or ()})
-        raise vendor.VendorError(405, 4050, f"Method {request.method} is not allowed here; "
-                                 f"use {', '.join(allowed)}.", headers={"Allow": ", ".join(allowed)})
+    refused = method_not_allowed(request)
+    if refused is not None:
+        raise refused
     raise vendor.VendorError(404, 4040, f"No endpoint {request.method} {request.url.path}.")
 
 

@@ -37,8 +37,11 @@ from docmill.core.auth import Principal, authenticate
 from docmill.core.files import get_blob_store
 from docmill.core.models import Job, JobStatus, utcnow
 from docmill.faces.common import FaceErrors, read_form, register_face_errors
+from docmill.faces.contract import Responses, basic, error_responses, link, merge, query_key
+from docmill.faces.contract import request_body
 from docmill.faces.docraptor import webhook
 from docmill.faces.docraptor.request import (
+    DOCUMENT_TYPES,
     BadRequest,
     DocRequest,
     as_bool,
@@ -83,6 +86,8 @@ class DocumentFailed(errors.InvalidInput):
 def error_status(exc: errors.DocmillError) -> int:
     if isinstance(exc, errors.Unauthorized):
         return 401
+    if isinstance(exc, errors.MethodNotAllowed):
+        return 405
     if isinstance(exc, DownloadKeyError | BadRequest | errors.TooLarge | errors.Conflict):
         return 400
     if isinstance(exc, errors.Forbidden | errors.NotFound):
@@ -113,6 +118,51 @@ def _json(body: dict[str, Any]) -> Response:
     return Response(json.dumps(body).encode(), status_code=200, media_type=JSON_TYPE)
 
 
+# --- the contract --------------------------------------------------------------------------
+
+
+def fails(*statuses: int) -> Responses:
+    """The vendor's XML error answers a route declares (`responses=`)."""
+    return error_responses(statuses, media_type="application/xml", schema={
+        "type": "string", "description": "<errors><error>...</error></errors>"})
+
+
+_TEXT = {"type": "string"}
+_DOC_FIELDS = {
+    "document_type": {"enum": list(DOCUMENT_TYPES)}, "type": {"enum": list(DOCUMENT_TYPES)},
+    "document_content": _TEXT, "document_url": {"type": "string", "format": "uri"},
+    "name": _TEXT, "tag": _TEXT, "test": {"type": "boolean"}, "async": {"type": "boolean"},
+    "javascript": {"type": "boolean"}, "referrer": _TEXT, "callback_url": _TEXT,
+    "strict": _TEXT, "ignore_resource_errors": {"type": "boolean"},
+    "hosted_download_limit": {"type": "integer", "minimum": 1},
+    "hosted_expires_at": _TEXT, "prince_options": {
+        "description": "an object of PDF options (any other value is ignored)"}}
+_DOC = {"type": "object", "properties": _DOC_FIELDS}
+DOC_BODY = request_body({
+    "application/json": {"type": "object", "properties": {"doc": _DOC, **_DOC_FIELDS}},
+    "application/x-www-form-urlencoded": {"type": "object",
+                                          "description": "doc[document_content]=... fields"},
+    "multipart/form-data": {"type": "object",
+                            "description": "doc[document_content]=... fields"},
+}, required=False, description="The document's fields, bare or under `doc` (also in the "
+   "query string as doc[...])")
+KEYED = [basic("DocRaptorBasic", "The API key as the Basic user name (no password)"),
+         query_key("DocRaptorCredentials", "user_credentials", "The API key")]
+_STATUS_LINK = {"Status": link("GET /status/{status_id}", status_id="$response.body#/status_id")}
+_JSON = {"application/json": {"schema": {"type": "object"}}}
+CREATE_ERRORS = fails(400, 401, 403, 422)
+MADE = {200: {"description": "The document's bytes ({status_id} with async: true)",
+              "content": {"application/pdf": {}, "application/vnd.ms-excel": {},
+                          "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet":
+                              {}, **_JSON},
+              "links": _STATUS_LINK}}
+STARTED = {200: {"description": "{status_id}", "content": _JSON, "links": _STATUS_LINK}}
+HOSTED = {200: {"description": "The completed status with its download_url",
+                "content": _JSON}}
+STATUS = {200: {"description": "queued, working, completed or failed", "content": _JSON}}
+DOWNLOADED = {200: {"description": "The document's bytes", "content": {"*/*": {}}}}
+
+
 # --- routing -------------------------------------------------------------------------------
 
 router = APIRouter(tags=["docraptor"])
@@ -123,11 +173,14 @@ register_face_errors(FaceErrors(
     tuple(p for root in _ROOTS for p in (_PREFIX + root, _PREFIX + "/" + root)), render_error))
 
 
-def _route(method: str, path: str, summary: str) -> Callable[[Callable[..., Any]], Any]:
-    """Register at `prefix + path` and, hidden, at `prefix + '/' + path` (trailing-slash host)."""
+def _route(method: str, path: str, summary: str,
+           **declared: Any) -> Callable[[Callable[..., Any]], Any]:
+    """Register at `prefix + path` and, hidden, at `prefix + '/' + path` (trailing-slash host);
+    `declared` is the route's contract (`responses`, `openapi_extra`)."""
 
     def register(endpoint: Callable[..., Any]) -> Any:
-        router.add_api_route(_PREFIX + path, endpoint, methods=[method], summary=summary)
+        router.add_api_route(_PREFIX + path, endpoint, methods=[method], summary=summary,
+                             **declared)
         router.add_api_route(_PREFIX + "/" + path, endpoint, methods=[method],
                              include_in_schema=False)
         return endpoint
@@ -329,7 +382,8 @@ async def _create_hosted(principal: Principal, doc: DocRequest) -> Response:
     return _json(webhook.completed_fields(job))
 
 
-@_route("POST", "/docs", "Create a document synchronously (raw bytes)")
+@_route("POST", "/docs", "Create a document synchronously (raw bytes)",
+        openapi_extra=DOC_BODY, dependencies=KEYED, responses=merge(MADE, CREATE_ERRORS))
 async def create_doc(request: Request) -> Response:
     principal, doc = await _read(request, asynchronous=False, hosted=False)
     if doc.asynchronous:
@@ -342,7 +396,8 @@ async def create_doc(request: Request) -> Response:
                                    doc.filename)
 
 
-@_route("POST", "/async_docs", "Create a document asynchronously (status_id)")
+@_route("POST", "/async_docs", "Create a document asynchronously (status_id)",
+        openapi_extra=DOC_BODY, dependencies=KEYED, responses=merge(STARTED, CREATE_ERRORS))
 async def create_async_doc(request: Request) -> Response:
     principal, doc = await _read(request, asynchronous=True, hosted=False)
     if doc.hosted:
@@ -350,7 +405,8 @@ async def create_async_doc(request: Request) -> Response:
     return await _create_async(principal, doc)
 
 
-@_route("POST", "/hosted_docs", "Create a hosted document synchronously")
+@_route("POST", "/hosted_docs", "Create a hosted document synchronously",
+        openapi_extra=DOC_BODY, dependencies=KEYED, responses=merge(HOSTED, CREATE_ERRORS))
 async def create_hosted_doc(request: Request) -> Response:
     principal, doc = await _read(request, asynchronous=False, hosted=True)
     if doc.asynchronous:
@@ -358,7 +414,8 @@ async def create_hosted_doc(request: Request) -> Response:
     return await _create_hosted(principal, doc)
 
 
-@_route("POST", "/hosted_async_docs", "Create a hosted document asynchronously")
+@_route("POST", "/hosted_async_docs", "Create a hosted document asynchronously",
+        openapi_extra=DOC_BODY, dependencies=KEYED, responses=merge(STARTED, CREATE_ERRORS))
 async def create_hosted_async_doc(request: Request) -> Response:
     principal, doc = await _read(request, asynchronous=True, hosted=True)
     return await _create_async(principal, doc)
@@ -385,7 +442,8 @@ def _live_job(principal: Principal, job_id: str) -> Job | None:
     return job if job.face == FACE else None
 
 
-@_route("GET", "/status/{status_id:path}", "The status of an async document")
+@_route("GET", "/status/{status_id:path}", "The status of an async document",
+        dependencies=KEYED, responses=merge(STATUS, fails(401, 403)))
 async def get_status(status_id: str, request: Request) -> Response:
     principal = await _principal(request)
     job = await run_in_threadpool(_live_job, principal, _strip_format(status_id))
@@ -415,7 +473,8 @@ def _spend(download: str) -> tuple[public_files.PublicFileInfo, Job]:
         raise DownloadKeyError(DOWNLOAD_KEY_ERROR) from None
 
 
-@_route("GET", "/download/{download_id:path}", "Download a finished document (no credentials)")
+@_route("GET", "/download/{download_id:path}", "Download a finished document (no credentials)",
+        responses=merge(DOWNLOADED, fails(400, 403)))
 async def download(download_id: str) -> Response:
     info, job = await run_in_threadpool(_spend, download_id)
     state = job.face_state or {}
@@ -435,7 +494,9 @@ def _expire(principal: Principal, download: str) -> None:
         _drop(principal, job.id)
 
 
-@_route("PATCH", "/expire/{download_id:path}", "Expire a document: its downloads stop working")
+@_route("PATCH", "/expire/{download_id:path}", "Expire a document: its downloads stop working",
+        dependencies=KEYED,
+        responses=merge({200: {"description": "Expired", "content": _JSON}}, fails(401, 403)))
 async def expire(download_id: str, request: Request) -> Response:
     principal = await _principal(request)
     await run_in_threadpool(_expire, principal, download_id)

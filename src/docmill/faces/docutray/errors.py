@@ -13,14 +13,34 @@ from http import HTTPStatus
 from typing import Any
 
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.requests import Request
 from starlette.responses import Response
 
 from docmill import errors
+from docmill.faces.contract import Responses, error_responses
 from docmill.settings import get_settings
 
 INVALID_KEY = {"error": "Invalid API key"}
 CONTENT_TYPE = "Unsupported Content-Type. Use multipart/form-data or application/json."
+
+
+class DocutrayError(BaseModel):
+    """Docutray's error shapes, as declared in the OpenAPI document: `{"error"}` or
+    `{"message"}`, with `errors` (validation), `details` (pagination) or the rate limit's
+    fields."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={
+        "anyOf": [{"required": ["error"]}, {"required": ["message"]}]})
+    error: str | None = None
+    message: str | None = None
+    errors: list[str] | None = None
+    details: list[dict[str, Any]] | None = None
+
+
+def fails(*statuses: int) -> Responses:
+    """The vendor's error answers a route declares (`responses=`)."""
+    return error_responses(statuses, model=DocutrayError)
 
 
 class VendorError(errors.DocmillError):
@@ -34,6 +54,13 @@ class VendorError(errors.DocmillError):
 
 def validation(*messages: str) -> VendorError:
     return VendorError(400, {"message": "Validation error", "errors": list(messages)})
+
+
+def not_allowed(exc: errors.MethodNotAllowed) -> VendorError:
+    """A 405 in the `{"error", "message"}` shape, `Allow` naming the path's methods."""
+    allow: list[str] = list(exc.details.get("allow") or ())  # type: ignore[call-overload]
+    return VendorError(405, {"error": "Method not allowed", "message": exc.message},
+                       {"Allow": ", ".join(allow)})
 
 
 def _size_text() -> str:
@@ -54,6 +81,8 @@ def _messages(exc: errors.DocmillError) -> list[str]:
 
 def for_input(exc: errors.DocmillError) -> tuple[int, dict[str, Any]]:
     """Errors of the processing endpoints (convert, identify)."""
+    if isinstance(exc, errors.MethodNotAllowed):
+        exc = not_allowed(exc)
     if isinstance(exc, VendorError):
         return exc.status, exc.body
     if isinstance(exc, errors.Unauthorized):
@@ -88,6 +117,8 @@ def for_input(exc: errors.DocmillError) -> tuple[int, dict[str, Any]]:
 
 def for_doctypes(exc: errors.DocmillError) -> tuple[int, dict[str, Any]]:
     """Errors of /api/document-types: `{"error"}`, except validation of a body."""
+    if isinstance(exc, errors.MethodNotAllowed):
+        exc = not_allowed(exc)
     if isinstance(exc, VendorError):
         return exc.status, exc.body
     if isinstance(exc, errors.Unauthorized):

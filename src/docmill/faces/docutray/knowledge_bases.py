@@ -14,6 +14,8 @@ from starlette.concurrency import run_in_threadpool
 
 from docmill.core import knowledge
 from docmill.core.models import KnowledgeBase, KnowledgeDocument
+from docmill.faces.contract import inline_schema, query_parameters, request_body
+from docmill.faces.docutray.errors import fails
 from docmill.faces.docutray.views import iso_ms
 
 PATH = "/api/knowledge-bases"
@@ -37,9 +39,11 @@ def _data(body: dict[str, Any], status: int = 200) -> JSONResponse:
     return JSONResponse({"data": body}, status_code=status)
 
 
-def add_routes(router: APIRouter, caller: Any, json_body: Any, paging: Any) -> None:
+def add_routes(router: APIRouter, caller: Any, json_body: Any, paging: Any,
+               paging_schema: dict[str, Any]) -> None:
     """Adds the routes; `caller(request)` authenticates (and rate-limits), `json_body` reads
-    a JSON body in the vendor's error shape, `paging(request)` gives (page, limit)."""
+    a JSON body in the vendor's error shape, `paging(request)` gives (page, limit), whose
+    query parameters `paging_schema` declares."""
 
     async def list_bases(request: Request) -> Response:
         principal = await caller(request)
@@ -120,23 +124,39 @@ def add_routes(router: APIRouter, caller: Any, json_body: Any, paging: Any) -> N
                       "errors": done["errors"], "startedAt": iso_ms(done["started_at"]),
                       "completedAt": iso_ms(done["completed_at"])})
 
+    base_body = inline_schema(knowledge.BaseFields)
+    new_base = request_body({"application/json": {**base_body, "required": ["name"]}})
+    document = request_body({"application/json": inline_schema(knowledge.DocumentFields)})
+    found, listed = fails(401, 404, 429), fails(400, 401, 404, 429)
+    written = fails(400, 401, 404, 409, 413, 429)
     add = router.add_api_route
-    add(PATH, list_bases, methods=["GET"], summary="List knowledge bases")
-    add(PATH, create_base, methods=["POST"], summary="Create a knowledge base")
-    add(PATH + "/{kb_id}", get_base, methods=["GET"], summary="A knowledge base")
-    add(PATH + "/{kb_id}", update_base, methods=["PUT", "PATCH"],
-        summary="Update a knowledge base")
-    add(PATH + "/{kb_id}", delete_base, methods=["DELETE"], summary="Delete a knowledge base")
+    add(PATH, list_bases, methods=["GET"], summary="List knowledge bases",
+        responses=fails(400, 401, 429), openapi_extra=query_parameters(
+            **paging_schema, isActive={"type": "string",
+                                       "description": "true or 1: active ones; else inactive"}))
+    add(PATH, create_base, methods=["POST"], summary="Create a knowledge base",
+        status_code=201, openapi_extra=new_base, responses=written)
+    add(PATH + "/{kb_id}", get_base, methods=["GET"], summary="A knowledge base",
+        responses=found)
+    for method in ("PUT", "PATCH"):  # one operation id each
+        add(PATH + "/{kb_id}", update_base, methods=[method], summary="Update a knowledge base",
+            openapi_extra=request_body({"application/json": base_body}), responses=written)
+        add(PATH + "/{kb_id}/documents/{doc_id}", update_document, methods=[method],
+            summary="Update a document", openapi_extra=document, responses=written)
+    add(PATH + "/{kb_id}", delete_base, methods=["DELETE"], summary="Delete a knowledge base",
+        responses=found)
     add(PATH + "/{kb_id}/documents", list_documents, methods=["GET"],
-        summary="List a knowledge base's documents")
-    add(PATH + "/{kb_id}/documents", add_document, methods=["POST"],
-        summary="Add a document (content, or jobId of a finished extraction)")
+        summary="List a knowledge base's documents", responses=listed,
+        openapi_extra=query_parameters(**paging_schema))
+    add(PATH + "/{kb_id}/documents", add_document, methods=["POST"], status_code=201,
+        summary="Add a document (content, or jobId of a finished extraction)",
+        openapi_extra=document, responses=written)
     add(PATH + "/{kb_id}/documents/{doc_id}", get_document, methods=["GET"],
-        summary="A document")
-    add(PATH + "/{kb_id}/documents/{doc_id}", update_document, methods=["PUT", "PATCH"],
-        summary="Update a document")
+        summary="A document", responses=found)
     add(PATH + "/{kb_id}/documents/{doc_id}", delete_document, methods=["DELETE"],
-        summary="Delete a document")
+        summary="Delete a document", responses=found)
     add(PATH + "/{kb_id}/search", search, methods=["POST"],
-        summary="Full-text and fuzzy search")
-    add(PATH + "/{kb_id}/sync", sync, methods=["POST"], summary="Rebuild the index")
+        summary="Full-text and fuzzy search", responses=fails(400, 401, 404, 413, 429),
+        openapi_extra=request_body({"application/json": inline_schema(knowledge.SearchFields)}))
+    add(PATH + "/{kb_id}/sync", sync, methods=["POST"], summary="Rebuild the index",
+        responses=found)

@@ -42,8 +42,11 @@ from docmill.core.auth import Principal, authenticate, cached_principal
 from docmill.core.ratelimit import FixedWindow
 from docmill.core.models import DocumentType, Job
 from docmill.faces.common import FaceErrors, read_json, register_face_errors
+from docmill.faces.contract import MAX_PAGE, inline_schema, link, merge, method_not_allowed
+from docmill.faces.contract import bearer, query_parameters, request_body
 from docmill.faces.common import public_base as common_public_base
 from docmill.faces.docutray import errors as vendor
+from docmill.faces.docutray.errors import fails
 from docmill.faces.docutray import knowledge_bases, views
 from docmill.faces.docutray.request import DocRequest, read_request, stage
 from docmill.faces.docutray.views import FACE
@@ -377,7 +380,10 @@ async def step_async(request: Request, step_id: str) -> Response:
                          "step_name": row.name, "status_url": url}, status_code=202)
 
 
-async def step_status(request: Request, job_id: str) -> Response:
+async def step_status(request: Request) -> Response:
+    # the id is read here, not as a typed parameter, so that its format (STEP_ID_PARAMETER
+    # in the document) stays the vendor's own 400 instead of a generic validation error
+    job_id = request.path_params["job_id"]
     principal = await _caller(request)
     if not EXECUTION_ID.fullmatch(job_id):
         raise vendor.VendorError(400, {"message": "Invalid execution ID format"})
@@ -426,6 +432,8 @@ def _paging(request: Request) -> tuple[int, int]:
     limit = _int_query(request, "limit", DEFAULT_PAGE_SIZE)
     if page < 1:
         raise _pagination_error("page", "Number must be greater than or equal to 1")
+    if page > MAX_PAGE:
+        raise _pagination_error("page", f"Number must be less than or equal to {MAX_PAGE}")
     if limit < 1:
         raise _pagination_error("limit", "Number must be greater than or equal to 1")
     return page, min(limit, MAX_PAGE_SIZE)  # clamped, and the clamped value is echoed
@@ -484,9 +492,72 @@ async def validate_document_type(request: Request, type_id: str) -> Response:
 # --- what Docmill does not offer -----------------------------------------------------------
 
 async def not_offered(request: Request, rest: str) -> Response:
+    refused = method_not_allowed(request)
+    if refused is not None:
+        raise vendor.not_allowed(refused)
     return JSONResponse({"error": "Not found",
                          "message": f"No endpoint {request.method} /api/{rest}"},
                         status_code=404)
+
+
+# --- the contract --------------------------------------------------------------------------
+
+_CODE = {"document_type_code": {"type": "string", "minLength": 1}}  # conversions
+_OPTIONS = {"document_type_code_options": {  # identifications
+    "description": "codes to choose from: a JSON array, one code or comma-separated codes "
+                   "(none: every usable type)"}}
+_JSON_DOCUMENT = {"image_base64": {"type": "string",
+                                   "description": "Base64, with or without a data: prefix"},
+                  "image_url": {"type": "string", "format": "uri"},
+                  "document_metadata": {"type": "object"}}
+
+
+def _processing_body(converting: bool) -> dict[str, Any]:
+    fields = _CODE if converting else _OPTIONS
+    required = list(_CODE) if converting else []
+    json_fields = fields if converting else {"document_type_code_options": {
+        "anyOf": [{"type": "array", "items": {"type": "string", "minLength": 1}},
+                  {"type": "string"}]}}
+    return request_body({
+        "multipart/form-data": {"type": "object", "required": ["image", *required],
+                                "properties": {**fields,
+                                               "image": {"type": "string", "format": "binary"},
+                                               "document_metadata": {
+                                                   "type": "string",
+                                                   "contentMediaType": "application/json"}}},
+        "application/json": {"type": "object", "required": required,
+                             "properties": {**json_fields, **_JSON_DOCUMENT},
+                             "oneOf": [{"required": ["image_base64"]},
+                                       {"required": ["image_url"]}]}},
+        description="The document (a part `image`, `image_base64` or `image_url`: PDF or "
+                    "an image) and its fields")
+
+
+# Input problems are 4xx (the client re-sends 429 and 5xx); a sync call that outlasts
+# `docutray_sync_wait_s` is a 408 naming the job, a failed one a 422.
+PROCESSING = fails(400, 401, 403, 404, 408, 413, 415, 429)
+SYNC = merge(PROCESSING, fails(422))
+STATUS = fails(401, 403, 404, 429)
+_CONVERSION_LINKS = {"Status": link("GET /api/convert-async/status/{job_id}",
+                                    job_id="$response.body#/conversion_id")}
+_STEP_LINKS = {"Status": link("GET /api/steps-async/status/{job_id}",
+                              job_id="$response.body#/id")}
+_IDENTIFICATION_LINKS = {"Status": link("GET /api/identify-async/status/{job_id}",
+                                        job_id="$response.body#/id")}
+TYPE_BODY = request_body({"application/json": inline_schema(doctypes.DocTypeFields)})
+NEW_TYPE_BODY = request_body({"application/json": {
+    **inline_schema(doctypes.DocTypeFields),
+    "required": ["codeType", "name", "description", "jsonSchema"]}})
+ANY_JSON = request_body({"application/json": {}}, description="The data to check")
+# Pages: a non-integer or a page < 1 is the vendor's 400, an empty value the default; a
+# larger limit is clamped to 100.
+_DEFAULT = {"type": "string", "pattern": r"^\s*$", "description": "empty: the default"}
+PAGING = {"page": {"anyOf": [{"type": "integer", "minimum": 1, "maximum": MAX_PAGE}, _DEFAULT]},
+          "limit": {"anyOf": [{"type": "integer", "minimum": 1}, _DEFAULT]},
+          "search": {"type": "string"}}
+TYPES = fails(400, 401, 429)
+A_TYPE = fails(401, 404, 429)
+WRITE_TYPE = fails(400, 401, 403, 404, 409, 413, 429)
 
 
 # --- the router ----------------------------------------------------------------------------
@@ -495,34 +566,51 @@ def build_router() -> APIRouter:
     """The face's routes under `docutray_prefix`; registers its error renderer."""
     prefix = _prefix()
     register_face_errors(FaceErrors((f"{prefix}/api/",), vendor.render))
-    router = APIRouter(prefix=prefix, tags=["docutray"], route_class=_Route)
+    router = APIRouter(prefix=prefix, tags=["docutray"], route_class=_Route,
+                       dependencies=[bearer("DocutrayKey", "An API key: Bearer dm_...")])
     add = router.add_api_route
-    add("/api/convert", convert, methods=["POST"], summary="Convert (sync)")
-    add("/api/convert-async", convert_async, methods=["POST"], summary="Start a conversion")
+    converting, identifying = _processing_body(True), _processing_body(False)
+    add("/api/convert", convert, methods=["POST"], summary="Convert (sync)",
+        openapi_extra=converting, responses=SYNC)
+    add("/api/convert-async", convert_async, methods=["POST"], summary="Start a conversion",
+        openapi_extra=converting, status_code=202,
+        responses=merge({202: {"description": "Started", "links": _CONVERSION_LINKS}},
+                        PROCESSING))
     add("/api/convert-async/status/{job_id}", conversion_status, methods=["GET"],
-        summary="A conversion's status")
-    add("/api/identify", identify, methods=["POST"], summary="Identify (sync)")
+        summary="A conversion's status", responses=STATUS)
+    add("/api/identify", identify, methods=["POST"], summary="Identify (sync)",
+        openapi_extra=identifying, responses=SYNC)
     add("/api/identify-async", identify_async, methods=["POST"],
-        summary="Start an identification")
+        summary="Start an identification", openapi_extra=identifying, status_code=202,
+        responses=merge({202: {"description": "Started", "links": _IDENTIFICATION_LINKS}},
+                        PROCESSING))
     add("/api/identify-async/status/{job_id}", identification_status, methods=["GET"],
-        summary="An identification's status")
+        summary="An identification's status", responses=STATUS)
     add("/api/document-types", list_document_types, methods=["GET"],
-        summary="List document types")
-    add("/api/document-types", create_document_type, methods=["POST"],
-        summary="Create a document type")
+        summary="List document types", responses=TYPES,
+        openapi_extra=query_parameters(**PAGING))
+    add("/api/document-types", create_document_type, methods=["POST"], status_code=201,
+        summary="Create a document type", openapi_extra=NEW_TYPE_BODY, responses=WRITE_TYPE)
     add("/api/document-types/{type_id}", get_document_type, methods=["GET"],
-        summary="A document type")
+        summary="A document type", responses=A_TYPE)
     add("/api/document-types/{type_id}", update_document_type, methods=["PUT"],
-        summary="Update a document type")
+        summary="Update a document type", openapi_extra=TYPE_BODY, responses=WRITE_TYPE)
     add("/api/document-types/{type_id}", delete_document_type, methods=["DELETE"],
-        summary="Delete a document type (Docmill extension)")
+        summary="Delete a document type (Docmill extension)",
+        responses=fails(401, 403, 404, 429))
     add("/api/document-types/{type_id}/validate", validate_document_type, methods=["POST"],
-        summary="Validate extracted data against a type")
+        summary="Validate extracted data against a type", openapi_extra=ANY_JSON,
+        responses=fails(400, 401, 404, 413, 429))
     add("/api/steps-async/status/{job_id}", step_status, methods=["GET"],
-        summary="A step execution's status")
+        summary="A step execution's status", responses=merge(STATUS, fails(400)),
+        openapi_extra={"parameters": [{
+            "name": "job_id", "in": "path", "required": True,
+            "schema": {"type": "string", "pattern": f"^{EXECUTION_ID.pattern}$"}}]})
     add("/api/steps-async/{step_id}", step_async, methods=["POST"],
-        summary="Run a step (a pipeline of the caller's organization)")
-    knowledge_bases.add_routes(router, _light_caller, _json_body, _paging)
+        summary="Run a step (a pipeline of the caller's organization)",
+        openapi_extra=identifying, status_code=202,
+        responses=merge({202: {"description": "Started", "links": _STEP_LINKS}}, PROCESSING))
+    knowledge_bases.add_routes(router, _light_caller, _json_body, _paging, PAGING)
     add("/api/{rest:path}", not_offered,
         methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
     return router

@@ -35,6 +35,8 @@ from docmill.core.auth import KEY_CACHE_TTL_S, Principal, authenticate, principa
 from docmill.core.files import get_blob_store
 from docmill.core.models import Job, JobStatus
 from docmill.faces.common import FaceErrors, register_face_errors
+from docmill.faces.contract import Responses, error_responses, link, merge, method_not_allowed
+from docmill.faces.contract import bearer, request_body
 from docmill.faces.expertai import tokens
 from docmill.faces.expertai.result import build_result
 from docmill.settings import get_settings
@@ -48,12 +50,6 @@ _TASK_ID = re.compile(r"^[A-Za-z0-9._~-]{1,2000}$")
 _ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 
 
-class MethodNotAllowed(errors.DocmillError):
-    """The path exists but not with this HTTP verb."""
-
-    code = "method_not_allowed"
-
-
 # --- errors --------------------------------------------------------------------------------
 
 
@@ -64,7 +60,7 @@ def error_status(exc: errors.DocmillError) -> int:
         return 403
     if isinstance(exc, errors.NotFound):
         return 404
-    if isinstance(exc, MethodNotAllowed):
+    if isinstance(exc, errors.MethodNotAllowed):
         return 405
     if isinstance(exc, errors.TooLarge):
         return 413
@@ -77,6 +73,20 @@ def error_body(status: int, path: str, messages: list[str]) -> dict[str, Any]:
     return {"message": HTTPStatus(status).phrase,
             "_links": {"self": {"href": path, "templated": False}},
             "_embedded": {"errors": [{"message": m} for m in messages]}}
+
+
+# Micronaut's `vnd.error`, what the official client reads.
+ERROR_SCHEMA = {"type": "object", "required": ["message", "_embedded"], "properties": {
+    "message": {"type": "string"},
+    "_links": {"type": "object"},
+    "_embedded": {"type": "object", "required": ["errors"], "properties": {"errors": {
+        "type": "array", "items": {"type": "object", "required": ["message"],
+                                   "properties": {"message": {"type": "string"}}}}}}}}
+
+
+def fails(*statuses: int) -> Responses:
+    """The vnd.error answers a route declares (`responses=`)."""
+    return error_responses(statuses, schema=ERROR_SCHEMA)
 
 
 def render_error(request: Request, exc: errors.DocmillError) -> Response:
@@ -100,11 +110,14 @@ _OWN_PATHS = (_PREFIX + "/oauth2/token", _PREFIX + "/beta/", _PREFIX + "/beta")
 register_face_errors(FaceErrors(_OWN_PATHS, render_error))
 
 
-def _route(methods: list[str], path: str, summary: str | None = None) -> Callable[..., Any]:
-    """Register at `prefix + path`; the other verbs on the same path answer 405."""
+def _route(methods: list[str], path: str, summary: str | None = None,
+           **declared: Any) -> Callable[..., Any]:
+    """Register at `prefix + path`; the other verbs on the same path answer 405. `declared`
+    is the route's contract (`responses`, `openapi_extra`)."""
 
     def register(endpoint: Callable[..., Any]) -> Any:
-        router.add_api_route(_PREFIX + path, endpoint, methods=methods, summary=summary)
+        router.add_api_route(_PREFIX + path, endpoint, methods=methods, summary=summary,
+                             **declared)
         router.add_api_route(_PREFIX + path, _wrong_method, include_in_schema=False,
                              methods=[m for m in _ALL_METHODS if m not in methods])
         return endpoint
@@ -133,7 +146,8 @@ class FoldSlashes:
 
 
 async def _wrong_method(request: Request) -> Response:
-    raise MethodNotAllowed(f"Method {request.method} not allowed for {request.url.path}")
+    raise method_not_allowed(request) or errors.MethodNotAllowed(
+        f"Method {request.method} not allowed for {request.url.path}")
 
 
 # --- auth ----------------------------------------------------------------------------------
@@ -218,8 +232,19 @@ def _issue(username: str, password: str) -> str:
     return tokens.issue_token(principal.key_id)
 
 
+TOKEN_BODY = request_body({JSON_TYPE: {
+    "type": "object", "required": ["username", "password"],
+    "properties": {"username": {"type": "string"}, "password": {"type": "string",
+                                                                "minLength": 1}}}},
+    description="username: the organization's slug, password: one of its API keys")
+TOKEN_AUTH = bearer("ExpertAiToken", "A token from POST /oauth2/token", "JWT")
+TOKEN = {200: {"description": "The bearer token (a JWT), as plain text",
+               "content": {"text/plain": {"schema": {"type": "string"}}}}}
+
+
 @_route(["POST"], "/oauth2/token", "Get a bearer token (username = organization slug, "
-        "password = an API key)")
+        "password = an API key)", openapi_extra=TOKEN_BODY,
+        responses=merge(TOKEN, fails(400, 401, 413)))
 async def token(request: Request) -> Response:
     fields = _json_object(await _read_body(request, 64 * 1024))
     username, password = fields.get("username"), fields.get("password")
@@ -272,7 +297,19 @@ def _start(principal: Principal, body: bytes) -> str:
         return tokens.refused_task_id(principal.org_id, staged.content_type.split(";")[0])
 
 
-@_route(["POST"], "/beta/layout-document-async", "Start the layout analysis of a document")
+LAYOUT_BODY = request_body({JSON_TYPE: {
+    "type": "object", "required": ["document"], "properties": {"document": {
+        "type": "object", "required": ["name", "data"],
+        "properties": {"name": {"type": "string"},
+                       "data": {"type": "string", "minLength": 1, "contentEncoding": "base64",
+                                "description": "the PDF or image, Base64"}}}}}})
+STARTED = {202: {"description": "The task's id", "links": {
+    "Status": link("GET /beta/status/{task_id}", task_id="$response.body#/taskId")}}}
+
+
+@_route(["POST"], "/beta/layout-document-async", "Start the layout analysis of a document",
+        openapi_extra=LAYOUT_BODY, status_code=202, dependencies=[TOKEN_AUTH],
+        responses=merge(STARTED, fails(400, 401, 403, 413)))
 async def layout_document_async(request: Request) -> Response:
     principal = await run_in_threadpool(_token_principal, request)
     body = await _read_body(request, get_settings().expertai_max_request_bytes)
@@ -330,7 +367,8 @@ def _status(principal: Principal, task_id: str) -> dict[str, Any]:
     return status_body(job)
 
 
-@_route(["GET"], "/beta/status/{task_id}", "The state of a task, and its result once done")
+@_route(["GET"], "/beta/status/{task_id}", "The state of a task, and its result once done",
+        responses=fails(401, 403, 404), dependencies=[TOKEN_AUTH])
 async def status(task_id: str, request: Request) -> Response:
     def answer() -> dict[str, Any]:
         return _status(_token_principal(request), task_id)
