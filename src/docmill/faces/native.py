@@ -177,22 +177,14 @@ async def _submit_multipart(request: Request, caller: Principal, job_id: str) ->
     if not isinstance(operation, str) or not operation:
         raise errors.InvalidInput("the 'operation' field is required")
     params = _parse_params(form.get("params") if isinstance(form.get("params"), str) else None)
-    timeout_raw = form.get("timeout_s")
-    webhook = form.get("webhook_url")
-    uploads = [v for k, v in form.multi_items() if k == "file" and is_upload(v)]
-    if not uploads:
-        raise errors.InvalidInput("attach at least one 'file'")
-    timeout_s = parse_timeout(timeout_raw if isinstance(timeout_raw, str) else None)
+    uploads, timeout_s, webhook_url = upload_fields(form)
     params = await _prepare(caller, operation, params)  # fail fast, before storing anything
     stager = service.new_stager(caller, job_id)
 
     def stage_and_submit() -> Any:
         stage_uploads(stager, uploads)
-        submission = service.Submission(
-            operation=operation, params=params,
-            webhook_url=webhook if isinstance(webhook, str) and webhook else None,
-            timeout_s=timeout_s,
-        )
+        submission = service.Submission(operation=operation, params=params,
+                                        webhook_url=webhook_url, timeout_s=timeout_s)
         return service.submit(caller, submission, stager)
 
     try:  # one trip to a thread for staging and submitting: each trip costs GIL hand-offs
@@ -206,15 +198,31 @@ async def _submit_json(request: Request, caller: Principal, job_id: str) -> Any:
     try:
         body = JobRequest.model_validate(await read_json(request))
     except ValidationError as exc:
-        problems = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
-                    for e in exc.errors()]
-        raise errors.InvalidInput("invalid job request: " + "; ".join(
-            f"{p['field']}: {p['message']}" for p in problems), problems=problems) from None
+        raise invalid_request("job request", exc) from None
     params = await _prepare(caller, body.operation, body.params)
     stager = await stage_refs(service.new_stager(caller, job_id), body.inputs)
     submission = service.Submission(operation=body.operation, params=params,
                                     webhook_url=body.webhook_url, timeout_s=body.timeout_s)
     return await run_in_threadpool(service.submit, caller, submission, stager)
+
+
+def upload_fields(form: Any) -> tuple[list[Any], float | None, str | None]:
+    """The `file` parts (at least one), `timeout_s` and `webhook_url` of a multipart body:
+    /v1/jobs and pipeline runs take the same."""
+    uploads = [v for k, v in form.multi_items() if k == "file" and is_upload(v)]
+    if not uploads:
+        raise errors.InvalidInput("attach at least one 'file'")
+    timeout_raw, webhook = form.get("timeout_s"), form.get("webhook_url")
+    return (uploads, parse_timeout(timeout_raw if isinstance(timeout_raw, str) else None),
+            webhook if isinstance(webhook, str) and webhook else None)
+
+
+def invalid_request(what: str, exc: ValidationError) -> errors.InvalidInput:
+    """A JSON body its model refused, as the native 400 naming each field."""
+    problems = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+                for e in exc.errors()]
+    return errors.InvalidInput(f"invalid {what}: " + "; ".join(
+        f"{p['field']}: {p['message']}" for p in problems), problems=problems)
 
 
 def stage_uploads(stager: InputStager, uploads: list[Any]) -> InputStager:

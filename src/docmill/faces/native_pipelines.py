@@ -22,15 +22,16 @@ from starlette.concurrency import run_in_threadpool
 from docmill import errors
 from docmill.core import pipelines, runs, service
 from docmill.core.auth import Principal
-from docmill.faces.common import is_upload, read_form, read_json
+from docmill.faces.common import read_form, read_json
 from docmill.faces.contract import inline_schema, request_body
 from docmill.faces.native import (
     Caller,
     InputRef,
     fails,
-    parse_timeout,
+    invalid_request,
     stage_refs,
     stage_uploads,
+    upload_fields,
     wait_seconds,
 )
 
@@ -97,14 +98,8 @@ async def _stage(request: Request, caller: Principal,
                  run_id: str) -> tuple[Any, runs.RunOptions]:
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        form = await read_form(request)
-        uploads = [v for k, v in form.multi_items() if k == "file" and is_upload(v)]
-        if not uploads:
-            raise errors.InvalidInput("attach at least one 'file'")
-        timeout_raw, webhook = form.get("timeout_s"), form.get("webhook_url")
-        options = runs.RunOptions(
-            webhook_url=webhook if isinstance(webhook, str) and webhook else None,
-            timeout_s=parse_timeout(timeout_raw if isinstance(timeout_raw, str) else None))
+        uploads, timeout_s, webhook_url = upload_fields(await read_form(request))
+        options = runs.RunOptions(webhook_url=webhook_url, timeout_s=timeout_s)
         try:
             stager = await run_in_threadpool(stage_uploads, service.new_stager(caller, run_id),
                                              uploads)
@@ -117,8 +112,7 @@ async def _stage(request: Request, caller: Principal,
     try:
         body = RunRequest.model_validate(await read_json(request))
     except ValidationError as exc:
-        raise errors.InvalidInput("invalid run request: " + "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())) from None
+        raise invalid_request("run request", exc) from None
     stager = await stage_refs(service.new_stager(caller, run_id), body.inputs)
     return stager, runs.RunOptions(webhook_url=body.webhook_url, timeout_s=body.timeout_s)
 

@@ -97,8 +97,8 @@ def fit_joiner(xs: list[list[float]], ys: list[int]) -> Any | None:
     params = {"objective": "binary", "learning_rate": 0.05, "num_leaves": 7,
               "min_data_in_leaf": 5, "lambda_l2": 1.0, "verbose": -1, "num_threads": 1,
               "seed": 7, "deterministic": True, "force_row_wise": True}
-    return lightgbm.train(params, lightgbm.Dataset(np.asarray(xs, dtype=np.float64), label=ys, params={"verbose": -1}),
-                          num_boost_round=150)
+    data = lightgbm.Dataset(np.asarray(xs, dtype=np.float64), label=ys, params={"verbose": -1})
+    return lightgbm.train(params, data, num_boost_round=150)
 
 
 def join_probabilities(joiner: Any, cands: Sequence[Cand]) -> dict[tuple[int, int], float]:

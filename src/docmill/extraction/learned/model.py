@@ -56,8 +56,7 @@ class FieldHead:
     join: float = JOIN_OFF  # extend a value to a line the joiner gives at least this
 
     def joins(self, cands: list[Cand]) -> dict[tuple[int, int], float]:
-        return join_probabilities(self.joiner, cands) if self.joiner is not None and \
-            self.kind in MULTILINE_KINDS else {}
+        return join_probabilities(self.joiner, cands)  # {} without a joiner
 
     def scores(self, cands: list[Cand]) -> list[float]:
         if not cands:
