@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(ROOT / "tests"))
 from server import DocmillServer  # noqa: E402
+
 sys.path.append(str(ROOT / "bench"))  # last: the client packages come first
 from invoices import invoice, pages_of, summary, twenty_pages, weasy  # noqa: E402
 
@@ -112,7 +113,7 @@ def main() -> None:
     finally:
         server.destroy()
 
-    results["when"] = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    results["when"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     results["rounds"] = args.rounds
     results["poll_s"] = args.poll
     results["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count(),

@@ -216,7 +216,7 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="bench-engines-docs-"))
     office = corpus(workdir)
     pdf = twenty_page_pdf(workdir)
-    results: dict[str, Any] = {"when": dt.datetime.now(dt.timezone.utc).isoformat(),
+    results: dict[str, Any] = {"when": dt.datetime.now(dt.UTC).isoformat(),
                                "machine": {"python": platform.python_version(),
                                            "cpus": os.cpu_count(),
                                            "load_before": os.getloadavg()},

@@ -174,7 +174,7 @@ def main() -> None:
     parser.add_argument("--receipts", type=int, default=4)
     args = parser.parse_args()
     results: dict[str, Any] = {
-        "when": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "when": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.machine()} {os.cpu_count()} cores, "
                    f"Python {platform.python_version()}",
         "load_average": round(os.getloadavg()[0], 2), "corpora": {}}

@@ -24,8 +24,8 @@ import datetime as dt
 import json
 import os
 import platform
-import statistics
 import re
+import statistics
 import sys
 import tempfile
 import time
@@ -37,7 +37,6 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "scripts"))
 import train_models as T  # noqa: E402  (the training script's split, reading and cache)
-
 from extract_corpus import (  # noqa: E402
     DATA,
     INVOICE_FIELDS,
@@ -45,7 +44,6 @@ from extract_corpus import (  # noqa: E402
     invoice_truth,
     invoices,
     read,
-    receipt_truth,
     receipts,
     same,
     scored_fields,
@@ -54,8 +52,8 @@ from extract_corpus import (  # noqa: E402
 from docmill.extraction import values as V  # noqa: E402
 from docmill.extraction.builtin_types import builtin_type, builtin_types  # noqa: E402
 from docmill.extraction.extractor import extract  # noqa: E402
-from docmill.extraction.learned.model import shipped_model  # noqa: E402
 from docmill.extraction.identifier import identify  # noqa: E402
+from docmill.extraction.learned.model import shipped_model  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 THRESHOLD = 0.35
@@ -218,7 +216,7 @@ def line_items() -> dict[str, Any]:
 
 def identification() -> dict[str, Any]:
     sys.path.insert(0, str(ROOT / "tests" / "unit"))
-    from test_identify import LETTER_HTML  # noqa: E402
+    from test_identify import LETTER_HTML
     from weasyprint import HTML
 
     letter = Path(tempfile.mkdtemp(prefix="docmill-bench-")) / "letter.pdf"

@@ -319,7 +319,7 @@ def main() -> None:
         print(json.dumps(inner(args.inner, kinds, args.limit)))
         return
     results: dict[str, Any] = {
-        "when": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "when": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}",
         "load_average": round(os.getloadavg()[0], 2),
         "counts": {k: len(corpus(k, args.limit)) for k in kinds},

@@ -209,7 +209,7 @@ def main() -> None:
     args = parser.parse_args()
     ids = receipt_ids(args.split_file, args.split, args.limit)
     results: dict[str, Any] = {
-        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.machine()} {os.cpu_count()} cores, Python "
                    f"{platform.python_version()}",
         "split": args.split, "threads": args.threads, "ids": ids,

@@ -478,7 +478,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="docmill-scale-"))
     res: dict[str, Any] = {
         "jobs": args.jobs, "clients": args.clients, "operation": OPERATION,
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform(), "load_avg_start": load()},
     }

@@ -67,7 +67,7 @@ class WordScore:
         p, r = self.precision, self.recall
         return 2 * p * r / (p + r) if p + r else 0.0
 
-    def __add__(self, other: "WordScore") -> "WordScore":
+    def __add__(self, other: WordScore) -> WordScore:
         return WordScore(self.matched + other.matched, self.predicted + other.predicted,
                          self.truth + other.truth)
 

@@ -130,7 +130,7 @@ class DocmillServer:
             time.sleep(0.2)
         raise RuntimeError(f"worker not ready:\n{log_path.read_text()[-3000:]}")
 
-    def start(self, timeout: float = 60) -> "DocmillServer":
+    def start(self, timeout: float = 60) -> DocmillServer:
         if self.distributed:
             self.workers = [self.start_worker(i) for i in range(self.distributed_workers)]
         log = open(self.root / "server.log", "ab")

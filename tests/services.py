@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import httpx
-
 from server import free_port
 
 REDIS_URL = "redis://127.0.0.1:6379"

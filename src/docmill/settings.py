@@ -258,7 +258,7 @@ class Settings(BaseSettings):
                                           "them); false = records back to back.")
 
     @model_validator(mode="after")
-    def _fill_defaults(self) -> "Settings":
+    def _fill_defaults(self) -> Settings:
         if not self.database_url:
             self.database_url = f"sqlite:///{(self.data_dir / 'docmill.db').resolve()}"
         if not self.storage_url:

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from local_http import WebhookReceiver  # noqa: E402
+from local_http import WebhookReceiver
 
 PDF_NAME = "pdf/minimal-document.pdf"
 
@@ -88,7 +88,7 @@ def test_transitions_and_time_filters(acme, globex, data):
     assert job["id"] in ids(created_after=before.isoformat(), created_before=after.isoformat())
     assert job["id"] not in ids(created_after=after.isoformat())
     assert job["id"] not in ids(created_before=before.isoformat())
-    naive = before.astimezone(timezone.utc).replace(tzinfo=None).isoformat()
+    naive = before.astimezone(UTC).replace(tzinfo=None).isoformat()
     assert job["id"] in ids(created_after=naive)  # no zone means UTC
     assert acme.get("/v1/jobs", params={"created_after": "yesterday"}).status_code == 400
 

@@ -22,8 +22,8 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from local_http import WebhookReceiver  # noqa: E402
-from server import DATA, DocmillServer  # noqa: E402
+from local_http import WebhookReceiver
+from server import DATA, DocmillServer
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = "/usr/bin/chromium"

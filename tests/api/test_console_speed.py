@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import re
 import statistics
-from contextlib import closing
 import sys
 import uuid
+from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,9 +19,9 @@ import pytest
 from sqlalchemy import create_engine, insert, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from server import DocmillServer  # noqa: E402
+from server import DocmillServer
 
-from docmill.core.models import Job, Organization, utcnow  # noqa: E402
+from docmill.core.models import Job, Organization, utcnow
 
 JOBS = 10_000
 BUDGET_MS = 100.0

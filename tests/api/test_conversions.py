@@ -20,8 +20,8 @@ import psutil
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from doctext import coverage, odf_text, pdf_pages_text, source_text  # noqa: E402
-from local_http import FILE_ATTACKS, Recorder  # noqa: E402
+from doctext import coverage, odf_text, pdf_pages_text, source_text
+from local_http import FILE_ATTACKS, Recorder
 
 WAIT = 90
 # "Don't wait" as ?wait=1: the current native face answers 500 for ?wait=0 (DetachedInstanceError

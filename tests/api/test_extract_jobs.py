@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_ocr import output, run, submit  # noqa: E402
+from test_ocr import output, run, submit
 
-from docmill.extraction.builtin_types import builtin_type, builtin_types  # noqa: E402
+from docmill.extraction.builtin_types import builtin_type, builtin_types
 
 
 def test_extract_fields_job(acme, data):

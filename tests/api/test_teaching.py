@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_ocr import finish, run, submit  # noqa: E402
+from test_ocr import finish, run, submit
 
-from docmill.extraction.learned.matching import as_number  # noqa: E402
+from docmill.extraction.learned.matching import as_number
 
 SCHEMA = {"type": "object", "properties": {
     "shop": {"type": ["string", "null"], "title": "Shop"},

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import json
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import convertapi
@@ -128,7 +128,7 @@ def test_sigterm_drains_a_short_job_and_releases_a_long_one(core: dict):
     # podman stop sends the image's STOPSIGNAL (SIGTERM) and waits; SIGKILL only after 120 s
     podman("stop", "-t", "120", core["name"], timeout=180)
     took = time.monotonic() - started
-    stopped_at = datetime.now(timezone.utc)
+    stopped_at = datetime.now(UTC)
     state = json.loads(podman("inspect", core["name"]).stdout)[0]["State"]
     logs = podman("logs", core["name"]).stdout + podman("logs", core["name"]).stderr
     # uvicorn re-raises the SIGTERM it handled once shut down: 143, not SIGKILL's 137

@@ -16,15 +16,15 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from extract_corpus import boxes_document, receipt_truth, receipts  # noqa: E402
+from extract_corpus import boxes_document, receipt_truth, receipts
 
-from docmill.engines.documents import Document  # noqa: E402
-from docmill.engines.extract import extract_document, field_model  # noqa: E402
-from docmill.errors import InvalidInput  # noqa: E402
-from docmill.extraction.builtin_types import builtin_type  # noqa: E402
-from docmill.extraction.extractor import extract  # noqa: E402
-from docmill.extraction.learned.model import MODELS_DIR, FieldModel, ModelError, shipped_model  # noqa: E402
-from docmill.extraction.learned.training import (  # noqa: E402
+from docmill.engines.documents import Document
+from docmill.engines.extract import extract_document, field_model
+from docmill.errors import InvalidInput
+from docmill.extraction.builtin_types import builtin_type
+from docmill.extraction.extractor import extract
+from docmill.extraction.learned.model import MODELS_DIR, FieldModel, ModelError, shipped_model
+from docmill.extraction.learned.training import (
     Example,
     fit,
     prepare,
@@ -33,7 +33,7 @@ from docmill.extraction.learned.training import (  # noqa: E402
     train_type,
     tune,
 )
-from docmill.extraction.schema import field_specs  # noqa: E402
+from docmill.extraction.schema import field_specs
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = builtin_type("receipt")["schema"]

@@ -26,7 +26,7 @@ from docmill.engines.pdf import page_text
 from docmill.errors import InvalidInput
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from ocr_quality import (  # noqa: E402
+from ocr_quality import (
     WordScore,
     funsd_words,
     line_cer,
@@ -34,7 +34,7 @@ from ocr_quality import (  # noqa: E402
     score_words,
     sroie_lines,
 )
-from server import DATA  # noqa: E402
+from server import DATA
 
 PDF = DATA / "pdf"
 FORMS = sorted((DATA / "forms").glob("funsd_*.png"))

@@ -29,7 +29,7 @@ from docmill.engines.office import (
 from docmill.errors import InvalidInput, PasswordRequired, Timeout
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from doctext import (  # noqa: E402
+from doctext import (
     coverage,
     docx_text,
     odf_text,
@@ -38,7 +38,7 @@ from doctext import (  # noqa: E402
     source_text,
     xlsx_text,
 )
-from server import DATA  # noqa: E402
+from server import DATA
 
 OFFICE = DATA / "office"
 CORPUS = sorted(p for p in OFFICE.iterdir() if p.is_file())

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from server import DATA, create_pg_database, drop_pg_database  # noqa: E402
+from server import DATA, create_pg_database, drop_pg_database
 
 BACKENDS = [b for b in os.environ.get("DOCMILL_TEST_BACKENDS", "sqlite,postgres").split(",") if b]
 JOBS = 200

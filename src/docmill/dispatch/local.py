@@ -216,7 +216,7 @@ class LocalDispatcher(Dispatcher):
             if outcome == "timeout":
                 jobs.fail(job_id, "timeout", f"the job ran longer than its {timeout_s:g} s "
                           "timeout and was stopped")
-            elif outcome == "ok" or outcome == "cancelled" and not self.stopping.is_set():
+            elif outcome == "ok" or (outcome == "cancelled" and not self.stopping.is_set()):
                 pass  # run_job recorded the outcome / the job was deleted
             elif self.stopping.is_set():
                 # Shutting down: the pool ends running jobs; the job is given back without

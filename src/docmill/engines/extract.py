@@ -212,7 +212,7 @@ class ExtractEngine(Engine):
         return EngineResult([EngineOutput(out, "application/json")], data=data,
                             warnings=warnings, pages=len(document.pages))
 
-    def _train(self, inputs: Sequence[EngineInput], params: "TrainParams", workdir: Path,
+    def _train(self, inputs: Sequence[EngineInput], params: TrainParams, workdir: Path,
                progress: Progress) -> EngineResult:
         from docmill.extraction.learned.training import train_type
 

@@ -81,7 +81,7 @@ class HtmlToPdfParams(Params):
                                    "and images (WeasyPrint always does).")
 
     @model_validator(mode="after")
-    def _engine(self) -> "HtmlToPdfParams":
+    def _engine(self) -> HtmlToPdfParams:
         if self.engine is None:
             self.engine = "chromium" if self.javascript else "weasyprint"
         if self.engine == "weasyprint":

@@ -65,7 +65,7 @@ class SplitParams(Params):
     password: str | None = None
 
     @model_validator(mode="after")
-    def _one_mode(self) -> "SplitParams":
+    def _one_mode(self) -> SplitParams:
         if self.ranges and self.every:
             raise ValueError("give either ranges or every, not both")
         return self

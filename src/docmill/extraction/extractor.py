@@ -37,8 +37,8 @@ from docmill.extraction.schema import (
     missing_required,
     normalise_label,
     set_path,
-    words_of,
     skeleton,
+    words_of,
 )
 
 if TYPE_CHECKING:

@@ -63,7 +63,7 @@ class Layout:
     _by_page: dict[int, list[Seg]] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, document: Document) -> "Layout":
+    def of(cls, document: Document) -> Layout:
         segs: list[Seg] = []
         for page in document.pages:
             for line in page.lines():

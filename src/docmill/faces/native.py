@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Security
@@ -122,7 +122,7 @@ class InputRef(BaseModel):
     filename: str | None = None
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> "InputRef":
+    def _exactly_one(self) -> InputRef:
         if (self.url is None) == (self.base64 is None):
             raise ValueError("each input needs exactly one of 'url' or 'base64'")
         return self
@@ -399,7 +399,7 @@ async def list_jobs(caller: Caller, status: Status = None, operation: str | None
 
 def _aware(value: datetime | None) -> datetime | None:
     """A time bound without a zone is UTC."""
-    return value.replace(tzinfo=timezone.utc) if value and value.tzinfo is None else value
+    return value.replace(tzinfo=UTC) if value and value.tzinfo is None else value
 
 
 @router.get("/jobs/{job_id}/transitions", summary="The job's transition log, oldest first",

@@ -50,7 +50,7 @@ def same(spec: FieldSpec, expected: Any, predicted: Any) -> bool:
     if is_empty(expected) or is_empty(predicted):
         return False
     if spec.kind in ("amount", "quantity", "integer", "percent") or \
-            spec.types & {"number", "integer"} and not spec.types & {"string"}:
+            (spec.types & {"number", "integer"} and not spec.types & {"string"}):
         a, b = as_number(expected), as_number(predicted)
         return a is not None and b is not None and abs(a - b) < 0.005
     if spec.kind == "date":

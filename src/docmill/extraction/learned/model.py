@@ -85,7 +85,7 @@ class FieldModel:
         return gzip.compress(json.dumps(body, separators=(",", ":")).encode(), mtime=0)
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "FieldModel":
+    def from_bytes(cls, data: bytes) -> FieldModel:
         import lightgbm
 
         try:
@@ -123,7 +123,7 @@ class FieldModel:
         return cls(heads, body.get("trained") or {}, body.get("quality") or {})
 
     @classmethod
-    def load(cls, path: Path) -> "FieldModel":
+    def load(cls, path: Path) -> FieldModel:
         try:
             data = path.read_bytes()
         except OSError as exc:

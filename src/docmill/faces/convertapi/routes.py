@@ -45,9 +45,8 @@ from docmill.core.inputs import safe_name
 from docmill.core.models import Job, JobFile, JobStatus
 from docmill.core.ratelimit import FixedWindow
 from docmill.faces.common import FaceErrors, read_form, register_face_errors
-from docmill.faces.contract import bearer, link, merge, method_not_allowed, query_key
-from docmill.faces.contract import request_body
 from docmill.faces.common import public_base as common_public_base
+from docmill.faces.contract import bearer, link, merge, method_not_allowed, query_key, request_body
 from docmill.faces.convertapi import converters
 from docmill.faces.convertapi import errors as vendor
 from docmill.faces.convertapi.errors import fails

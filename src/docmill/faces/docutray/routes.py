@@ -39,15 +39,23 @@ from starlette.responses import Response
 from docmill import errors
 from docmill.core import doctypes, pipelines, runs, service
 from docmill.core.auth import Principal, authenticate, cached_principal
-from docmill.core.ratelimit import FixedWindow
 from docmill.core.models import DocumentType, Job
+from docmill.core.ratelimit import FixedWindow
 from docmill.faces.common import FaceErrors, read_json, register_face_errors
-from docmill.faces.contract import MAX_PAGE, inline_schema, link, merge, method_not_allowed
-from docmill.faces.contract import bearer, query_parameters, request_body
 from docmill.faces.common import public_base as common_public_base
+from docmill.faces.contract import (
+    MAX_PAGE,
+    bearer,
+    inline_schema,
+    link,
+    merge,
+    method_not_allowed,
+    query_parameters,
+    request_body,
+)
 from docmill.faces.docutray import errors as vendor
-from docmill.faces.docutray.errors import fails
 from docmill.faces.docutray import knowledge_bases, views
+from docmill.faces.docutray.errors import fails
 from docmill.faces.docutray.request import DocRequest, read_request, stage
 from docmill.faces.docutray.views import FACE
 from docmill.settings import get_settings

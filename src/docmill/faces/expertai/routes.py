@@ -35,8 +35,15 @@ from docmill.core.auth import KEY_CACHE_TTL_S, Principal, authenticate, principa
 from docmill.core.files import get_blob_store
 from docmill.core.models import Job, JobStatus
 from docmill.faces.common import FaceErrors, register_face_errors
-from docmill.faces.contract import Responses, error_responses, link, merge, method_not_allowed
-from docmill.faces.contract import bearer, request_body
+from docmill.faces.contract import (
+    Responses,
+    bearer,
+    error_responses,
+    link,
+    merge,
+    method_not_allowed,
+    request_body,
+)
 from docmill.faces.expertai import tokens
 from docmill.faces.expertai.result import build_result
 from docmill.settings import get_settings
