@@ -121,7 +121,7 @@ def _table(kind: str, rows: list[tuple[str, Any, dict[str, Any]]], fields,
         t0 = time.perf_counter()
         answers = [answer_of(document) for _, document, _ in rows]
         elapsed = time.perf_counter() - t0
-        for (_, _, truth), answer in zip(rows, answers):
+        for (_, _, truth), answer in zip(rows, answers, strict=True):
             for f in scored_fields(kind, truth):
                 if f in hits:
                     hits[f].append(same(f, truth[f], answer.get(f)))
@@ -242,7 +242,7 @@ def identification() -> dict[str, Any]:
             wrong.append([path.name, expected, result["document_type_code"],
                           result["ranking"][:2]])
     by_kind: dict[str, list[int]] = {}
-    for (path, expected), _ in zip(cases, range(len(cases))):
+    for _path, expected in cases:
         by_kind.setdefault(str(expected), [0, 0])[1] += 1
     for path, expected in cases:
         if not any(w[0] == path.name for w in wrong):

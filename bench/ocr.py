@@ -206,7 +206,7 @@ def document_words(document: dict[str, Any]) -> tuple[list, list]:
     for page in document["pages"]:
         factor = (page["dpi"] or 72) / 72
 
-        def px(b):
+        def px(b, factor=factor):
             return tuple(v * factor for v in b)
 
         for block in page["blocks"]:
@@ -358,7 +358,7 @@ def main() -> None:
                         wall, documents = api_run(server, files, {"engine": engine})
                         cpu = _cpu_tree(server.process.pid) - cpu0
                         accuracy = Accuracy()
-                        for path, document in zip(files, documents):
+                        for path, document in zip(files, documents, strict=True):
                             words, lines = document_words(document)
                             accuracy.add(path, words, lines)
                         results["engines"][engine][f"{kind}/api"] = {

@@ -86,7 +86,7 @@ from sqlalchemy.engine import Engine
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from server import DATA, DocmillServer
+from server import DATA, DocmillServer  # noqa: E402 - after the sys.path entry above
 
 RESULTS = ROOT / "bench" / "results"
 SIGNALS = {"kill": signal.SIGKILL, "term": signal.SIGTERM, "termgroup": signal.SIGTERM}

@@ -121,7 +121,7 @@ def pg_snapshot(database_url: str) -> dict[str, float]:
                 (name,)).fetchone()[0]
         except Exception:  # noqa: BLE001 - extension not loaded
             pass
-    snap = {col: float(val) for col, val in zip(PG_COLUMNS, row)}
+    snap = {col: float(val) for col, val in zip(PG_COLUMNS, row, strict=True)}
     if stmts is not None:
         snap["statements"] = float(stmts)
     return snap
@@ -173,7 +173,7 @@ class PrivateRedis:
         self.process = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", str(root)],
-            stdout=open(root / "redis.log", "wb"), stderr=subprocess.STDOUT,
+            stdout=open(root / "redis.log", "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115
             start_new_session=True)
         self.url = f"redis://127.0.0.1:{self.port}/0"
         import redis

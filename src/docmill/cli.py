@@ -233,7 +233,7 @@ def submit(
         try:
             job = _check(client.post(
                 "/v1/jobs", data={"operation": op, "params": json.dumps(params)},
-                files=[("file", (path.name, handle)) for path, handle in zip(files, handles)]))
+                files=[("file", (path.name, handle)) for path, handle in zip(files, handles, strict=True)]))
         finally:
             for handle in handles:
                 handle.close()
@@ -432,7 +432,7 @@ def pipelines_run(
         try:
             run = _check(client.post(
                 f"/v1/pipelines/{ref}/runs",
-                files=[("file", (path.name, handle)) for path, handle in zip(files, handles)]))
+                files=[("file", (path.name, handle)) for path, handle in zip(files, handles, strict=True)]))
         finally:
             for handle in handles:
                 handle.close()

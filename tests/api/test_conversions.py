@@ -131,7 +131,7 @@ def test_four_concurrent_office_conversions(acme, data):
                                             "test.pptx")]
     with ThreadPoolExecutor(4) as pool:
         jobs = list(pool.map(lambda p: submit(acme, p, "office.to-pdf", wait=ASYNC), paths))
-    for path, job in zip(paths, jobs):
+    for path, job in zip(paths, jobs, strict=True):
         job = wait_done(acme, job)
         assert job["status"] == "SUCCESS", job
         assert coverage(source_text(path), "\n".join(pdf_pages_text(output(acme, job)))) >= 0.9

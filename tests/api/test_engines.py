@@ -120,7 +120,7 @@ def test_to_image_size_and_pixels(acme, data, name, fmt, dpi):
     count = len(doc)
     assert len(job["files"]) == count
     assert [p["page"] for p in job["result"]["pages"]] == list(range(1, count + 1))
-    for index, (file, info) in enumerate(zip(job["files"], job["result"]["pages"])):
+    for index, (file, info) in enumerate(zip(job["files"], job["result"]["pages"], strict=True)):
         want = (round(doc[index].get_size()[0] * dpi / 72), round(doc[index].get_size()[1] * dpi / 72))
         image = Image.open(io.BytesIO(download(acme, file)))
         assert image.format == {"png": "PNG", "jpeg": "JPEG"}[fmt]
@@ -141,7 +141,7 @@ def test_to_image_page_range(acme, data):
     assert [p["page"] for p in job["result"]["pages"]] == [2, 3]
     assert len(job["files"]) == 2
     first = pdfium_render(path, 0, 40 / 72)
-    for file, index in zip(job["files"], (1, 2)):
+    for file, index in zip(job["files"], (1, 2), strict=True):
         image = Image.open(io.BytesIO(download(acme, file)))
         reference = pdfium_render(path, index, 40 / 72)
         assert ImageChops.difference(image.convert("RGB"), reference.convert("RGB")).getbbox() is None
@@ -257,7 +257,7 @@ def test_image_to_pdf(acme, data):
     job = succeeded(acme, paths, "image.to-pdf")
     pdf = pypdf.PdfReader(io.BytesIO(download(acme, job["files"][0])))
     assert len(pdf.pages) == len(paths) == job["result"]["pages"]
-    for page, path in zip(pdf.pages, paths):
+    for page, path in zip(pdf.pages, paths, strict=True):
         source = Image.open(path)
         ratio = float(page.mediabox.width) / float(page.mediabox.height)
         assert ratio == pytest.approx(source.width / source.height, rel=1e-3)
@@ -305,7 +305,7 @@ def test_convert_multiframe_tiff(acme):
     frames[0].save(buffer, "TIFF", save_all=True, append_images=frames[1:])
     job = succeeded(acme, [("scan.tiff", buffer.getvalue())], "image.convert", {"format": "png"})
     assert len(job["files"]) == len(frames)
-    for file, frame in zip(job["files"], frames):
+    for file, frame in zip(job["files"], frames, strict=True):
         image = Image.open(io.BytesIO(download(acme, file)))
         assert image.format == "PNG" and image.size == frame.size
         assert ImageChops.difference(image.convert("RGB"), frame).getbbox() is None
@@ -318,7 +318,7 @@ def test_convert_multiframe_tiff(acme):
     job = succeeded(acme, [("scan.tiff", buffer.getvalue())], "image.to-pdf")
     pdf = pypdf.PdfReader(io.BytesIO(download(acme, job["files"][0])))
     assert len(pdf.pages) == 3
-    for page, frame in zip(pdf.pages, frames):
+    for page, frame in zip(pdf.pages, frames, strict=True):
         ratio = float(page.mediabox.width) / float(page.mediabox.height)
         assert ratio == pytest.approx(frame.width / frame.height, rel=1e-3)
 

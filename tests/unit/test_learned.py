@@ -92,7 +92,7 @@ def test_the_joiner_learns_where_an_address_ends(prepared, tiny):
     inside, outside = [], []
     for p in prepared[14:]:
         rows = p.fields["address"]
-        labelled = {c.order for c, lab in zip(rows.cands, rows.labels) if lab}
+        labelled = {c.order for c, lab in zip(rows.cands, rows.labels, strict=True) if lab}
         for (a, b), prob in head.joins(rows.cands).items():
             if a in labelled:
                 (inside if b in labelled else outside).append(prob)
@@ -142,7 +142,7 @@ def test_a_damaged_model_is_a_clear_error(tiny, tmp_path, damage):
 
 
 def test_a_missing_taught_model_falls_back_with_a_warning():
-    model, source, warnings = field_model(None, "")
+    model, _source, warnings = field_model(None, "")
     assert model is None and "gone" in warnings[0]
 
 
@@ -153,7 +153,7 @@ def test_a_damaged_shipped_model_falls_back(tiny, tmp_path, monkeypatch):
 
     get_settings.cache_clear()
     try:
-        model, source, warnings = field_model("receipt", None)
+        model, _source, warnings = field_model("receipt", None)
     finally:
         monkeypatch.delenv("DOCMILL_EXTRACT_MODELS_DIR")
         get_settings.cache_clear()

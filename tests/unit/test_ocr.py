@@ -121,7 +121,7 @@ def test_text_layer_words_are_pdfium_text(name, no_ocr):
     document = read_document(pdf_input(path), ReadParams(), recorder).document
     doc = pdfium.PdfDocument(path)
     assert len(document.pages) == len(doc)
-    for page, index in zip(document.pages, range(len(doc))):
+    for page, index in zip(document.pages, range(len(doc)), strict=True):
         assert page.source == "text-layer" and page.engine is None
         expected = page_text(doc[index].get_textpage()).split()
         assert Counter(words_of(page)) == Counter(expected)
@@ -135,7 +135,7 @@ def test_single_column_reading_order_is_pdfium_order(no_ocr):
     path = PDF / "pdflatex-4-pages.pdf"
     document = read_document(pdf_input(path), ReadParams(), lambda p, m: None).document
     doc = pdfium.PdfDocument(path)
-    for page, index in zip(document.pages, range(len(doc))):
+    for page, index in zip(document.pages, range(len(doc)), strict=True):
         assert words_of(page) == page_text(doc[index].get_textpage()).split()
 
 
@@ -147,7 +147,7 @@ def test_text_layer_boxes_sit_on_ink(name, no_ocr):
     path = PDF / name
     document = read_document(pdf_input(path), ReadParams(), lambda p, m: None).document
     doc = pdfium.PdfDocument(path)
-    for page, index in zip(document.pages, range(len(doc))):
+    for page, index in zip(document.pages, range(len(doc)), strict=True):
         image = doc[index].render(scale=2).to_pil().convert("L")
         assert abs(image.width / 2 - page.width) < 1 and abs(image.height / 2 - page.height) < 1
         inked = 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 
@@ -37,7 +38,7 @@ REFUSED = [
 
 
 class _Handler(BaseHTTPRequestHandler):
-    hits: list[str] = []
+    hits: ClassVar[list[str]] = []
     redirect_to: str | None = None
     body = b"hello from an internal host"
 

@@ -47,7 +47,7 @@ def _make_jobs(count: int, **fields) -> list[str]:
     org = get_or_create_org("race")
     ids = []
     with session_scope() as session:
-        for i in range(count):
+        for _ in range(count):
             job = Job(org_id=org.id, operation="pdf.to-text", params={},
                       expires_at=utcnow() + timedelta(hours=1), **fields)
             session.add(job)

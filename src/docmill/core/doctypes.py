@@ -189,7 +189,7 @@ def _public_code_taken(session: Session, code: str, but: str | None = None) -> b
 
 
 def create_type(principal: Principal, body: Any) -> DocumentType:
-    fields, sent = parse_fields(body)
+    fields, _sent = parse_fields(body)
     missing = [alias for name, alias in (("name", "name"), ("code", "codeType"),
                                          ("description", "description"),
                                          ("json_schema", "jsonSchema"))

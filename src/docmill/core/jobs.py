@@ -164,7 +164,7 @@ def insert_job(conn: Connection, job: Job) -> Job:
         for f in files:
             f.job_id = job.id
             rows.append({k: v for k, v in _fill_defaults(f, _FILES).items() if k != "id"})
-        for f, (file_id,) in zip(files, conn.execute(_INSERT_FILES, rows)):
+        for f, (file_id,) in zip(files, conn.execute(_INSERT_FILES, rows), strict=True):
             f.id = file_id
             make_transient_to_detached(f)
     _event(conn, job.id, JobStatus.ENQUEUED, 0, None, "submitted")

@@ -519,7 +519,7 @@ class OcrEngine(Engine):
             progress(94, "writing the searchable PDF")
             if outcome.kind == "pdf":
                 by_index = {index: page for index, page in zip(outcome.page_indexes,
-                                                               document.pages)
+                                                               document.pages, strict=True)
                             if page.source == "ocr"}
                 write_searchable(source.path, by_index, out)
                 if params.pages:  # keep only the pages asked for

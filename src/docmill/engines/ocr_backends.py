@@ -31,7 +31,7 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from docmill.engines.documents import Box, Line, Word
 from docmill.errors import EngineFailed, InvalidInput
@@ -101,7 +101,7 @@ class TesseractBackend:
         with self._lock:
             api = self._api(languages)
             api.SetImage(image)
-            api.SetSourceResolution(max(70, int(round(dpi))))
+            api.SetSourceResolution(max(70, round(dpi)))
             api.Recognize()
             lines: list[Line] = []
             words: list[Word] = []
@@ -183,7 +183,7 @@ class RapidOcrBackend:
     """RapidOCR with the detection and recognition models shipped in the wheel."""
 
     name = "rapidocr"
-    MODELS = {"Det": "PP-OCRv6_det_small.onnx", "Rec": "PP-OCRv6_rec_small.onnx",
+    MODELS: ClassVar[dict[str, str]] = {"Det": "PP-OCRv6_det_small.onnx", "Rec": "PP-OCRv6_rec_small.onnx",
               "Cls": "ch_ppocr_mobile_v2.0_cls_mobile.onnx"}
     MAX_SIDE = 2000  # rapidocr's Global.max_side_len: larger images are shrunk to it first
     DET_MIN_SIDE = 736  # rapidocr's Det.limit_side_len (limit_type min)
@@ -242,7 +242,7 @@ class RapidOcrBackend:
             return []
         lines: list[Line] = []
         word_results = result.word_results or ()
-        for index, (quad, text, score) in enumerate(zip(result.boxes, result.txts, result.scores)):
+        for index, (quad, text, score) in enumerate(zip(result.boxes, result.txts, result.scores, strict=True)):
             text = (text or "").strip()
             if not text:
                 continue

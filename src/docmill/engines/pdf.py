@@ -97,11 +97,10 @@ def open_pypdf(path: Path, password: str | None) -> pypdf.PdfReader:
 
     try:
         reader = pypdf.PdfReader(path, strict=False)
-        if reader.is_encrypted:
-            if not password or not reader.decrypt(password):
-                raise PasswordRequired(
-                    "the PDF is encrypted: " + ("the password is wrong" if password
-                                                else "give its password in 'password'"))
+        if reader.is_encrypted and (not password or not reader.decrypt(password)):
+            raise PasswordRequired(
+                "the PDF is encrypted: " + ("the password is wrong" if password
+                                            else "give its password in 'password'"))
         len(reader.pages)  # forces the page tree to parse
         return reader
     except PasswordRequired:

@@ -121,7 +121,7 @@ def _label_hits(layout: Layout, specs: list[FieldSpec]) -> list[LabelHit]:
                            score_cutoff=86, dtype="uint8")
     best: dict[tuple[int, int], LabelHit] = {}  # (seg index, spec id) -> best hit
     spec_ids = {id(spec): n for n, spec in enumerate(specs)}
-    for (seg, i, size), text in zip(where, texts):
+    for (seg, i, size), text in zip(where, texts, strict=True):
         row = matrix[index[text]]
         for j in row.nonzero()[0]:
             spec, label, k = labels[j]
@@ -288,7 +288,7 @@ def _value_after(layout: Layout, hit: LabelHit, month_first: bool) -> list[Candi
             if len(value) >= 2 and any(c.isalnum() for c in value):
                 begin = offset + text.find(value)
                 if spec.kind == "address" and placement == BELOW:
-                    value, s_end = _address_below(layout, s)
+                    value, _end = _address_below(layout, s)
                     return [Candidate(spec, value, hit.score * placement * s.confidence,
                                       s, begin, len(s.text), "label")]
                 out.append(Candidate(spec, value, hit.score * placement * 0.9 * s.span_confidence(
@@ -563,7 +563,7 @@ def _format_candidates(layout: Layout, spec: FieldSpec, month_first: bool) -> li
                                          f.start, f.end, "format"))
         if spec.kind == "currency":
             return _currency_vote(spec, layout, out)
-        return out[:1] if spec.kind != "phone" else out[:1]
+        return out[:1]
     if spec.kind == "date" and plain in _GENERIC_DATE:
         for seg in layout.segs:
             for f in V.find_dates(seg.text, month_first):
@@ -600,7 +600,7 @@ def _currency_vote(spec: FieldSpec, layout: Layout, found: list[Candidate]) -> l
         votes.setdefault(c.value, []).append(c)
     if not votes:
         return []
-    code, cands = max(votes.items(), key=lambda kv: (len(kv[1]), -kv[1][0].seg.index))
+    _value, cands = max(votes.items(), key=lambda kv: (len(kv[1]), -kv[1][0].seg.index))
     share = len(cands) / sum(len(v) for v in votes.values())
     best = cands[0]
     best.score = min(0.9, 0.45 + 0.4 * share)

@@ -248,7 +248,7 @@ def predict_field(spec: FieldSpec, cands: list[Cand], scores: list[float], thres
                 corrected_words(value, words or {})
         return Prediction(value, scores[best], [cands[best]])
     by_seg: dict[int, tuple[float, Cand]] = {}
-    for c, p in zip(cands, scores):
+    for c, p in zip(cands, scores, strict=True):
         if c.order not in by_seg or p > by_seg[c.order][0]:
             by_seg[c.order] = (p, c)
     first = cands[best]

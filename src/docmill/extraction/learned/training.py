@@ -301,8 +301,10 @@ def train_type(body: Any, folds: int = 5,
     model.trained = {"examples": [e.name for e in examples], "folds": max(2, min(folds,
                                                                                  len(examples)))}
     model.quality = quality
-    mean = (lambda key: round(sum(q[key] for q in quality.values()) / len(quality), 4)
-            if quality else None)
+
+    def mean(key: str) -> float | None:
+        return round(sum(q[key] for q in quality.values()) / len(quality), 4) if quality else None
+
     return model, {"quality": quality, "examples": len(examples),
                    "fields": sorted(model.fields), "accuracy": mean("accuracy"),
                    "rules_accuracy": mean("rules_accuracy")}

@@ -243,14 +243,14 @@ def _files_json(job: Job, base_url: str) -> list[dict[str, Any]]:
     if state.get("store_file", False):
         published = {p.blob_key: p for p in public_files.publish_outputs(
             job.id, job.org_id, job.expires_at)}
-        for out, name in zip(outputs, names):
+        for out, name in zip(outputs, names, strict=True):
             file_id = published[out.blob_key].id
             files.append({"FileName": name, "FileExt": PurePosixPath(name).suffix[1:],
                           "FileSize": out.size, "FileId": file_id,
                           "Url": f"{base_url}/d/{file_id}/{quote(name)}"})
     else:
         store = get_blob_store()
-        for out, name in zip(outputs, names):
+        for out, name in zip(outputs, names, strict=True):
             with store.open(out.blob_key) as handle:
                 data = base64.b64encode(handle.read()).decode("ascii")
             files.append({"FileName": name, "FileExt": PurePosixPath(name).suffix[1:],
@@ -312,7 +312,7 @@ def _multipart(job: Job) -> Response:
     store = get_blob_store()
 
     def parts() -> Any:
-        for out, name in zip(outputs, names):
+        for out, name in zip(outputs, names, strict=True):
             yield (f"--{boundary}\r\nContent-Type: {out.content_type}\r\n"
                    f"Content-Disposition: {_content_disposition('attachment', name)}\r\n"
                    f"Content-Length: {out.size}\r\n\r\n").encode()

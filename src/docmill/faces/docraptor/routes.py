@@ -206,7 +206,8 @@ def _key(request: Request) -> str | None:
             try:
                 user = b64decode(value.strip(), validate=False).decode("utf-8")
             except (BinasciiError, UnicodeDecodeError, ValueError):
-                raise errors.Unauthorized("Unable to authenticate: malformed Basic credentials")
+                raise errors.Unauthorized(
+                    "Unable to authenticate: malformed Basic credentials") from None
             key = user.partition(":")[0]  # the password is ignored
             if key:
                 return key
