@@ -144,7 +144,8 @@ async def caller(request: Request) -> Principal:
                                  "User credentials not set, secret or token must be passed.")
     try:
         # a key seen in the last seconds is answered from memory, on the loop
-        return cached_principal(key) or await run_in_threadpool(authenticate, key)
+        cached = cached_principal(key)
+        return cached if cached is not None else await run_in_threadpool(authenticate, key)
     except errors.Unauthorized:
         code = vendor.BAD_SECRET if source == "secret" else vendor.BAD_TOKEN
         raise vendor.VendorError(401, code, "Unauthorized.") from None
@@ -200,7 +201,7 @@ def _translate(converter: converters.Converter, req: VendorRequest,
         return service.validate_params(converter.operation, params)
     except errors.InvalidInput as exc:
         invalid: dict[str, list[str]] = {}
-        for problem in exc.details.get("problems") or []:  # type: ignore[union-attr]
+        for problem in exc.details.get("problems") or []:
             name = str(problem.get("param", "")).split(".")[0]
             invalid.setdefault(names.get(name, name or "Parameters"), []).append(
                 str(problem.get("message", "")))
@@ -456,8 +457,10 @@ def build_router() -> APIRouter:
     add = router.add_api_route
     keyed = [bearer("ConvertApiToken", "An API key (2.x clients)"),
              query_key("ConvertApiSecret", "Secret", "An API key (1.x clients; also Token)")]
-    converting = {"responses": merge(CONVERTED, CONVERT_ERRORS), "dependencies": keyed,
-                  "openapi_extra": convert_body(get_settings().convertapi_max_timeout_s)}
+    converting: dict[str, Any] = {"responses": merge(CONVERTED, CONVERT_ERRORS),
+                                  "dependencies": keyed,
+                                  "openapi_extra": convert_body(
+                                      get_settings().convertapi_max_timeout_s)}
     for method in ("GET", "POST"):  # one operation id each
         add("/convert/{source}/to/{target}", convert, methods=[method], **converting,
             summary="Convert (sync, Async=true, or semi-async with JobId)")

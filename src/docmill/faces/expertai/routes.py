@@ -199,7 +199,8 @@ async def _read_body(request: Request, limit: int) -> bytes:
     413 instead of seeing its upload cut off)."""
     declared = request.headers.get("content-length", "")
     over = declared.isdigit() and int(declared) > limit
-    chunks, size = [], 0
+    chunks: list[bytes] = []
+    size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
