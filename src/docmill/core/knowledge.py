@@ -309,7 +309,7 @@ def update_document(principal: Principal, kb_id: str, doc_id: str,
     with session_scope() as session:
         doc = _document(session, principal, kb_id, doc_id)
         if content is not None:
-            _check_content(session.get(KnowledgeBase, kb_id), content)
+            _check_content(session.get_one(KnowledgeBase, kb_id), content)
             doc.content, doc.text = content, flatten(content)
         if fields.metadata is not None:
             doc.doc_metadata = fields.metadata

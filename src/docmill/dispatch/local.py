@@ -95,7 +95,8 @@ class LocalDispatcher(Dispatcher):
             pool_host.preload()
             get_engine().dispose()  # no database connection may cross the fork
             pool_host.freeze()
-        context = multiprocessing.get_context("fork" if forked else "spawn")
+        context = (multiprocessing.get_context("fork") if forked
+                   else multiprocessing.get_context("spawn"))
         server_end, host_end = context.Pipe()
         process = context.Process(
             target=pool_host.main, name="docmill-pool",
