@@ -279,7 +279,7 @@ class Document:
                 "pages": [p.to_dict() for p in self.pages]}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Document:
+    def from_dict(cls, data: object) -> Document:
         """The inverse of `to_dict` (what an `ocr.read` job stored), for documents kept to
         train on. Raises ValueError on anything that is not such a document."""
         if not isinstance(data, dict) or data.get("format") != "docmill.document/1":

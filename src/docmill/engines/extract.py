@@ -70,7 +70,7 @@ class TrainParams(Params):
 
 def read_params(ocr_engine: str, languages: list[str] | None, pages: str | None,
                 password: str | None) -> ReadParams:
-    return ReadParams(engine=ocr_engine, languages=languages, pages=pages,  # type: ignore[arg-type]
+    return ReadParams(engine=ocr_engine, languages=languages, pages=pages,
                       password=password)
 
 

@@ -85,9 +85,10 @@ class HtmlToPdfParams(Params):
         if self.engine is None:
             self.engine = "chromium" if self.javascript else "weasyprint"
         if self.engine == "weasyprint":
-            chromium_only = [name for name in ("javascript", "javascript_delay_ms",
-                                               "page_timeout_s", "landscape")
-                             if name in self.model_fields_set and getattr(self, name)]
+            chromium_only: list[str] = [
+                name for name in ("javascript", "javascript_delay_ms", "page_timeout_s",
+                                  "landscape")
+                if name in self.model_fields_set and getattr(self, name)]
             if "print_background" in self.model_fields_set and not self.print_background:
                 chromium_only.append("print_background false")
             if chromium_only:
@@ -135,7 +136,7 @@ def _fetcher_class() -> type:
     from docmill.security.ssrf import open_url, policy_from_settings, read_capped
     from docmill.settings import get_settings
 
-    class GuardedFetcher(URLFetcher):  # type: ignore[misc, valid-type]
+    class GuardedFetcher(URLFetcher):
         def __init__(self) -> None:
             settings = get_settings()
             super().__init__(timeout=settings.html_resource_timeout_s,

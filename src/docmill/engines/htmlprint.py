@@ -262,6 +262,8 @@ def _print_fetcher(params: PrintPdfParams) -> Any:
     base = _fetcher_class()
 
     class PrintFetcher(base):  # type: ignore[misc, valid-type]
+        timeout: float  # set by weasyprint's URLFetcher
+
         def __init__(self) -> None:
             super().__init__()
             self.extra_headers = params.headers()

@@ -199,14 +199,14 @@ def ocr_image(image: Image.Image, dpi: float, engine: str, languages: list[str],
             work = image.resize((round(image.width * scale), round(image.height * scale)),
                                 Image.Resampling.LANCZOS)
         if deskew:
-            angle = backend.skew_angle(work)  # type: ignore[attr-defined]
+            angle = backend.skew_angle(work)
             if 0.3 <= abs(angle) <= 15:
                 skew = -angle  # how far the text is tilted counter-clockwise
                 fill = 255 if work.mode == "L" else (255, 255, 255)
                 work = work.rotate(-skew, resample=Image.Resampling.BICUBIC, fillcolor=fill)
     else:
         backend = _rapidocr()
-    lines = backend.recognize(work, languages, dpi * scale)  # type: ignore[attr-defined]
+    lines = backend.recognize(work, languages, dpi * scale)
     cx, cy = work.width / 2, work.height / 2
 
     def back(box: Box) -> Box:
@@ -225,7 +225,7 @@ def ocr_image(image: Image.Image, dpi: float, engine: str, languages: list[str],
 
     lines = _map_lines(lines, back)
     return OcrOutcome(lines, image.width * 72 / dpi, image.height * 72 / dpi,
-                      (360 - turn) % 360, skew, backend.name,  # type: ignore[attr-defined]
+                      (360 - turn) % 360, skew, backend.name,
                       image.size)
 
 

@@ -31,7 +31,7 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from docmill.engines.documents import Box, Line, Word
 from docmill.errors import EngineFailed, InvalidInput
@@ -231,6 +231,7 @@ class RapidOcrBackend:
 
     def recognize(self, image: Image.Image, languages: list[str], dpi: float) -> list[Line]:
         import numpy as np
+        from rapidocr.utils.output import RapidOCROutput
 
         array = np.asarray(image.convert("RGB"))[:, :, ::-1].copy()  # RapidOCR wants BGR
         text_px = text_height(image) if self.det_line_px else None
@@ -238,11 +239,15 @@ class RapidOcrBackend:
         with self._lock:
             self.detector.limit_type, self.detector.limit_side_len = limit
             result = self.engine(array, return_word_box=True)
-        if result.boxes is None or result.txts is None:
+        # the whole pipeline (detection, classification, recognition) returns a RapidOCROutput
+        if (not isinstance(result, RapidOCROutput) or result.boxes is None or result.txts is None
+                or result.scores is None):
             return []
         lines: list[Line] = []
-        word_results = result.word_results or ()
-        for index, (quad, text, score) in enumerate(zip(result.boxes, result.txts, result.scores, strict=True)):
+        # rapidocr annotates one (text, score, box) here; it holds a tuple of them per line
+        word_results: Any = result.word_results or ()
+        triples = zip(result.boxes, result.txts, result.scores, strict=True)
+        for index, (quad, text, score) in enumerate(triples):
             text = (text or "").strip()
             if not text:
                 continue
@@ -253,7 +258,7 @@ class RapidOcrBackend:
                 word_text, word_score, word_quad = part
                 for piece, piece_box in _split_spaces(str(word_text), _quad_box(word_quad)):
                     words.append(Word(piece, piece_box, float(word_score)))
-            if not words or " ".join(w.text for w in words).replace(" ", "") != text.replace(" ", ""):
+            if not words or "".join(w.text for w in words).replace(" ", "") != text.replace(" ", ""):
                 words = [Word(piece, piece_box, float(score))
                          for piece, piece_box in _split_spaces(text, line_box)]
             lines.append(Line(words, Box.union([line_box] + [w.box for w in words])))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -134,11 +134,11 @@ class PdfEngine(Engine):
 
     def run(self, operation: str, inputs: Sequence[EngineInput], params: Params,
             workdir: Path, progress: Progress) -> EngineResult:
-        handler = {
+        handlers: dict[str, Callable[..., EngineResult]] = {
             "pdf.to-image": self._to_image, "pdf.to-text": self._to_text,
             "pdf.merge": self._merge, "pdf.split": self._split,
-        }[operation]
-        return handler(inputs, params, workdir, progress)
+        }
+        return handlers[operation](inputs, params, workdir, progress)
 
     def _to_image(self, inputs: Sequence[EngineInput], params: ToImageParams, workdir: Path,
                   progress: Progress) -> EngineResult:
@@ -259,6 +259,6 @@ def _fit_scale(width: float, height: float,
     and the exact size to stretch to when proportions are not kept (else None)."""
     sx = params.width / width if params.width else None
     sy = params.height / height if params.height else None
-    if params.keep_proportions or sx is None or sy is None:
+    if params.keep_proportions or not params.width or not params.height:
         return min(s for s in (sx, sy) if s is not None), None
-    return max(sx, sy), (params.width, params.height)
+    return max(params.width / width, params.height / height), (params.width, params.height)

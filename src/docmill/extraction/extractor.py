@@ -351,7 +351,7 @@ def _amount_after(spec: FieldSpec, hit: LabelHit, places) -> list[Candidate]:
 
 def _address_below(layout: Layout, first: Seg) -> tuple[str, int]:
     lines = [first] + layout.below(first, limit=4, max_gap=1.2)
-    texts = []
+    texts: list[str] = []
     for s in lines:
         if texts and _STOP_LINE.search(s.text):
             break
@@ -617,7 +617,8 @@ def _items(layout: Layout, spec: FieldSpec, month_first: bool) -> tuple[list[dic
     item_specs = spec.items or []
     if not item_specs:
         return [], {}
-    best_row, best_cols = -1, {}
+    best_row = -1
+    best_cols: dict = {}
     headers: list[tuple[int, dict]] = []
     for r, row in enumerate(layout.rows):
         cols: dict[str, tuple[float, float, float]] = {}

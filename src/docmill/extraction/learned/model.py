@@ -74,7 +74,7 @@ class FieldModel:
         body = {"format": FORMAT, "version": VERSION, "trained": self.trained,
                 "quality": self.quality, "dense": list(DENSE),
                 "join_features": list(JOIN_FEATURES),
-                "fields": {p: {"kind": h.kind, "vocab": sorted(h.vocab, key=h.vocab.get),
+                "fields": {p: {"kind": h.kind, "vocab": sorted(h.vocab, key=h.vocab.__getitem__),
                                "booster": h.booster.model_to_string(),
                                "threshold": h.threshold, "extend": h.extend,
                                "lexicon": h.lexicon, "lexicon_ratio": h.lexicon_ratio,

@@ -203,12 +203,12 @@ def tune(model: FieldModel, specs: Sequence[FieldSpec], prepared: Sequence[Prepa
                      _decide(head, spec, p.fields[pointer], table.get((i, pointer)),
                              head.threshold, head.extend, r))
                 for i, p in enumerate(prepared) if pointer in p.fields), -r))
-            hits = {fix: sum(same(spec, p.fields[pointer].expected,
-                                  _decide(head, spec, p.fields[pointer], table.get((i, pointer)),
-                                          head.threshold, head.extend, None, fix))
-                             for i, p in enumerate(prepared) if pointer in p.fields)
-                    for fix in (False, True)}
-            head.fix_words = hits[True] > hits[False]
+            fixed = {fix: sum(same(spec, p.fields[pointer].expected,
+                                   _decide(head, spec, p.fields[pointer], table.get((i, pointer)),
+                                           head.threshold, head.extend, None, fix))
+                              for i, p in enumerate(prepared) if pointer in p.fields)
+                     for fix in (False, True)}
+            head.fix_words = fixed[True] > fixed[False]
 
 
 def score(model: FieldModel | None, specs: Sequence[FieldSpec], prepared: Sequence[Prepared],
