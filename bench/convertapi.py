@@ -46,7 +46,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 from server import DATA, DocmillServer  # noqa: E402 - after the sys.path entry above
 
 RESULTS = ROOT / "bench" / "results"
-WORDS = ["docmill", "converts", "documents", "for", "every", "client", "that", "speaks", "a", "vendor", "protocol", "and", "keeps", "the", "job", "state", "in", "one", "core"]
+WORDS = ["docmill", "converts", "documents", "for", "every", "client", "that", "speaks", "a",
+         "vendor", "protocol", "and", "keeps", "the", "job", "state", "in", "one", "core"]
 
 
 def make_docx(path: Path, pages: int) -> Path:

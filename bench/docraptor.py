@@ -124,7 +124,8 @@ def main() -> None:
     (RESULTS / "docraptor.json").write_text(json.dumps(results, indent=2) + "\n")
     lines = [f"# DocRaptor face benchmark ({results['when']})", "",
              f"sparksuite invoice, 1 page and repeated rows to 20 pages; {args.rounds} rounds "
-             f"each after warm-up, the three ways interleaved; `docmill serve` on SQLite with 2 local workers; async polls "
+             f"each after warm-up, the three ways interleaved; `docmill serve` on SQLite with "
+             f"2 local workers; async polls "
              f"every {args.poll * 1000:g} ms; {results['machine']['cpus']} CPUs, load average "
              f"{results['machine']['load_average_1m']} at the end (the machine is shared). "
              f"Medians in ms.",

@@ -232,7 +232,8 @@ def submit(
         try:
             job = _check(client.post(
                 "/v1/jobs", data={"operation": op, "params": json.dumps(params)},
-                files=[("file", (path.name, handle)) for path, handle in zip(files, handles, strict=True)]))
+                files=[("file", (path.name, handle))
+                       for path, handle in zip(files, handles, strict=True)]))
         finally:
             for handle in handles:
                 handle.close()
@@ -338,7 +339,8 @@ def doctypes_show(code: str, server: ServerOpt = DEFAULT_SERVER, key: KeyOpt = N
 
 @doctypes_app.command("create")
 def doctypes_create(
-    code: Annotated[str, typer.Option(help="Code: [a-z0-9_]+, '<org slug>_' first for non-admins.")],
+    code: Annotated[str, typer.Option(
+        help="Code: [a-z0-9_]+, '<org slug>_' first for non-admins.")],
     name: Annotated[str, typer.Option(help="Display name.")],
     schema: Annotated[Path, typer.Option(exists=True, dir_okay=False,
                                          help="JSON Schema file of the fields.")],
@@ -431,7 +433,8 @@ def pipelines_run(
         try:
             run = _check(client.post(
                 f"/v1/pipelines/{ref}/runs",
-                files=[("file", (path.name, handle)) for path, handle in zip(files, handles, strict=True)]))
+                files=[("file", (path.name, handle))
+                       for path, handle in zip(files, handles, strict=True)]))
         finally:
             for handle in handles:
                 handle.close()

@@ -1,7 +1,7 @@
 """The native admin API the console is built on: `/v1/keys`, `/v1/webhook-deliveries` (with
 redeliver), `/v1/queue`, plus `/v1/jobs/{id}/transitions`, `/v1/jobs/{id}/inputs/{name}` and
-the `created_after/before` filters of `GET /v1/jobs`. Admin keys only (403 for a user key), always the caller's own
-organization (another organization's key or delivery is a 404)."""
+the `created_after/before` filters of `GET /v1/jobs`. Admin keys only (403 for a user key),
+always the caller's own organization (another organization's key or delivery is a 404)."""
 
 from __future__ import annotations
 

@@ -311,7 +311,8 @@ def test_04_missing_invalid_expired_or_revoked_token(server):
     response = httpx.post(url, json=body, headers=bearer(expired), trust_env=False)
     assert_error(response, 401)
     assert response.headers.get("www-authenticate") == "Bearer"
-    forged = jwt.encode({**claims}, b"another key, as long as a real one: 32 bytes+", algorithm="HS256")
+    forged = jwt.encode({**claims}, b"another key, as long as a real one: 32 bytes+",
+                        algorithm="HS256")
     assert_error(httpx.post(url, json=body, headers=bearer(forged), trust_env=False), 401)
     # A revoked key's tokens stop working...
     key = server.cli("keys", "create", "--org", "acme").stdout.strip().splitlines()[-1]

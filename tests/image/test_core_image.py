@@ -74,7 +74,8 @@ def test_runs_as_non_root(core: dict):
                   "grep -h '^Uid:' /proc/[0-9]*/status").stdout.split("\n")
     uids = {line.split()[1] for line in uids if line.strip()}
     assert uids == {"10001"}
-    assert podman("exec", core["name"], "stat", "-c", "%u", "/data/docmill.db").stdout.strip() == "10001"
+    owner = podman("exec", core["name"], "stat", "-c", "%u", "/data/docmill.db").stdout.strip()
+    assert owner == "10001"
 
 
 def test_healthcheck_passes(core: dict):

@@ -223,7 +223,8 @@ def test_split(pdf_engine, tmp_path, params, groups):
     progress = Recorder()
     result = pdf_engine.run("pdf.split", [pdf_input(path)], SplitParams(**params), tmp_path,
                             progress)
-    assert [pdfium_texts(o.path) for o in result.outputs] == [[source[i] for i in g] for g in groups]
+    assert [pdfium_texts(o.path) for o in result.outputs] == [[source[i] for i in g]
+                                                              for g in groups]
     assert [p["pages"] for p in result.data["parts"]] == [[i + 1 for i in g] for g in groups]
     assert len({o.path.name for o in result.outputs}) == len(groups)
     progress.check()
@@ -321,7 +322,8 @@ def test_to_pdf_default_page_size(image_engine, tmp_path):
     ("rgba.tiff", lambda: Image.new("RGBA", (60, 40), (255, 0, 0, 128)), "TIFF", (255, 127, 127)),
     ("clear.png", lambda: Image.new("RGBA", (60, 40), (0, 0, 0, 0)), "PNG", (255, 255, 255)),
     ("grey16.png", lambda: Image.new("I;16", (60, 40), 40000), "PNG", (156, 156, 156)),
-    ("palette.gif", lambda: Image.new("RGB", (60, 40), (0, 0, 255)).convert("P"), "GIF", (0, 0, 255)),
+    ("palette.gif", lambda: Image.new("RGB", (60, 40), (0, 0, 255)).convert("P"), "GIF",
+     (0, 0, 255)),
     ("cmyk.jpg", lambda: Image.new("CMYK", (60, 40), (0, 0, 0, 0)), "JPEG", (255, 255, 255)),
     ("photo.webp", lambda: Image.new("RGB", (60, 40), (0, 128, 0)), "WEBP", (0, 128, 0)),
 ])
@@ -333,7 +335,8 @@ def test_to_pdf_image_kinds(image_engine, tmp_path, name, make, fmt, colour):
     got = _page_colour(result.outputs[0].path)
     assert all(abs(a - b) <= 3 for a, b in zip(got, colour, strict=True)), (got, colour)
     page = pypdf.PdfReader(result.outputs[0].path).pages[0]
-    assert float(page.mediabox.width) / float(page.mediabox.height) == pytest.approx(60 / 40, rel=1e-3)
+    ratio = float(page.mediabox.width) / float(page.mediabox.height)
+    assert ratio == pytest.approx(60 / 40, rel=1e-3)
 
 
 @pytest.mark.parametrize("weasyprint_loaded", [False, True])
@@ -357,7 +360,8 @@ def _tiff(frames: list[Image.Image]) -> bytes:
 
 
 def test_convert_every_frame(image_engine, tmp_path):
-    frames = [Image.new("RGB", (50 + 10 * i, 30 + 5 * i), (40 * i, 255 - 40 * i, 7)) for i in range(5)]
+    frames = [Image.new("RGB", (50 + 10 * i, 30 + 5 * i), (40 * i, 255 - 40 * i, 7))
+              for i in range(5)]
     source = tmp_path / "scan.tif"
     source.write_bytes(_tiff(frames))
     out = tmp_path / "out"
@@ -405,7 +409,8 @@ def test_convert_modes(image_engine, tmp_path, fmt, mode, colour, expected):
     assert pixel[3] == 255
     tolerance = 6 if fmt in ("jpeg", "webp") else 1
     rgb = pixel[:3]  # the alpha is checked above
-    assert all(abs(a - b) <= tolerance for a, b in zip(rgb, expected, strict=True)), (pixel, expected)
+    assert all(abs(a - b) <= tolerance
+               for a, b in zip(rgb, expected, strict=True)), (pixel, expected)
 
 
 def _patch_tiff_frame_size(content: bytes, frame: int, size: int) -> bytes:

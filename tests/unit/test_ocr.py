@@ -191,7 +191,8 @@ def test_headers_footers_and_ruled_table(tmp_path, no_ocr):
         @top-center { content: "ACME Quarterly Report"; font-size: 10pt }
         @bottom-center { content: "Page " counter(page); font-size: 10pt } }
       body { font: 11pt sans-serif } h1 { font-size: 24pt }
-      table { border-collapse: collapse; margin-top: 24pt } td, th { border: 1px solid black; padding: 6pt 24pt }
+      table { border-collapse: collapse; margin-top: 24pt }
+      td, th { border: 1px solid black; padding: 6pt 24pt }
       .break { page-break-before: always }</style></head><body>
       <h1>Annual Summary</h1><p>This paragraph explains the figures that follow in the table
       below, over a couple of lines of ordinary running text for the body.</p>

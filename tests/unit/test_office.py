@@ -345,7 +345,8 @@ def test_soffice_dies_with_its_worker(tmp_path):
     child.kill()
     child.wait()
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and Path(f"/proc/{soffice}").exists() and not _zombie(soffice):
+    while (time.monotonic() < deadline and Path(f"/proc/{soffice}").exists()
+           and not _zombie(soffice)):
         time.sleep(0.1)
     assert not Path(f"/proc/{soffice}").exists() or _zombie(soffice)
     # the next instance started in any process sweeps the dead worker's profile

@@ -181,7 +181,8 @@ def test_a_retry_removes_what_the_dead_attempt_stored(database, tmp_path):
     store.put_file(f"{prefix}/output-1/0-half.txt", stale)
     with session_scope() as session:
         session.add(JobFile(job_id=job_id, role="input", position=0, name="a.pdf",
-                            blob_key=f"{prefix}/input/0-a.pdf", size=1, content_type="application/pdf"))
+                            blob_key=f"{prefix}/input/0-a.pdf", size=1,
+                            content_type="application/pdf"))
         session.get(Job, job_id).attempts = 1  # attempt 1 ran and died; the job was requeued
     assert run_job(job_id, owner="w2") == "success"
     with session_scope(readonly=True) as session:

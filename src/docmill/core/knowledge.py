@@ -230,8 +230,8 @@ def _index(session: Session, doc: KnowledgeDocument) -> None:
 
 def _check_content(base: KnowledgeBase, content: dict[str, Any]) -> None:
     validator = jsonschema.validators.validator_for(base.json_schema)(base.json_schema)
-    problems = [f"content{'/' + '/'.join(str(p) for p in e.absolute_path) if e.absolute_path else ''}"
-                f": {e.message}" for e in validator.iter_errors(content)][:20]
+    problems = [f"content{''.join('/' + str(p) for p in e.absolute_path)}: {e.message}"
+                for e in validator.iter_errors(content)][:20]
     if problems:
         raise InvalidInput("; ".join(problems), errors=problems)
 

@@ -31,7 +31,8 @@ def alembic_config(url: str | None = None) -> Config:
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    config.set_main_option("sqlalchemy.url", (url or get_settings().database_url).replace("%", "%%"))
+    config.set_main_option("sqlalchemy.url",
+                           (url or get_settings().database_url).replace("%", "%%"))
     return config
 
 

@@ -65,7 +65,8 @@ class ReadParams(Params):
     pages: str | None = Field(None, description="Page ranges, e.g. '1-3,5'; all when empty.")
     password: str | None = None
     dpi: int | None = Field(None, ge=72, le=600, description="Render resolution for OCR of PDF "
-                            "pages; default: a scan's own resolution, else the ocr_render_dpi setting.")
+                            "pages; default: a scan's own resolution, else the "
+                            "ocr_render_dpi setting.")
     detect_orientation: bool = Field(True, description="Turn pages read by OCR upright first.")
     deskew: bool = Field(True, description="Straighten slightly skewed scans before Tesseract.")
     tables: bool = Field(True, description="Detect tables in the layout.")

@@ -243,7 +243,8 @@ class PdfEngine(Engine):
             for index in group:
                 writer.add_page(reader.pages[index])
             first, last = group[0] + 1, group[-1] + 1
-            out = workdir / (f"{stem}-{first}.pdf" if first == last else f"{stem}-{first}-{last}.pdf")
+            span = f"{first}" if first == last else f"{first}-{last}"
+            out = workdir / f"{stem}-{span}.pdf"
             with open(out, "wb") as handle:
                 writer.write(handle)
             result.outputs.append(EngineOutput(out, "application/pdf"))

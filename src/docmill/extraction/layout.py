@@ -29,7 +29,8 @@ class Seg:
         return sum(w.confidence for w in self.words) / len(self.words) if self.words else 0.0
 
     def span_box(self, start: int, end: int) -> Box:
-        boxes = [w.box for w, (a, b) in zip(self.words, self.offsets, strict=True) if a < end and b > start]
+        boxes = [w.box for w, (a, b) in zip(self.words, self.offsets, strict=True)
+                 if a < end and b > start]
         return Box.union(boxes) if boxes else self.box
 
     def span_confidence(self, start: int, end: int) -> float:

@@ -86,7 +86,8 @@ def positives(spec: FieldSpec, expected: Any, cands: list[Cand]) -> list[bool]:
             if ok and (c.seg.index not in best or
                        len(alnum(c.value)) > len(alnum(cands[best[c.seg.index]].value))):
                 best[c.seg.index] = i
-        out = [ok and best.get(c.seg.index) == i for i, (c, ok) in enumerate(zip(cands, out, strict=True))]
+        out = [ok and best.get(c.seg.index) == i
+               for i, (c, ok) in enumerate(zip(cands, out, strict=True))]
     return out
 
 
