@@ -187,7 +187,7 @@ def authenticate(key: str | None) -> Principal:
         found = session.execute(
             select(ApiKey, Organization.slug).join(Organization, ApiKey.org_id == Organization.id)
             .where(ApiKey.prefix == prefix)).first()
-        row, org_slug = found.tuple() if found is not None else (None, "")
+        row, org_slug = found if found is not None else (None, "")
         if row is None or row.revoked_at is not None or not keys.matches(key, row.key_hash):
             raise Unauthorized("invalid API key")
         principal = Principal(org_id=row.org_id, org_slug=org_slug, role=Role(row.role),

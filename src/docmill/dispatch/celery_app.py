@@ -124,8 +124,9 @@ def redispatch_lost(min_age_s: float) -> list[str]:
             .order_by(Job.created_at)
         ).all()
     by_queue: dict[str, list[tuple[str, str, float, datetime | None]]] = {}
-    for row in rows:
-        by_queue.setdefault(queue_for(row[1]), []).append(row.tuple())
+    for job_id, operation, timeout_s, dispatched_at in rows:
+        by_queue.setdefault(queue_for(operation), []).append(
+            (job_id, operation, timeout_s, dispatched_at))
     resent: list[str] = []
     for queue, waiting in by_queue.items():
         depth = broker_depth(queue)
