@@ -274,3 +274,24 @@ def test_unknown_routes_under_a_mount_prefix(make_server, files):
             vendor_error(http.request(method, path), 404, 4040)
         assert http.get("/capi/user").status_code == 200
         assert http.get("/user").status_code == 404  # not mounted at the root any more
+
+
+def test_refused_uploads_reach_the_1x_client_as_api_errors(make_server, files):
+    """What docs/convertapi.md promises a 1.x user: an upload Docmill refuses (over the
+    anonymous cap; anonymous uploads turned off) is the client's `ApiError` with the code."""
+    body = """
+        convertapi.api_secret = os.environ["KEY"]
+        try:
+            convertapi.convert("pdf", {"File": os.environ["DOCX"]})
+            print(json.dumps({"error": None}))
+        except convertapi.ApiError as exc:
+            print(json.dumps({"error": error(exc)}))
+        """
+    capped = make_server(DOCMILL_CONVERTAPI_ANONYMOUS_MAX_BYTES="1000")
+    capped.start()
+    result = client(capped, body, KEY=capped.keys["acme"], DOCX=str(files / "letter.docx"))
+    assert result["error"] and result["error"]["code"] == 4000, result
+    closed = make_server(DOCMILL_CONVERTAPI_ANONYMOUS_UPLOADS="false")
+    closed.start()
+    result = client(closed, body, KEY=closed.keys["acme"], DOCX=str(files / "letter.docx"))
+    assert result["error"] and result["error"]["code"] == 4013, result
