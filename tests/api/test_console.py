@@ -29,6 +29,7 @@ playwright_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = "/usr/bin/chromium"
 PDF = DATA / "pdf" / "pdflatex-4-pages.pdf"
 INVOICE = DATA / "invoices" / "AzureInterior.pdf"
+SECOND_INVOICE = DATA / "invoices" / "QualityHosting.pdf"
 WAIT_MS = 90_000
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no Debian chromium")
 
@@ -37,7 +38,8 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no Debian c
 def srv(tmp_path_factory):
     server = DocmillServer(tmp_path_factory.mktemp("console"), extra_env={
         "DOCMILL_ENABLE_DIAGNOSTICS": "true", "DOCMILL_SSRF_ALLOW_HOSTS": '["127.0.0.2"]',
-        "DOCMILL_WEBHOOK_GIVE_UP_S": "1"})  # one failed attempt and a delivery is "failed"
+        "DOCMILL_WEBHOOK_GIVE_UP_S": "1",  # one failed attempt and a delivery is "failed"
+        "DOCMILL_EXTRACT_MIN_LABELLED": "2"})  # two labelled examples train a type
     server.cli("migrate")
     server.create_key("acme", admin=True)
     server.create_key("globex")
@@ -235,8 +237,8 @@ def test_document_type_create_and_extract(acme, srv, shots):
     assert set(job["result"]["data"]) == {"invoice_number", "date", "total"}
     for pointer in job["result"]["fields"]:  # every found field is in the table
         assert acme.locator("table.fields").get_by_text(pointer, exact=True).count() == 1
-    # The invoice's first page as an image (a pdf.to-image job) with the fields' boxes.
-    acme.get_by_role("button", name="Show page 1 of AzureInterior.pdf as an image").click()
+    # The invoice's first page as an image (a pdf.to-image job the page asks for by
+    # itself, no button to press) with the fields' boxes.
     acme.wait_for_url(re.compile(r".*\?page_image=[0-9a-f-]{36}$"), timeout=WAIT_MS)
     acme.wait_for_function("document.querySelector('.page-view img').naturalWidth > 0")
     on_page_1 = {name for name, f in job["result"]["fields"].items() if f.get("page") == 1}
@@ -253,6 +255,161 @@ def test_document_type_create_and_extract(acme, srv, shots):
     acme.goto(f"{srv.url}/console/document-types")
     assert acme.get_by_role("link", name="acme_invoice").is_visible()
     acme.screenshot(path=str(shots / "document-types.png"), full_page=True)
+
+
+def invoice_values(pdf: Path) -> dict:
+    """The values a test invoice holds (its answer key beside it), in acme_invoice's fields."""
+    key = json.loads(pdf.with_suffix(".json").read_text())[0]
+    return {"invoice_number": key["invoice_number"], "date": key["date"],
+            "total": key["amount"]}
+
+
+def finished(api, job_id: str, timeout: float = 240) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        job = api.get(f"/v1/jobs/{job_id}", params={"wait": 20}, timeout=60).json()
+        if job["status"] in ("SUCCESS", "ERROR") or time.monotonic() > deadline:
+            return job
+
+
+def test_labelled_example_and_teaching_status(acme, srv, shots):
+    """Expected values checked against the schema (refusal inline, nothing added), a
+    labelled example the API reports as such, and, once the server's minimum of two is
+    reached, the training and its per-field quality on the type's page."""
+    page = f"{srv.url}/console/document-types/acme_invoice"
+    acme.goto(page)
+    assert acme.locator("[data-role=labelled]").inner_text().startswith("0 ")
+    assert "none yet" in acme.locator("[data-role=active]").inner_text()
+    expected = acme.get_by_label("Expected values (optional JSON)")
+    acme.get_by_label("Sample document").set_input_files(str(INVOICE))
+    expected.fill('{"total": "a lot"}')
+    acme.get_by_role("button", name="Add example").click()
+    error = acme.locator("#expected-error")  # the API's check against the schema
+    assert "does not match" in error.inner_text() and "total" in error.inner_text()
+    assert expected.input_value() == '{"total": "a lot"}'  # kept for the retry
+    expected.fill('{"total": ')
+    assert "Not valid JSON" in acme.locator("#expected-live").inner_text()  # live check
+    with srv.client("acme") as api:
+        before = api.get("/v1/document-types/acme_invoice").json()
+    assert before["examples"] == 1 and before["model"]["labelled_examples"] == 0
+    acme.get_by_label("Sample document").set_input_files(str(INVOICE))
+    expected.fill(json.dumps(invoice_values(INVOICE)))
+    acme.get_by_role("button", name="Add example").click()
+    acme.wait_for_url("**/console/document-types/acme_invoice?example=2&labelled=1",
+                      timeout=WAIT_MS)
+    assert acme.get_by_role("status").inner_text().startswith("Labelled example added")
+    assert acme.locator("[data-role=labelled]").inner_text().startswith("1 ")
+    with srv.client("acme") as api:
+        row = api.get("/v1/document-types/acme_invoice").json()
+        assert row["examples"] == 2 and row["model"]["labelled_examples"] == 1
+        # The second labelled example (by the API) reaches the minimum: a training starts.
+        answer = api.post("/v1/document-types/acme_invoice/examples",
+                          data={"expected": json.dumps(invoice_values(SECOND_INVOICE))},
+                          files={"file": (SECOND_INVOICE.name, SECOND_INVOICE.read_bytes())},
+                          timeout=120)
+        assert answer.status_code == 201, answer.text
+        training = answer.json()["training_job_id"]
+        assert training and finished(api, training)["status"] == "SUCCESS"
+        model = api.get("/v1/document-types/acme_invoice").json()["model"]
+    acme.goto(page)
+    assert acme.locator("[data-role=labelled]").inner_text().startswith("2 ")
+    assert training[:8] in acme.locator("[data-role=active]").inner_text()
+    assert "ready" in acme.locator("[data-role=latest]").inner_text()
+    quality = model["active"]["quality"]
+    assert quality  # scored per labelled field
+    rows = acme.locator("table.quality tbody tr")
+    assert rows.count() == len(quality)
+    for pointer, q in quality.items():
+        shown = acme.locator(f"table.quality tr[data-field='{pointer}'] [data-role=accuracy]")
+        assert shown.inner_text() == f"{100 * q['accuracy']:.0f}%"
+    acme.locator("#teaching").screenshot(path=str(shots / "teaching.png"))
+    acme.screenshot(path=str(shots / "document-type.png"), full_page=True)
+
+
+def test_document_type_edit(acme, srv):
+    """An invalid schema edit is shown under the field and changes nothing; a valid one is
+    saved, as the API then shows."""
+    acme.goto(f"{srv.url}/console/document-types/acme_invoice")
+    acme.get_by_role("link", name="Edit").click()
+    acme.wait_for_url("**/console/document-types/acme_invoice/edit")
+    with srv.client("acme") as api:
+        before = api.get("/v1/document-types/acme_invoice").json()
+    schema = acme.get_by_label("JSON schema")
+    assert json.loads(schema.input_value()) == before["schema"]  # the form starts from it
+    schema.fill('{"type": "object", "properties": {"total": {"type": "amount"}}}')
+    acme.get_by_role("button", name="Save").click()
+    error = acme.locator("#schema-error")
+    assert "invalid JSON Schema" in error.inner_text() and "amount" in error.inner_text()
+    with srv.client("acme") as api:
+        unchanged = api.get("/v1/document-types/acme_invoice").json()
+    assert unchanged["schema"] == before["schema"]
+    assert unchanged["version"] == before["version"]
+    changed = {**before["schema"], "properties": {
+        **before["schema"]["properties"],
+        "due_date": {"type": "string", "format": "date", "description": "Due date"}}}
+    schema.fill(json.dumps(changed))
+    acme.get_by_label("Description").fill("Invoices we receive, with their due date")
+    acme.get_by_role("button", name="Save").click()
+    acme.wait_for_url("**/console/document-types/acme_invoice?saved=1")
+    assert acme.get_by_role("status").inner_text() == "Saved."
+    with srv.client("acme") as api:
+        after = api.get("/v1/document-types/acme_invoice").json()
+    assert after["schema"] == changed
+    assert after["description"] == "Invoices we receive, with their due date"
+    assert after["version"] > before["version"]
+    assert "due_date" in acme.locator("pre.json").inner_text()
+
+
+def test_failed_job_shows_its_error(acme, srv):
+    """A PDF operation on a corrupt PDF, submitted in the console: the job page shows the
+    error's code and message, as the API reports them."""
+    acme.goto(f"{srv.url}/console/submit?operation=pdf.to-text")
+    acme.get_by_label("Files").set_input_files({
+        "name": "broken.pdf", "mimeType": "application/pdf",
+        "buffer": b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\n%%EOF truncated"})
+    acme.get_by_role("button", name="Submit", exact=True).click()
+    acme.wait_for_url(re.compile(r".*/console/jobs/[0-9a-f-]{36}$"))
+    job_id = acme.url.rsplit("/", 1)[1]
+    acme.wait_for_selector("#job-error", timeout=WAIT_MS)  # the page reloads when it ends
+    with srv.client("acme") as api:
+        job = api.get(f"/v1/jobs/{job_id}").json()
+    assert job["status"] == "ERROR" and job["error"]["code"] and job["error"]["message"]
+    shown = acme.locator("#job-error").inner_text()
+    assert job["error"]["code"] in shown and job["error"]["message"] in shown
+    assert acme.locator("#job-progress [data-role=status]").inner_text() == "ERROR"
+
+
+WORD_BOXES = """() => {
+    const picture = document.querySelector('.page-view img').getBoundingClientRect();
+    const boxes = [...document.querySelectorAll('.page-view .box.word')];
+    const outside = boxes.map(b => b.getBoundingClientRect()).filter(r =>
+        r.left < picture.left - 1 || r.top < picture.top - 1 || r.width <= 0 ||
+        r.right > picture.right + 1 || r.bottom > picture.bottom + 1 || r.height <= 0);
+    return {count: boxes.length, outside: outside.length};
+}"""
+
+
+def test_word_boxes_over_page_1(acme, srv, shots):
+    """An `ocr.read` job's page 1 appears as a picture by itself, with a box per word read
+    on it, every box on the picture."""
+    with srv.client("acme") as api:
+        job = api.post("/v1/jobs", params={"wait": 60}, data={"operation": "ocr.read"},
+                       files={"file": (INVOICE.name, INVOICE.read_bytes())}).json()
+        assert job["status"] == "SUCCESS", job.get("error")
+        name = next(f["name"] for f in job["files"] if f["name"].endswith(".json"))
+        document = api.get(f"/v1/jobs/{job['id']}/files/{name}").json()
+    page_1 = next(p for p in document["pages"] if p["page"] == 1)
+    lines = [line for b in page_1["blocks"] for line in b.get("lines") or []]
+    lines += [line for b in page_1["blocks"] if b.get("table")
+              for cell in b["table"]["cells"] for line in cell["lines"]]
+    words = [w for line in lines for w in line["words"]]
+    assert len(words) > 20
+    acme.goto(f"{srv.url}/console/jobs/{job['id']}")
+    acme.wait_for_url(re.compile(r".*\?page_image=[0-9a-f-]{36}$"), timeout=WAIT_MS)
+    acme.wait_for_function("document.querySelector('.page-view img').naturalWidth > 0")
+    assert acme.evaluate(WORD_BOXES) == {"count": len(words), "outside": 0}
+    assert f"with the {len(words)} words read" in acme.locator("#page-image h2").inner_text()
+    acme.locator("#page-image").screenshot(path=str(shots / "word-boxes.png"))
 
 
 def test_create_and_revoke_key(acme, srv, shots):
