@@ -11,11 +11,13 @@ folder docs/console/ is made from) or the test's temporary folder.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -24,6 +26,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from local_http import WebhookReceiver  # noqa: E402
 from server import DATA, DocmillServer  # noqa: E402
+
+from docmill.core.models import Job, utcnow  # noqa: E402
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = "/usr/bin/chromium"
@@ -182,6 +186,59 @@ def test_jobs_list_follows_live_jobs(acme, srv):
     for job_id in ids:
         assert job_id[:8] in acme.locator("#job-rows").inner_text()
     assert acme.evaluate("window.samePage") is True
+
+
+def test_jobs_time_filter(acme, srv):
+    """"Created: last 1h" leaves out a job created two hours ago (its creation time moved
+    back in the database: the server cannot be made to wait), "last 24h" lists it."""
+    from sqlalchemy import create_engine, update
+
+    with srv.client("acme") as api:
+        old, new = (api.post("/v1/jobs", params={"wait": 60}, data={"operation": "pdf.to-text"},
+                             files={"file": (name, PDF.read_bytes())}).json()["id"]
+                    for name in ("old.pdf", "new.pdf"))
+    engine = create_engine(srv.database_url)
+    with engine.begin() as conn:
+        conn.execute(update(Job).where(Job.id == old).values(
+            created_at=utcnow() - timedelta(hours=2)))
+    engine.dispose()
+    acme.goto(f"{srv.url}/console/jobs?operation=pdf.to-text")
+    rows = acme.locator("#job-rows")
+    assert old[:8] in rows.inner_text() and new[:8] in rows.inner_text()
+    for since, listed in (("1h", {new}), ("24h", {old, new})):
+        acme.get_by_label("Created").select_option(since)
+        acme.get_by_role("button", name="Filter").click()
+        acme.wait_for_url(f"**/console/jobs?*since={since}*")
+        shown = rows.inner_text()
+        assert {j for j in (old, new) if j[:8] in shown} == listed, since
+
+
+DROP = """(b64) => {
+    const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+    const transfer = new DataTransfer();
+    transfer.items.add(new File([bytes], 'dropped.pdf', {type: 'application/pdf'}));
+    return transfer;
+}"""
+
+
+def test_drag_and_drop_submit(acme, srv):
+    """A file dropped on the drop zone (a real `drop` event carrying a DataTransfer) is
+    listed, submitted and becomes the job's input."""
+    acme.goto(f"{srv.url}/console/submit?operation=pdf.to-text")
+    transfer = acme.evaluate_handle(DROP, base64.b64encode(PDF.read_bytes()).decode())
+    acme.dispatch_event("#dropzone", "dragenter", {"dataTransfer": transfer})
+    assert "over" in acme.get_attribute("#dropzone", "class")  # the zone shows the hover
+    acme.dispatch_event("#dropzone", "drop", {"dataTransfer": transfer})
+    assert "over" not in acme.get_attribute("#dropzone", "class")
+    assert acme.locator("#chosen-files li").all_inner_texts() == [
+        f"dropped.pdf ({PDF.stat().st_size} bytes)"]
+    acme.get_by_role("button", name="Submit", exact=True).click()
+    acme.wait_for_url(re.compile(r".*/console/jobs/[0-9a-f-]{36}$"))
+    with srv.client("acme") as api:
+        job = api.get(f"/v1/jobs/{acme.url.rsplit('/', 1)[1]}", params={"wait": 60}).json()
+    assert job["operation"] == "pdf.to-text" and job["status"] == "SUCCESS"
+    assert [(f["name"], f["size"]) for f in job["inputs"]] == [
+        ("dropped.pdf", PDF.stat().st_size)]
 
 
 def test_other_organization_gets_404(browser, srv, state):
@@ -360,7 +417,7 @@ def test_document_type_edit(acme, srv):
     assert "due_date" in acme.locator("pre.json").inner_text()
 
 
-def test_failed_job_shows_its_error(acme, srv):
+def test_failed_job_shows_its_error(acme, srv, state):
     """A PDF operation on a corrupt PDF, submitted in the console: the job page shows the
     error's code and message, as the API reports them."""
     acme.goto(f"{srv.url}/console/submit?operation=pdf.to-text")
@@ -377,6 +434,7 @@ def test_failed_job_shows_its_error(acme, srv):
     shown = acme.locator("#job-error").inner_text()
     assert job["error"]["code"] in shown and job["error"]["message"] in shown
     assert acme.locator("#job-progress [data-role=status]").inner_text() == "ERROR"
+    state["failed_job"] = job_id
 
 
 WORD_BOXES = """() => {
@@ -513,14 +571,62 @@ UNLABELLED = """() => [...document.querySelectorAll('input, select, textarea, bu
     .map(el => el.outerHTML)"""
 
 
-def test_admin_pages_and_phone_width(browser, srv, acme, shots):
-    for path in ("/console/jobs", "/console/submit", "/console/document-types",
-                 "/console/document-types/new", "/console/document-types/acme_invoice",
-                 "/console/admin/keys", "/console/admin/webhooks", "/console/admin/queue",
-                 "/console/admin/organization"):
+NO_OVERFLOW = "document.scrollingElement.scrollWidth <= window.innerWidth"
+# Text contrast from computed styles: each visible text's colour against the background it
+# is painted on (the ancestors' background colours composited, alpha and all), WCAG AA:
+# 4.5:1, or 3:1 for large text (24px, or 18.66px bold).
+CONTRAST = """() => {
+    const rgba = (s) => { const p = s.match(/[\\d.]+/g).map(Number); return p.length > 3 ? p : [...p, 1]; };
+    const over = (top, below) => [0, 1, 2].map(i => top[i] * top[3] + below[i] * (1 - top[3])).concat(1);
+    const backdrop = (el) => {
+        const layers = [];
+        for (let e = el; e; e = e.parentElement) {
+            const c = rgba(getComputedStyle(e).backgroundColor);
+            if (c[3] > 0) layers.push(c);
+            if (c[3] >= 1) break;
+        }
+        return layers.reverse().reduce((below, top) => over(top, below), [255, 255, 255, 1]);
+    };
+    const luminance = (c) => c.slice(0, 3).map(v => v / 255)
+        .map(v => v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4)
+        .reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i], 0);
+    const skip = 'script, style, noscript, option, progress, meter, object, template';
+    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+    const failures = [];
+    let checked = 0;
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        const el = node.parentElement;
+        if (!node.textContent.trim() || el.closest(skip) || !el.getClientRects().length) continue;
+        const style = getComputedStyle(el);
+        if (style.visibility === 'hidden') continue;
+        const bg = backdrop(el), fg = over(rgba(style.color), bg);
+        const [hi, lo] = [luminance(fg), luminance(bg)].sort((a, b) => b - a);
+        const ratio = (hi + 0.05) / (lo + 0.05);
+        const size = parseFloat(style.fontSize), bold = parseInt(style.fontWeight) >= 700;
+        const needed = size >= 24 || (size >= 18.66 && bold) ? 3 : 4.5;
+        checked++;
+        if (ratio < needed) failures.push([node.textContent.trim().slice(0, 40), style.color,
+                                           'on rgb(' + bg.slice(0, 3).join(',') + ')', ratio.toFixed(2)]);
+    }
+    return {checked, failures};
+}"""
+
+
+def main_pages(state: dict) -> list[str]:
+    return ["/console/jobs", "/console/submit", f"/console/jobs/{state['job']}",
+            f"/console/jobs/{state['failed_job']}", "/console/document-types",
+            "/console/document-types/new", "/console/document-types/acme_invoice",
+            "/console/document-types/acme_invoice/edit", "/console/admin/keys",
+            "/console/admin/webhooks", "/console/admin/queue", "/console/admin/organization"]
+
+
+def test_admin_pages_and_phone_width(browser, srv, acme, shots, state):
+    for path in main_pages(state):
         acme.goto(srv.url + path)
         assert acme.evaluate(UNLABELLED) == [], path  # every control has a name
         assert acme.locator("h1").count() == 1, path
+        contrast = acme.evaluate(CONTRAST)
+        assert contrast["checked"] > 5 and contrast["failures"] == [], (path, contrast)
     acme.goto(f"{srv.url}/console/jobs")
     acme.keyboard.press("Tab")  # the first stop is the skip link, which lands on main
     assert acme.evaluate("document.activeElement.textContent") == "Skip to content"
@@ -528,13 +634,34 @@ def test_admin_pages_and_phone_width(browser, srv, acme, shots):
     assert acme.evaluate("document.activeElement.id") == "main"
     acme.goto(f"{srv.url}/console/admin/queue")
     assert acme.locator("[data-role=enqueued]").inner_text().isdigit()
+    with srv.client("acme") as api:
+        queue = api.get("/v1/queue").json()
+    workers, retention = queue["workers"], queue["retention"]
+    shown = {role: acme.locator(f"[data-role={role}]").inner_text() for role in (
+        "dispatcher", "workers-here", "retention", "max-attempts", "timeout",
+        "webhook-give-up", "sweep")}
+    assert shown == {
+        "dispatcher": workers["dispatcher"], "workers-here": str(workers["workers_here"]),
+        "retention": f"{round(retention['retention_s'] / 3600, 1)} h",
+        "max-attempts": str(retention["max_attempts"]),
+        "timeout": f"{retention['default_timeout_s']} s",
+        "webhook-give-up": f"{retention['webhook_give_up_s']} s",  # 1 s on this server
+        "sweep": f"{retention['sweep_interval_s']} s"}
+    if "pool_alive" in workers:
+        assert acme.locator("[data-role=pool]").inner_text().startswith(
+            "running" if workers["pool_alive"] else "down")
     acme.screenshot(path=str(shots / "queue.png"), full_page=True)
+    acme.goto(f"{srv.url}/console/admin/organization")  # its own organization, no other
+    assert "acme" in acme.locator(".facts").inner_text()
+    assert "globex" not in acme.content()
+    assert "docmill keys create --org" in acme.locator("#other-organizations").inner_text()
     ctx, phone = sign_in(browser, srv, "acme", viewport={"width": 375, "height": 740},
                          is_mobile=True, has_touch=True)
-    for path in ("/console/jobs", "/console/submit"):
+    for path in main_pages(state):
         phone.goto(srv.url + path)
         width = phone.evaluate("document.documentElement.scrollWidth")
         assert width <= 375, (path, width)  # nothing wider than the phone (tables scroll)
+        assert phone.evaluate(NO_OVERFLOW), path
     phone.goto(f"{srv.url}/console/jobs")
     phone.screenshot(path=str(shots / "jobs-phone.png"), full_page=True)
     phone.get_by_role("button", name="Sign out").click()
