@@ -447,11 +447,13 @@ WORD_BOXES = """() => {
 }"""
 
 
-def test_word_boxes_over_page_1(acme, srv, shots):
-    """An `ocr.read` job's page 1 appears as a picture by itself, with a box per word read
-    on it, every box on the picture."""
+@pytest.mark.parametrize("operation", ["ocr.read", "layout.analyze"])
+def test_word_boxes_over_page_1(acme, srv, shots, operation):
+    """An `ocr.read` or `layout.analyze` job's page 1 appears as a picture by itself, with
+    a box per word of page 1 in its document JSON (table cells' words too), every box on
+    the picture."""
     with srv.client("acme") as api:
-        job = api.post("/v1/jobs", params={"wait": 60}, data={"operation": "ocr.read"},
+        job = api.post("/v1/jobs", params={"wait": 60}, data={"operation": operation},
                        files={"file": (INVOICE.name, INVOICE.read_bytes())}).json()
         assert job["status"] == "SUCCESS", job.get("error")
         name = next(f["name"] for f in job["files"] if f["name"].endswith(".json"))
@@ -467,7 +469,8 @@ def test_word_boxes_over_page_1(acme, srv, shots):
     acme.wait_for_function("document.querySelector('.page-view img').naturalWidth > 0")
     assert acme.evaluate(WORD_BOXES) == {"count": len(words), "outside": 0}
     assert f"with the {len(words)} words read" in acme.locator("#page-image h2").inner_text()
-    acme.locator("#page-image").screenshot(path=str(shots / "word-boxes.png"))
+    if operation == "ocr.read":
+        acme.locator("#page-image").screenshot(path=str(shots / "word-boxes.png"))
 
 
 def test_create_and_revoke_key(acme, srv, shots):

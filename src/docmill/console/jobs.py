@@ -115,9 +115,9 @@ async def _page_image(api: Api, image_job_id: str, fields: list[dict[str, Any]],
 
 def _placed(box: list[float], width: float, height: float) -> str:
     """CSS placing a box given in points on a picture of a `width` x `height` points page."""
-    return "left:{:.2f}%;top:{:.2f}%;width:{:.2f}%;height:{:.2f}%".format(
-        100 * box[0] / width, 100 * box[1] / height, 100 * (box[2] - box[0]) / width,
-        100 * (box[3] - box[1]) / height)
+    left, top = 100 * box[0] / width, 100 * box[1] / height
+    wide, high = 100 * (box[2] - box[0]) / width, 100 * (box[3] - box[1]) / height
+    return f"left:{left:.2f}%;top:{top:.2f}%;width:{wide:.2f}%;height:{high:.2f}%"
 
 
 def _is_box(value: Any) -> bool:
@@ -147,7 +147,7 @@ def page_words(document: Any, page: int) -> list[dict[str, Any]]:
         if not (isinstance(width, (int, float)) and isinstance(height, (int, float))
                 and width > 0 and height > 0):
             return []
-        lines = []
+        lines: list[dict[str, Any]] = []
         for block in data.get("blocks") or []:
             lines += block.get("lines") or []
             for cell in (block.get("table") or {}).get("cells") or []:
