@@ -29,7 +29,6 @@ BASE_IMAGE=localhost/docmill-base:$SUITE
 VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -1)
 IMAGE=${DOCMILL_IMAGE:-localhost/docmill}
 MAX_AGE_DAYS=${DOCMILL_BASE_MAX_AGE_DAYS:-7}
-mkdir -p "$CACHE"
 
 log() { echo "image: $*" >&2; }
 
@@ -165,10 +164,11 @@ prune() {
 }
 
 podman_env
-if [[ ${1:-} == env ]]; then
+if [[ ${1:-} == env ]]; then  # reads only: safe for any user, creates nothing
   [[ -n ${CONTAINERS_CONF:-} ]] && echo "export CONTAINERS_CONF=$CONTAINERS_CONF"
   exit 0
 fi
+mkdir -p "$CACHE"
 steps=("$@"); (( ${#steps[@]} )) || steps=(tools base core services prune)
 for step in "${steps[@]}"; do
   case $step in

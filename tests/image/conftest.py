@@ -1,10 +1,17 @@
-"""Container tests: they run only with DOCMILL_TEST_IMAGE=1 (the image step of .ci/run, after
-scripts/image.sh built the images) and drive podman directly."""
+"""Container tests: they run only with DOCMILL_TEST_IMAGE=1 (the image step of .ci/run,
+scripts/image-test.sh, after scripts/image.sh built the images) and drive podman directly.
+
+Collecting them has no side effect and needs neither root nor podman: without
+DOCMILL_TEST_IMAGE=1 every test here is skipped with the reason, so `scripts/test.sh` (all of
+tests/) never builds or runs an image. Asked for but unable to run (no podman, no image), they
+fail: the CI step must not pass without having run them."""
 
 from __future__ import annotations
 
+import functools
 import os
 import re
+import shutil
 import subprocess
 import time
 import uuid
@@ -15,13 +22,25 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = os.environ.get("DOCMILL_TEST_IMAGE_NAME", "localhost/docmill:latest")
+REQUESTED = os.environ.get("DOCMILL_TEST_IMAGE") == "1"
+NOT_REQUESTED = ("container tests run only with DOCMILL_TEST_IMAGE=1: scripts/image-test.sh "
+                 "builds the images (as root, with podman) and runs them")
 
-if os.environ.get("DOCMILL_TEST_IMAGE") != "1":
-    collect_ignore_glob = ["test_*.py"]
+
+@pytest.fixture(scope="session", autouse=True)
+def images_requested() -> None:
+    """Session-scoped so that it runs before any fixture that would start a container."""
+    if not REQUESTED:
+        pytest.skip(NOT_REQUESTED)
+    if shutil.which("podman") is None:
+        pytest.fail("DOCMILL_TEST_IMAGE=1 but podman is not installed: run scripts/image.sh "
+                    "(as root) first, or scripts/image-test.sh", pytrace=False)
 
 
+@functools.cache
 def podman_env() -> dict[str, str]:
-    """The environment podman needs on this machine (scripts/image.sh env)."""
+    """The environment podman needs on this machine (`scripts/image.sh env`, which only reads
+    its cache folder), asked for on first use."""
     env = dict(os.environ)
     out = subprocess.run([str(ROOT / "scripts" / "image.sh"), "env"], capture_output=True,
                          text=True, check=True).stdout
@@ -30,12 +49,9 @@ def podman_env() -> dict[str, str]:
     return env
 
 
-ENV = podman_env()
-
-
 def podman(*args: str, check: bool = True, timeout: float = 300,
            **kwargs: object) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(["podman", *args], capture_output=True, text=True, env=ENV,
+    result = subprocess.run(["podman", *args], capture_output=True, text=True, env=podman_env(),
                             timeout=timeout, **kwargs)  # type: ignore[call-overload]
     if check and result.returncode != 0:
         raise AssertionError(f"podman {' '.join(args)} failed ({result.returncode}):\n"
@@ -71,5 +87,7 @@ def admin_key(logs: str) -> str:
 
 @pytest.fixture(scope="session")
 def image() -> str:
-    podman("image", "exists", IMAGE)
+    if podman("image", "exists", IMAGE, check=False).returncode != 0:
+        pytest.fail(f"DOCMILL_TEST_IMAGE=1 but there is no image {IMAGE}: build it with "
+                    "scripts/image.sh", pytrace=False)
     return IMAGE
