@@ -2,7 +2,7 @@
 # Builds Docmill's container images from Debian packages alone, on a fresh Debian machine
 # (run as root): no image is pulled from any registry.
 #
-#   scripts/image.sh [STEP...]     steps: tools base core services prune (default: all)
+#   scripts/image.sh [STEP...]     steps: tools base core slim services prune (default: all)
 #   scripts/image.sh env           print the podman settings this machine needs (see below)
 #
 # 1. tools:    podman, mmdebstrap and what they need (apt-get), if missing.
@@ -12,6 +12,8 @@
 #              DOCMILL_IMAGE_REFRESH=1; the images built on it run `apt-get upgrade`.
 # 3. core:     the Containerfile: localhost/docmill:VERSION and :latest (API + embedded workers,
 #              every engine).
+#    slim:     the Containerfile with VARIANT=slim: localhost/docmill-slim:VERSION and :latest,
+#              without LibreOffice and Chromium.
 # 4. services: containers/*.Containerfile: PostgreSQL, Redis and SeaweedFS (S3) images for
 #              compose.yaml, from the same base.
 # 5. prune:    removes the images earlier builds left unnamed (the named ones keep the cache).
@@ -125,10 +127,11 @@ base() {
 
 # --- Docmill's images ------------------------------------------------------------------------
 
-build() {  # build FILE [--target STAGE] TAG...
+build() {  # build FILE [--target STAGE] [--arg NAME=VALUE] TAG...
   local file=$1; shift
   local tags=()
   if [[ ${1:-} == --target ]]; then tags+=(--target "$2"); shift 2; fi
+  if [[ ${1:-} == --arg ]]; then tags+=(--build-arg "$2"); shift 2; fi
   local tag
   for tag in "$@"; do tags+=(--tag "$tag"); done
   # --format docker: HEALTHCHECK is not part of the OCI image format. The host's CA bundle is
@@ -146,6 +149,13 @@ core() {
   build Containerfile --target venv "$IMAGE-deps:latest" >/dev/null
   build Containerfile "$IMAGE:$VERSION" "$IMAGE:latest"
   log "$IMAGE:$VERSION is $(podman image inspect --format '{{.Size}}' "$IMAGE:$VERSION" \
+    | awk '{printf "%.0f MB", $1/1e6}')"
+}
+
+slim() {
+  log "building $IMAGE-slim:$VERSION"
+  build Containerfile --arg VARIANT=slim "$IMAGE-slim:$VERSION" "$IMAGE-slim:latest"
+  log "$IMAGE-slim:$VERSION is $(podman image inspect --format '{{.Size}}' "$IMAGE-slim:$VERSION" \
     | awk '{printf "%.0f MB", $1/1e6}')"
 }
 
@@ -169,10 +179,10 @@ if [[ ${1:-} == env ]]; then  # reads only: safe for any user, creates nothing
   exit 0
 fi
 mkdir -p "$CACHE"
-steps=("$@"); (( ${#steps[@]} )) || steps=(tools base core services prune)
+steps=("$@"); (( ${#steps[@]} )) || steps=(tools base core slim services prune)
 for step in "${steps[@]}"; do
   case $step in
-    tools|base|core|services|prune) "$step" ;;
-    *) echo "unknown step: $step (tools base core services prune env)" >&2; exit 2 ;;
+    tools|base|core|slim|services|prune) "$step" ;;
+    *) echo "unknown step: $step (tools base core slim services prune env)" >&2; exit 2 ;;
   esac
 done

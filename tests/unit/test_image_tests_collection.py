@@ -27,7 +27,7 @@ def test_container_tests_are_skipped_with_the_reason_and_touch_nothing(tmp_path)
     run = subprocess.run([*as_unprivileged_user(), sys.executable, "-m", "pytest", "-q", "-rs",
                           "-p", "no:cacheprovider",
                           str(ROOT / "tests" / "image")], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, timeout=120, check=False)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "passed" not in run.stdout and "error" not in run.stdout.lower(), run.stdout[-3000:]
     assert " skipped" in run.stdout and "DOCMILL_TEST_IMAGE=1" in run.stdout, run.stdout[-3000:]
@@ -37,6 +37,7 @@ def test_container_tests_are_skipped_with_the_reason_and_touch_nothing(tmp_path)
 def test_image_sh_env_creates_nothing(tmp_path):
     cache = tmp_path / "no-such-cache"
     run = subprocess.run([*as_unprivileged_user(), str(ROOT / "scripts" / "image.sh"), "env"], capture_output=True,
-                         text=True, env=dict(os.environ, DOCMILL_IMAGE_CACHE=str(cache)), timeout=30)
+                         text=True, env=dict(os.environ, DOCMILL_IMAGE_CACHE=str(cache)), timeout=30,
+                         check=False)
     assert run.returncode == 0, run.stderr
     assert run.stdout == "" and not cache.exists()
