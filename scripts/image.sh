@@ -2,7 +2,7 @@
 # Builds Docmill's container images from Debian packages alone, on a fresh Debian machine
 # (run as root): no image is pulled from any registry.
 #
-#   scripts/image.sh [STEP...]     steps: tools base core services prune (default: all)
+#   scripts/image.sh [STEP...]     steps: tools base core slim services prune (default: all)
 #   scripts/image.sh env           print the podman settings this machine needs (see below)
 #
 # 1. tools:    podman, mmdebstrap and what they need (apt-get), if missing.
@@ -12,6 +12,8 @@
 #              DOCMILL_IMAGE_REFRESH=1; the images built on it run `apt-get upgrade`.
 # 3. core:     the Containerfile: localhost/docmill:VERSION and :latest (API + embedded workers,
 #              every engine).
+#    slim:     the Containerfile with VARIANT=slim: localhost/docmill-slim:VERSION and :latest,
+#              without LibreOffice and Chromium.
 # 4. services: containers/*.Containerfile: PostgreSQL, Redis and SeaweedFS (S3) images for
 #              compose.yaml, from the same base.
 # 5. prune:    removes the images earlier builds left unnamed (the named ones keep the cache).
@@ -29,7 +31,6 @@ BASE_IMAGE=localhost/docmill-base:$SUITE
 VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -1)
 IMAGE=${DOCMILL_IMAGE:-localhost/docmill}
 MAX_AGE_DAYS=${DOCMILL_BASE_MAX_AGE_DAYS:-7}
-mkdir -p "$CACHE"
 
 log() { echo "image: $*" >&2; }
 
@@ -126,10 +127,11 @@ base() {
 
 # --- Docmill's images ------------------------------------------------------------------------
 
-build() {  # build FILE [--target STAGE] TAG...
+build() {  # build FILE [--target STAGE] [--arg NAME=VALUE] TAG...
   local file=$1; shift
   local tags=()
   if [[ ${1:-} == --target ]]; then tags+=(--target "$2"); shift 2; fi
+  if [[ ${1:-} == --arg ]]; then tags+=(--build-arg "$2"); shift 2; fi
   local tag
   for tag in "$@"; do tags+=(--tag "$tag"); done
   # --format docker: HEALTHCHECK is not part of the OCI image format. The host's CA bundle is
@@ -150,6 +152,13 @@ core() {
     | awk '{printf "%.0f MB", $1/1e6}')"
 }
 
+slim() {
+  log "building $IMAGE-slim:$VERSION"
+  build Containerfile --arg VARIANT=slim "$IMAGE-slim:$VERSION" "$IMAGE-slim:latest"
+  log "$IMAGE-slim:$VERSION is $(podman image inspect --format '{{.Size}}' "$IMAGE-slim:$VERSION" \
+    | awk '{printf "%.0f MB", $1/1e6}')"
+}
+
 services() {
   local name
   for name in postgres redis seaweedfs; do
@@ -165,14 +174,15 @@ prune() {
 }
 
 podman_env
-if [[ ${1:-} == env ]]; then
+if [[ ${1:-} == env ]]; then  # reads only: safe for any user, creates nothing
   [[ -n ${CONTAINERS_CONF:-} ]] && echo "export CONTAINERS_CONF=$CONTAINERS_CONF"
   exit 0
 fi
-steps=("$@"); (( ${#steps[@]} )) || steps=(tools base core services prune)
+mkdir -p "$CACHE"
+steps=("$@"); (( ${#steps[@]} )) || steps=(tools base core slim services prune)
 for step in "${steps[@]}"; do
   case $step in
-    tools|base|core|services|prune) "$step" ;;
-    *) echo "unknown step: $step (tools base core services prune env)" >&2; exit 2 ;;
+    tools|base|core|slim|services|prune) "$step" ;;
+    *) echo "unknown step: $step (tools base core slim services prune env)" >&2; exit 2 ;;
   esac
 done

@@ -67,6 +67,18 @@ def _redact(url: str) -> str:
         return url
 
 
+def _migrate_on_start() -> None:
+    """Bring the schema up to date before taking work (`serve` and `worker`), in a child so
+    that Alembic stays out of the long-running process; on PostgreSQL an advisory lock makes
+    processes that start together migrate once."""
+    from docmill.core.migrate import MigrationFailed, upgrade_in_child
+
+    try:
+        upgrade_in_child()
+    except MigrationFailed as exc:
+        _fail(exc.message)
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to listen on.")] = None,
@@ -79,7 +91,6 @@ def serve(
     import uvicorn
 
     from docmill.core.auth import any_key_exists, create_key
-    from docmill.core.migrate import MigrationFailed, upgrade_in_child
     from docmill.core.models import Role
     from docmill.settings import get_settings
 
@@ -88,10 +99,7 @@ def serve(
             os.environ[f"DOCMILL_{name}"] = str(value)
     get_settings.cache_clear()
     settings = get_settings()
-    try:
-        upgrade_in_child()  # Alembic stays out of the long-running server
-    except MigrationFailed as exc:
-        _fail(exc.message)
+    _migrate_on_start()
     console.print(f"Docmill on [bold]http://{settings.host}:{settings.port}[/bold]  "
                   f"(docs at /docs)")
     console.print(f"data folder: [bold]{settings.data_dir.resolve()}[/bold]  "
@@ -125,6 +133,8 @@ def worker(
     if settings.dispatcher != "celery":
         _fail("`docmill worker` needs DOCMILL_DISPATCHER=celery (the local dispatcher runs its "
               "workers inside `docmill serve`)")
+    # like `serve`: the first process of a new release to start brings the schema up to date
+    _migrate_on_start()
     from docmill import dispatch
     from docmill.dispatch.celery_app import CeleryDispatcher
 

@@ -249,7 +249,10 @@ def test_multipart_mixed_answer(server, data):
     ("GET", "/convert/pdf", 404), ("POST", "/convert/pdf/to/jpg/extra/bits", 404),
     ("GET", "/info/nothing-here", 404), ("GET", "/job/", 404), ("GET", "/d/", 404),
     ("PUT", "/upload", 405), ("DELETE", "/user", 405), ("GET", "/async/job/x/y", 404),
-    ("PATCH", "/convert/pdf/to/jpg", 405)])
+    ("PATCH", "/convert/pdf/to/jpg", 405),
+    # bare face paths: an answer in the vendor's shape, never a redirect to the slashed path
+    ("GET", "/convert", 404), ("POST", "/convert", 404), ("GET", "/d", 404), ("POST", "/d", 404),
+    ("GET", "/info", 404), ("GET", "/job", 404), ("POST", "/async", 404)])
 def test_unknown_routes_answer_in_the_vendor_shape(server, method, path, status):
     with raw(server, server.keys["acme"]) as http:
         response = http.request(method, path)
@@ -258,3 +261,37 @@ def test_unknown_routes_answer_in_the_vendor_shape(server, method, path, status)
     assert "detail" not in body and json.dumps(body)
     if status == 405:
         assert response.headers["allow"]
+
+
+def test_unknown_routes_under_a_mount_prefix(make_server, files):
+    """With the face mounted under a prefix, every unknown path under it (the bare prefix
+    too) answers in the vendor's shape, and the face's real routes still work."""
+    srv = make_server(DOCMILL_CONVERTAPI_PREFIX="capi")
+    srv.start()
+    with raw(srv, srv.keys["acme"]) as http:
+        for method, path in (("GET", "/capi"), ("POST", "/capi/"), ("GET", "/capi/nothing"),
+                             ("POST", "/capi/convert/pdf/to/jpg/extra")):
+            vendor_error(http.request(method, path), 404, 4040)
+        assert http.get("/capi/user").status_code == 200
+        assert http.get("/user").status_code == 404  # not mounted at the root any more
+
+
+def test_refused_uploads_reach_the_1x_client_as_api_errors(make_server, files):
+    """What docs/convertapi.md promises a 1.x user: an upload Docmill refuses (over the
+    anonymous cap; anonymous uploads turned off) is the client's `ApiError` with the code."""
+    body = """
+        convertapi.api_secret = os.environ["KEY"]
+        try:
+            convertapi.convert("pdf", {"File": os.environ["DOCX"]})
+            print(json.dumps({"error": None}))
+        except convertapi.ApiError as exc:
+            print(json.dumps({"error": error(exc)}))
+        """
+    capped = make_server(DOCMILL_CONVERTAPI_ANONYMOUS_MAX_BYTES="1000")
+    capped.start()
+    result = client(capped, body, KEY=capped.keys["acme"], DOCX=str(files / "letter.docx"))
+    assert result["error"] and result["error"]["code"] == 4000, result
+    closed = make_server(DOCMILL_CONVERTAPI_ANONYMOUS_UPLOADS="false")
+    closed.start()
+    result = client(closed, body, KEY=closed.keys["acme"], DOCX=str(files / "letter.docx"))
+    assert result["error"] and result["error"]["code"] == 4013, result

@@ -497,15 +497,18 @@ def test_27_iframes(sapi, site):
         b"<iframe src='/frames/inner.html' width=200 height=60></iframe></body></html>"))
     site.routes["/frames/inner.html"] = (200, "text/html", b"<p>INNERTEXT</p>")
     site.routes["/frames/pixel.png"] = (200, "image/png", PIXEL)
+    private = Recorder()  # a live server on 127.0.0.1, which the guard does not allow
+    private.routes["/private.html"] = (200, {"Content-Type": "text/html"}, b"<p>PRIVATETEXT</p>")
     html = (f'<p>Outer</p><iframe src="{site.base}/frames/frame.html" width="400" '
             'height="200"></iframe><iframe srcdoc="&lt;p&gt;SRCDOCTEXT&lt;/p&gt;"></iframe>'
             '<iframe src="data:text/html,%3Cp%3EDATATEXT%3C/p%3E"></iframe>'
             '<iframe src="file:///etc/passwd"></iframe>'
-            '<iframe src="http://127.0.0.1:9/private.html"></iframe><p>After</p>')
+            f'<iframe src="{private.base}/private.html"></iframe><p>After</p>')
     text = " ".join(pdf_text(sapi.create_doc({**D, "document_content": html})).split())
     for word in ("Outer", "FRAMETEXT été", "INNERTEXT", "SRCDOCTEXT", "DATATEXT", "After"):
         assert word in text, (word, text)
     assert "root:" not in text  # /etc/passwd stayed unread
+    assert "PRIVATETEXT" not in text and private.requests == []  # never reached
     assert site.paths().count("/frames/frame.html") == 1
     assert "/frames/inner.html" in site.paths() and "/frames/pixel.png" in site.paths()
     before = len(site.requests)
@@ -515,9 +518,11 @@ def test_27_iframes(sapi, site):
     assert len(site.requests) == before  # nothing fetched
     # a frame the guard refuses fails the document when resource errors count
     error = api_error(sapi.create_doc, {**D, "ignore_resource_errors": False,
-                                        "document_content": '<iframe src="http://127.0.0.1:9/x">'
+                                        "document_content": f'<iframe src="{private.base}/x">'
                                                             '</iframe><p>x</p>'})
     assert error.status == 422 and "127.0.0.1" in error.body
+    assert private.requests == []
+    private.shutdown()
 
 
 def test_insecure_is_accepted_and_ignored_with_a_warning(sapi, special):

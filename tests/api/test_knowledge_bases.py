@@ -180,17 +180,44 @@ def test_isolation_between_organizations(server, kb):
 def test_async_client(server, kb):
     made, ids = kb
 
+    tag = uuid.uuid4().hex[:6]
+
     async def run() -> tuple:
         async with docutray.AsyncClient(api_key=server.keys["acme"], base_url=server.url,
                                         max_retries=0) as c:
             page = await c.knowledge_bases.list(search=made.name)
             found = await c.knowledge_bases.search(made.id, query="password")
             doc = await c.knowledge_bases.documents(made.id).get(ids[2])
-            return page, found, doc
+            # every other method, on a base of the async client's own
+            own = await c.knowledge_bases.create(name=f"Async {tag}", description="first",
+                                                 schema=SCHEMA)
+            renamed = await c.knowledge_bases.update(own.id, name=f"Async renamed {tag}",
+                                                     description="second")
+            got = await c.knowledge_bases.get(own.id)
+            docs = c.knowledge_bases.documents(own.id)
+            made_doc = await docs.create(content=ARTICLES[0], document_id="a-0")
+            await docs.update(made_doc.id, content={"title": "Kerberos realms"})
+            listed = await docs.list()
+            synced = await c.knowledge_bases.sync(own.id)
+            hit = await c.knowledge_bases.search(own.id, query="kerberos")
+            await docs.delete(made_doc.id)
+            after = await docs.list()
+            await c.knowledge_bases.delete(own.id)
+            try:
+                await c.knowledge_bases.get(own.id)
+                gone = False
+            except docutray.NotFoundError:
+                gone = True
+            return page, found, doc, renamed, got, listed, synced, hit, after, gone
 
-    page, found, doc = asyncio.run(run())
+    page, found, doc, renamed, got, listed, synced, hit, after, gone = asyncio.run(run())
     assert [b.id for b in page.data] == [made.id]
     assert found.data[0].document.id == ids[2] and doc.content == ARTICLES[2]
+    assert renamed.name == got.name == f"Async renamed {tag}" and got.description == "second"
+    assert [d.content for d in listed.data] == [{"title": "Kerberos realms"}]
+    assert synced.status == "completed" and synced.documentsProcessed == 1
+    assert [r.document.content["title"] for r in hit.data] == ["Kerberos realms"]
+    assert after.data == [] and after.total == 0 and gone
 
 
 def test_native_mirror_and_documents_from_an_extraction(server, kb):
@@ -225,6 +252,21 @@ def test_native_mirror_and_documents_from_an_extraction(server, kb):
         # the Docutray face sees the same base and document
         mirrored = client(server).knowledge_bases.documents(base["id"]).get(added.json()["id"])
         assert mirrored.content["total"] == 99.5
+        doc_url = f"/v1/knowledge-bases/{base['id']}/documents/{added.json()['id']}"
+        assert http.get(doc_url).json()["metadata"] == {"from": "scan"}
+        changed = http.patch(doc_url, json={"content": {"invoice_number": "INV-2042",
+                                                        "total": 12.0}})
+        assert changed.status_code == 200, changed.text
+        assert http.get(doc_url).json()["content"] == {"invoice_number": "INV-2042", "total": 12.0}
+        renamed = http.patch(f"/v1/knowledge-bases/{base['id']}", json={"description": "scans"})
+        assert renamed.status_code == 200 and renamed.json()["description"] == "scans"
+        synced = http.post(f"/v1/knowledge-bases/{base['id']}/sync").json()
+        assert synced["status"] == "completed" and synced["documents_processed"] == 1
+        found = http.post(f"/v1/knowledge-bases/{base['id']}/search",
+                          json={"query": "INV-2042"}).json()
+        assert [r["document"]["id"] for r in found["results"]] == [added.json()["id"]]
+        assert http.delete(doc_url).status_code == 204
+        assert http.get(doc_url).status_code == 404
         bad = http.post(f"/v1/knowledge-bases/{base['id']}/documents", json={"job_id": "nope"})
         assert bad.status_code == 404 and bad.json()["error"]["code"] == "not_found"
         page2 = http.get(f"/v1/knowledge-bases/{made.id}/documents",
@@ -324,3 +366,24 @@ def test_raw_response_methods(server, kb):
     assert found.status_code == 200 and found.parse().data[0].document.id == ids[2]
     synced = raw.sync(made.id)
     assert synced.status_code == 200 and synced.parse().documentsProcessed == len(ids)
+
+
+def test_a_misspelt_query_reaches_old_documents_of_a_large_base(server):
+    """A typo is matched through the base's vocabulary, not only among the newest documents
+    (which alone would miss an old document once 200 newer ones exist)."""
+    with native(server) as http:
+        base = http.post("/v1/knowledge-bases", json={"name": f"Big {uuid.uuid4().hex[:6]}",
+                                                       "schema": SCHEMA}).json()
+        docs = f"/v1/knowledge-bases/{base['id']}/documents"
+        old = http.post(docs, json={"content": ARTICLES[0]}).json()
+        for i in range(205):
+            made = http.post(docs, json={"content": {"title": f"Note {i}",
+                                                     "body": f"filler words {i}"}})
+            assert made.status_code == 201, made.text
+        for query in ("autentication", "configuring authentcation", "SAML"):
+            found = http.post(f"/v1/knowledge-bases/{base['id']}/search",
+                              json={"query": query}).json()
+            assert [r["document"]["id"] for r in found["results"]][:1] == [old["id"]], query
+        # the literal LIKE filter: % is not a wildcard
+        assert http.get("/v1/knowledge-bases", params={"search": "%"}).json()["total"] == 0
+        assert http.delete(f"/v1/knowledge-bases/{base['id']}").status_code == 204

@@ -17,7 +17,7 @@ import pypdfium2 as pdfium
 import pytest
 from server import free_port
 
-from .conftest import ENV, ROOT, admin_key, podman, unique
+from .conftest import ROOT, admin_key, podman, podman_env, unique
 
 
 def podman_compose() -> str:
@@ -30,7 +30,7 @@ def stack(image: str):
     import subprocess
 
     project, port = unique("docmill-compose"), free_port()
-    env = dict(ENV, DOCMILL_LISTEN=f"127.0.0.1:{port}", DOCMILL_PUBLIC_URL=f"http://127.0.0.1:{port}",
+    env = dict(podman_env(), DOCMILL_LISTEN=f"127.0.0.1:{port}", DOCMILL_PUBLIC_URL=f"http://127.0.0.1:{port}",
                POSTGRES_PASSWORD=secrets.token_hex(8), S3_ACCESS_KEY="docmill-test",
                S3_SECRET_KEY=secrets.token_hex(12), DOCMILL_WORKER_CONCURRENCY="1")
     compose = [podman_compose(), "-f", str(ROOT / "compose.yaml"), "-p", project]

@@ -113,13 +113,28 @@ async def create(request: Request) -> Response:
 
 
 @router.get("/{code}")
-async def view_page(request: Request, code: str, saved: str = "",
-                    example: str = "") -> HTMLResponse:
+async def view_page(request: Request, code: str, saved: str = "", example: str = "",
+                    labelled: str = "") -> HTMLResponse:
     session, api = signed_in(request)
+    return await _type_page(request, session, api, code, saved=bool(saved), example=example,
+                            labelled=bool(labelled))
+
+
+async def _type_page(request: Request, session: Any, api: Api, code: str, status: int = 200,
+                     problems: dict[str, str] | None = None, **context: Any) -> HTMLResponse:
+    """A type's page: facts, teaching status (`model` of the API's answer), the forms."""
     row = expect(await api.get(_path(code)))
-    return render(request, "doctype.html", session, row=row, saved=bool(saved),
-                  example=example, values=_form_values(row), problems={},
-                  schema_json=json.dumps(row["schema"], indent=2))
+    return render(request, "doctype.html", session, status=status, row=row,
+                  problems=problems or {}, schema_json=json.dumps(row["schema"], indent=2),
+                  example_hint=json.dumps(_expected_hint(row["schema"]), indent=2),
+                  **{"example": "", "saved": False, "labelled": False, "expected": "",
+                     **context})
+
+
+def _expected_hint(schema: Any) -> dict[str, Any]:
+    """A placeholder for the expected-values field: the schema's top-level fields, null."""
+    properties = schema.get("properties") if isinstance(schema, dict) else None
+    return {name: None for name in (properties or {})}
 
 
 @router.get("/{code}/edit")
@@ -147,9 +162,35 @@ async def _one_file(request: Request, missing: str) -> tuple[Api, UploadFile]:
 
 @router.post("/{code}/examples")
 async def add_example(request: Request, code: str) -> Response:
-    api, upload = await _one_file(request, "Choose a sample document to add as an example.")
-    body = expect(await post_files(api, _path(code) + "/examples", [], [upload]))
-    return see_other(f"/console/document-types/{quote(code)}?example={body['examples']}")
+    """A sample document, labelled when the optional expected values (JSON of the type's
+    schema) are given; the API checks them against the schema and its refusal is shown
+    under the field, as the schema editor does."""
+    session, api = signed_in(request)
+    form = await checked_form(request, session)
+    files = uploads(form)
+    expected = str(form.get("expected") or "").strip()
+    problems: dict[str, str] = {}
+    if not files:
+        problems["example"] = "Choose a sample document to add as an example."
+    if expected:
+        try:
+            json.loads(expected)
+        except json.JSONDecodeError as exc:
+            problems["expected"] = (f"Not valid JSON: {exc.msg} at line {exc.lineno}, "
+                                    f"column {exc.colno}")
+    if not problems:
+        answer = await post_files(api, _path(code) + "/examples",
+                                  [("expected", expected)] if expected else [], files[:1])
+        if answer.ok:
+            body = answer.json()
+            return see_other(f"/console/document-types/{quote(code)}?example={body['examples']}"
+                             + ("&labelled=1" if body["labelled"] else ""))
+        if answer.status in (401, 403, 404):
+            expect(answer)
+        message = answer.error()["message"]
+        problems["expected" if expected and "expected" in message else "example"] = message
+    return await _type_page(request, session, api, code, status=400, problems=problems,
+                            expected=expected)
 
 
 @router.post("/{code}/extract")

@@ -34,6 +34,8 @@ INLINE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "applicati
 TEXT_PREVIEW_MAX = 256 * 1024
 PAGE_IMAGE_MAX = 25 << 20
 PAGE_IMAGE_DPI = 100
+WORD_OPERATIONS = ("ocr.read", "layout.analyze")  # results: the native document JSON
+DOCUMENT_JSON_MAX = 16 << 20
 
 
 @router.get("/jobs")
@@ -62,33 +64,46 @@ def _duration(start: str | None, end: str | None) -> str | None:
 async def job_page(request: Request, job_id: str, page_image: str = "") -> HTMLResponse:
     session, api = signed_in(request)
     job = expect(await api.get(f"/v1/jobs/{quote(job_id, safe='')}"))
-    image = await _page_image(api, page_image, _page_boxes(job, 1)) if page_image else None
     transitions = expect(await api.get(f"/v1/jobs/{quote(job_id, safe='')}/transitions"))
     deliveries = []
     if session.is_admin and job.get("webhook_url"):
         deliveries = expect(await api.get("/v1/webhook-deliveries", job_id=job_id))["deliveries"]
-    previews = {}
+    previews: dict[str, str] = {}
+    words: list[dict[str, Any]] = []
     for item in job["files"]:
         kind = _preview_kind(item["content_type"])
-        if kind == "text" and item["size"] <= TEXT_PREVIEW_MAX:
+        document = job["operation"] in WORD_OPERATIONS and kind == "text" \
+            and item["size"] <= DOCUMENT_JSON_MAX and "json" in item["content_type"]
+        if (kind == "text" and item["size"] <= TEXT_PREVIEW_MAX) or document:
             answer = await api.get(f"/v1/jobs/{quote(job_id, safe='')}/files/"
                                    f"{quote(item['name'], safe='')}")
-            previews[item["name"]] = _pretty(answer.body, item["content_type"])
+            if item["size"] <= TEXT_PREVIEW_MAX:
+                previews[item["name"]] = _pretty(answer.body, item["content_type"])
+            if document and not words:
+                words = page_words(_json_or_none(answer.body), 1)
         elif kind in ("image", "pdf"):
             previews[item["name"]] = kind
+    fields = _page_boxes(job, 1)
+    image = await _page_image(api, page_image, fields, words) if page_image else None
+    pdf_inputs = [f["name"] for f in job["inputs"]
+                  if f["content_type"].startswith("application/pdf")]
+    # Something to draw on page 1: its picture is made at once (the page submits the form).
+    auto_image = pdf_inputs[0] if (pdf_inputs and not page_image and job["status"] == "SUCCESS"
+                                   and (fields or words)) else ""
     timings = {"queued": _duration(job["created_at"], job["started_at"]),
                "ran": _duration(job["started_at"], job["finished_at"]),
                "total": _duration(job["created_at"], job["finished_at"])}
     return render(request, "job.html", session, job=job, transitions=transitions["transitions"],
                   deliveries=deliveries, previews=previews, timings=timings, image=image,
-                  params_json=json.dumps(job["params"], indent=2),
+                  auto_image=auto_image, params_json=json.dumps(job["params"], indent=2),
                   result_json=json.dumps(job["result"], indent=2) if job["result"] else None)
 
 
-async def _page_image(api: Api, image_job_id: str,
-                      boxes: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The PNG of a page-image job (see `page_image`) with `boxes` (points) placed on it in
-    percent of the picture, or None if that job is not (yet) such a picture."""
+async def _page_image(api: Api, image_job_id: str, fields: list[dict[str, Any]],
+                      words: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The PNG of a page-image job (see `page_image`) with the `fields` (boxes in points)
+    and `words` (placed by `page_words`) on it, or None if that job is not (yet) such a
+    picture."""
     answer = await api.get(f"/v1/jobs/{quote(image_job_id, safe='')}")
     made = answer.json() if answer.ok else None
     if not made or made["operation"] != "pdf.to-image" or made["status"] != "SUCCESS":
@@ -97,14 +112,24 @@ async def _page_image(api: Api, image_job_id: str,
     png = (await api.get(path)).body
     if png[:8] != b"\x89PNG\r\n\x1a\n" or len(png) < 24:
         return None
-    width, height = (int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big"))
     scale = made["params"].get("dpi", PAGE_IMAGE_DPI) / 72
-    placed = [{**b, "style": "left:{:.2f}%;top:{:.2f}%;width:{:.2f}%;height:{:.2f}%".format(
-        100 * b["box"][0] * scale / width, 100 * b["box"][1] * scale / height,
-        100 * (b["box"][2] - b["box"][0]) * scale / width,
-        100 * (b["box"][3] - b["box"][1]) * scale / height)} for b in boxes]
+    width, height = (int.from_bytes(png[16:20], "big") / scale,  # the page in points
+                     int.from_bytes(png[20:24], "big") / scale)
+    placed = [{**b, "style": _placed(b["box"], width, height)} for b in fields]
     return {"job": made["id"], "url": "/console" + path.removeprefix("/v1") + "?inline=1",
-            "boxes": placed}
+            "boxes": placed, "words": words}
+
+
+def _placed(box: list[float], width: float, height: float) -> str:
+    """CSS placing a box given in points on a picture of a `width` x `height` points page."""
+    left, top = 100 * box[0] / width, 100 * box[1] / height
+    wide, high = 100 * (box[2] - box[0]) / width, 100 * (box[3] - box[1]) / height
+    return f"left:{left:.2f}%;top:{top:.2f}%;width:{wide:.2f}%;height:{high:.2f}%"
+
+
+def _is_box(value: Any) -> bool:
+    return isinstance(value, list) and len(value) == 4 \
+        and all(isinstance(v, (int, float)) for v in value)
 
 
 def _page_boxes(job: dict[str, Any], page: int) -> list[dict[str, Any]]:
@@ -114,9 +139,37 @@ def _page_boxes(job: dict[str, Any], page: int) -> list[dict[str, Any]]:
         return []
     return [{"name": name, "box": f["box"], "value": f.get("value")}
             for name, f in fields.items()
-            if isinstance(f, dict) and f.get("page") == page
-            and isinstance(f.get("box"), list) and len(f["box"]) == 4
-            and all(isinstance(v, (int, float)) for v in f["box"])]
+            if isinstance(f, dict) and f.get("page") == page and _is_box(f.get("box"))]
+
+
+def page_words(document: Any, page: int) -> list[dict[str, Any]]:
+    """The words of `page` in a native document JSON (`ocr.read`, `layout.analyze`: pages,
+    blocks, lines or a table's cells' lines, words with boxes in points), each placed in
+    percent of the page, which fits any picture of it."""
+    pages = document.get("pages") if isinstance(document, dict) else None
+    for data in pages or []:
+        if not isinstance(data, dict) or data.get("page") != page:
+            continue
+        width, height = data.get("width"), data.get("height")
+        if not (isinstance(width, (int, float)) and isinstance(height, (int, float))
+                and width > 0 and height > 0):
+            return []
+        lines: list[dict[str, Any]] = []
+        for block in data.get("blocks") or []:
+            lines += block.get("lines") or []
+            for cell in (block.get("table") or {}).get("cells") or []:
+                lines += cell.get("lines") or []
+        return [{"text": str(w.get("text", "")), "style": _placed(w["bbox"], width, height)}
+                for line in lines for w in line.get("words") or []
+                if isinstance(w, dict) and _is_box(w.get("bbox"))]
+    return []
+
+
+def _json_or_none(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
 
 
 def _preview_kind(content_type: str) -> str | None:

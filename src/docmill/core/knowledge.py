@@ -8,8 +8,10 @@ as is or taken from a finished extraction job's `data`.
 
 Search is offline and runs on both databases: the full-text index (SQLite FTS5 with
 `unicode61` folding; PostgreSQL `to_tsvector('simple', ...)` with a GIN index) finds the
-documents sharing a word or word prefix with the query, the base's most recently updated
-documents are added so that misspelt queries still meet them, and every candidate is ranked
+documents sharing a word or word prefix with the query, or a word of the base's vocabulary
+(`knowledge_terms`) within a small edit distance of a query word (so a misspelt query meets
+old documents of a large base too), the base's most recently updated documents are added,
+and every candidate is ranked
 by a fuzzy score (rapidfuzz): how well each query word is matched by a word of the document
 (exact 1, prefix 0.9, else its edit-distance ratio when at least 0.75), blended with the
 query's best partial match in the text. The score is the `similarity` (0..1).
@@ -24,13 +26,19 @@ from typing import Any
 
 import jsonschema
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import delete, func, or_, select, text
+from sqlalchemy import Insert, delete, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from docmill.core.auth import Principal
 from docmill.core.db import session_scope
 from docmill.core.doctypes import check_schema
-from docmill.core.models import JobStatus, KnowledgeBase, KnowledgeDocument, utcnow
+from docmill.core.models import (
+    JobStatus,
+    KnowledgeBase,
+    KnowledgeDocument,
+    KnowledgeTerm,
+    utcnow,
+)
 from docmill.errors import Conflict, InvalidInput, NotFound
 
 MAX_TEXT = 200_000  # characters of a document that are indexed
@@ -41,6 +49,8 @@ PHRASE_CHARS = 5000  # characters of a document the whole query is partially mat
 FULLTEXT_CANDIDATES = 200
 RECENT_CANDIDATES = 200
 WORD = re.compile(r"[^\W_]+", re.UNICODE)
+TERM_LENGTHS = (3, 64)  # words of these lengths go into a base's vocabulary
+SPELLINGS_PER_WORD = 3  # vocabulary words a misspelt query word is widened with
 
 
 def _names(*names: str) -> Any:
@@ -116,14 +126,21 @@ def document_counts(session: Session, kb_ids: list[str]) -> dict[str, int]:
     return {kb_id: count for kb_id, count in rows}
 
 
+def _contains(search: str) -> str:
+    """A LIKE pattern matching `search` literally: `%` and `_` in it are not wildcards."""
+    literal = search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{literal}%"
+
+
 def list_bases(principal: Principal, *, offset: int, limit: int, search: str | None = None,
                is_active: bool | None = None) -> tuple[list[tuple[KnowledgeBase, int]], int]:
     """A page of the organization's bases (newest first) with their document counts."""
     where = [KnowledgeBase.org_id == principal.org_id]
     if search:
-        pattern = f"%{search.lower()}%"
-        where.append(or_(func.lower(KnowledgeBase.name).like(pattern),
-                         func.lower(func.coalesce(KnowledgeBase.description, "")).like(pattern)))
+        pattern = _contains(search)
+        where.append(or_(func.lower(KnowledgeBase.name).like(pattern, escape="\\"),
+                         func.lower(func.coalesce(KnowledgeBase.description, ""))
+                         .like(pattern, escape="\\")))
     if is_active is not None:
         where.append(KnowledgeBase.is_active.is_(is_active))
     with session_scope(readonly=True) as session:
@@ -190,6 +207,7 @@ def delete_base(principal: Principal, kb_id: str) -> None:
             session.execute(text("DELETE FROM knowledge_documents_fts WHERE kb_id = :kb"),
                             {"kb": row.id})
         session.execute(delete(KnowledgeDocument).where(KnowledgeDocument.kb_id == row.id))
+        session.execute(delete(KnowledgeTerm).where(KnowledgeTerm.kb_id == row.id))
         session.delete(row)
 
 
@@ -218,7 +236,9 @@ def _sqlite(session: Session) -> bool:
 
 
 def _index(session: Session, doc: KnowledgeDocument) -> None:
-    """Keep SQLite's FTS5 table in step (PostgreSQL's index follows the column itself)."""
+    """Keep SQLite's FTS5 table in step (PostgreSQL's index follows the column itself), and
+    the base's vocabulary."""
+    add_terms(session, doc.kb_id, doc.text)
     if not _sqlite(session):
         return
     session.execute(text("DELETE FROM knowledge_documents_fts WHERE doc_id = :id"),
@@ -226,6 +246,53 @@ def _index(session: Session, doc: KnowledgeDocument) -> None:
     session.execute(text("INSERT INTO knowledge_documents_fts (doc_id, kb_id, text) "
                          "VALUES (:id, :kb, :text)"),
                     {"id": doc.id, "kb": doc.kb_id, "text": doc.text})
+
+
+def vocabulary_of(doc_text: str) -> list[str]:
+    """The distinct words of a document's text that a base's vocabulary keeps."""
+    low, high = TERM_LENGTHS
+    return list(dict.fromkeys(w for w in words(doc_text[:MAX_TEXT])
+                              if low <= len(w) <= high))[:MAX_VOCABULARY]
+
+
+def add_terms(session: Session, kb_id: str, doc_text: str) -> None:
+    """Insert the words not yet in the base's vocabulary (a concurrent insert of the same
+    word is not an error on either database)."""
+    terms = vocabulary_of(doc_text)
+    if not terms:
+        return
+    statement: Insert
+    if _sqlite(session):
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+        statement = sqlite_insert(KnowledgeTerm).on_conflict_do_nothing()
+    else:
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+        statement = postgresql_insert(KnowledgeTerm).on_conflict_do_nothing()
+    session.execute(statement, [{"kb_id": kb_id, "term": t} for t in terms])
+
+
+def spellings(session: Session, kb_id: str, terms: list[str]) -> list[str]:
+    """Words of the base's vocabulary close to the query words it does not hold (their
+    likely correct spellings), for the full-text query."""
+    from rapidfuzz import fuzz, process
+
+    low, high = TERM_LENGTHS
+    asked = [t for t in terms if low + 1 <= len(t) <= high]
+    if not asked:
+        return []
+    held = set(session.scalars(select(KnowledgeTerm.term).where(
+        KnowledgeTerm.kb_id == kb_id, KnowledgeTerm.term.in_(asked))).all())
+    missing = [t for t in asked if t not in held]
+    found: list[str] = []
+    for term in missing:  # a ratio of 0.75 needs lengths within a third of each other
+        spread = max(1, len(term) // 3)
+        near = session.scalars(select(KnowledgeTerm.term).where(
+            KnowledgeTerm.kb_id == kb_id,
+            func.length(KnowledgeTerm.term).between(len(term) - spread,
+                                                    len(term) + spread))).all()
+        found += [word for word, _, _ in process.extract(
+            term, near, scorer=fuzz.ratio, score_cutoff=75, limit=SPELLINGS_PER_WORD)]
+    return list(dict.fromkeys(found))
 
 
 def _check_content(base: KnowledgeBase, content: dict[str, Any]) -> None:
@@ -269,7 +336,7 @@ def list_documents(principal: Principal, kb_id: str, *, offset: int, limit: int,
                    search: str | None = None) -> tuple[list[KnowledgeDocument], int]:
     where = [KnowledgeDocument.kb_id == kb_id]
     if search:
-        where.append(func.lower(KnowledgeDocument.text).like(f"%{search.lower()}%"))
+        where.append(func.lower(KnowledgeDocument.text).like(_contains(search), escape="\\"))
     with session_scope(readonly=True) as session:
         _base(session, principal, kb_id)
         total = session.scalar(select(func.count()).select_from(KnowledgeDocument).where(*where))
@@ -389,7 +456,8 @@ def search(principal: Principal, kb_id: str,
     terms = list(dict.fromkeys(words(fields.query)))[:MAX_QUERY_WORDS]
     with session_scope(readonly=True) as session:
         _base(session, principal, kb_id)
-        ids = _fulltext_ids(session, kb_id, terms) if terms else []
+        widened = terms + [w for w in spellings(session, kb_id, terms) if w not in terms]
+        ids = _fulltext_ids(session, kb_id, widened) if terms else []
         recent = session.scalars(select(KnowledgeDocument.id)
                                  .where(KnowledgeDocument.kb_id == kb_id)
                                  .order_by(KnowledgeDocument.updated_at.desc())
@@ -414,6 +482,7 @@ def sync(principal: Principal, kb_id: str) -> dict[str, Any]:
         if _sqlite(session):
             session.execute(text("DELETE FROM knowledge_documents_fts WHERE kb_id = :kb"),
                             {"kb": base.id})
+        session.execute(delete(KnowledgeTerm).where(KnowledgeTerm.kb_id == base.id))
         for doc in docs:
             doc.text = flatten(doc.content)
             _index(session, doc)

@@ -355,6 +355,18 @@ class KnowledgeDocument(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class KnowledgeTerm(Base):
+    """A word that occurs in a knowledge base (migration 0008): where a misspelt query word
+    finds its correct spelling, so a typo reaches old documents of a large base too.
+    Added as documents are indexed; stale words only cost a wasted lookup, `sync` rebuilds."""
+
+    __tablename__ = "knowledge_terms"
+
+    kb_id: Mapped[str] = mapped_column(ForeignKey("knowledge_bases.id", ondelete="CASCADE"),
+                                       primary_key=True)
+    term: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
 class Pipeline(Base):
     """A pipeline definition of one organization: ordered steps, each an operation of the
     catalogue with its params, its inputs (the run's or earlier steps' outputs), an optional

@@ -144,7 +144,8 @@ class ChromiumBrowser:
         if not Path(settings.chromium_executable).exists():
             raise EngineFailed(f"Chromium is not installed at {settings.chromium_executable} "
                                "(install the chromium package: scripts/setup.sh, or set "
-                               "DOCMILL_CHROMIUM_EXECUTABLE)")
+                               "DOCMILL_CHROMIUM_EXECUTABLE; the slim container image has "
+                               "no Chromium: use the core one)")
         for attempt in (1, 2):
             try:
                 if self._playwright is None:

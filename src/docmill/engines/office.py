@@ -153,7 +153,8 @@ def program_dir() -> Path:
         if candidate and (Path(candidate) / "soffice.bin").exists():
             return Path(candidate)
     raise EngineFailed("LibreOffice is not installed (no soffice.bin in "
-                       f"{', '.join(PROGRAM_DIRS)}); run scripts/setup.sh")
+                       f"{', '.join(PROGRAM_DIRS)}): run scripts/setup.sh, or use the core "
+                       "container image (the slim one has no LibreOffice)")
 
 
 def load_uno() -> Any:

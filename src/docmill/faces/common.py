@@ -89,6 +89,7 @@ class FaceErrors:
 
     prefixes: tuple[str, ...]
     render: Callable[[Request, DocmillError], Response]
+    exact: frozenset[str] = frozenset()  # bare paths (`/d`, not `/docs`)
 
 
 _faces: list[FaceErrors] = []
@@ -100,7 +101,7 @@ def register_face_errors(face: FaceErrors) -> None:
 
 def renderer_for(path: str) -> Callable[[Request, DocmillError], Response] | None:
     for face in _faces:
-        if path.startswith(face.prefixes):
+        if path in face.exact or path.startswith(face.prefixes):
             return face.render
     return None
 

@@ -120,6 +120,15 @@ function bindJson() {
   });
 }
 
+function autoSubmit() {
+  // A form the page asks to send at once (page 1 of a PDF as an image, for its boxes).
+  const form = document.querySelector("form[data-auto-submit]");
+  if (!form) return;
+  const button = form.querySelector("button");
+  if (button) { button.disabled = true; button.textContent = "Rendering page 1…"; }
+  form.submit();
+}
+
 function confirms() {
   document.querySelectorAll("form[data-confirm]").forEach((form) => {
     form.addEventListener("submit", (e) => { if (!window.confirm(form.dataset.confirm)) e.preventDefault(); });
@@ -134,4 +143,5 @@ document.addEventListener("DOMContentLoaded", () => {
   dropzone();
   bindJson();
   confirms();
+  autoSubmit();
 });

@@ -452,7 +452,8 @@ def build_router() -> APIRouter:
     """The face's routes, under `convertapi_prefix`; registers its error renderer."""
     prefix = _prefix()
     paths = (prefix + "/",) if prefix else FACE_PATHS
-    register_face_errors(FaceErrors(paths, vendor.render))
+    bare = frozenset({prefix} if prefix else {p.rstrip("/") for p in FACE_PATHS})
+    register_face_errors(FaceErrors(paths, vendor.render, bare))
     router = APIRouter(prefix=prefix, tags=["convertapi"], route_class=_Route)
     add = router.add_api_route
     keyed = [bearer("ConvertApiToken", "An API key (2.x clients)"),
@@ -491,8 +492,10 @@ def build_router() -> APIRouter:
     add("/info/canconvert/{source}/to/{target}", can_convert, methods=["GET"],
         summary="200 if this server converts the pair, else 404", responses=fails(404))
     every = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
-    for path in ([p.rstrip("/") + "/{rest:path}" for p in FACE_PATHS] +
-                 ["/upload", "/user"] if not prefix else ["/{rest:path}", "/"]):
+    # The bare paths too (`/convert`, `/d`): else Starlette answers them with a redirect to the
+    # slashed path, and the vendor never redirects.
+    for path in ([p.rstrip("/") + "/{rest:path}" for p in FACE_PATHS] + sorted(bare)
+                 if not prefix else ["/{rest:path}", "/", ""]):
         router.add_api_route(path, unknown_route, methods=every, include_in_schema=False)
     return router
 
