@@ -18,7 +18,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from extract_corpus import boxes_document, receipt_truth, receipts  # noqa: E402
 
-from docmill.engines.documents import Document  # noqa: E402
+from docmill.documents import Document  # noqa: E402
 from docmill.engines.extract import extract_document, field_model  # noqa: E402
 from docmill.errors import InvalidInput  # noqa: E402
 from docmill.extraction.builtin_types import builtin_type  # noqa: E402

@@ -20,7 +20,7 @@ from PIL import Image
 
 from docmill.engines import ocr as ocr_module
 from docmill.engines.base import EngineInput
-from docmill.engines.documents import Box
+from docmill.documents import Box
 from docmill.engines.ocr import OcrEngine, ReadParams, ocr_image, read_document
 from docmill.engines.pdf import page_text
 from docmill.errors import InvalidInput

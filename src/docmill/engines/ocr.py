@@ -36,7 +36,7 @@ from docmill.engines.base import (
     output_stem,
     parse_page_ranges,
 )
-from docmill.engines.documents import Box, Document, Line, Page, Word
+from docmill.documents import Box, Document, Line, Page, Word
 from docmill.engines.layout import analyze_document
 from docmill.errors import EngineFailed, InvalidInput
 from docmill.settings import get_settings
@@ -334,7 +334,7 @@ def _page_from_ocr(number: int, result: OcrOutcome, dpi: float, base_rotation: i
 
 def _stash(page: Page, lines: list[Line]) -> Page:
     """Keep the raw lines on the page until layout analysis replaces them."""
-    from docmill.engines.documents import Block
+    from docmill.documents import Block
 
     page.blocks = [Block("text", lines)] if lines else []
     return page

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from docmill.engines.documents import Box, Document
+from docmill.documents import Box, Document
 from docmill.extraction import values as V
 from docmill.extraction.layout import Layout, Seg
 from docmill.extraction.schema import (

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from docmill.engines.documents import Document
+from docmill.documents import Document
 from docmill.extraction.layout import Layout
 from docmill.extraction.learned.candidates import (
     LINE_KINDS,
