@@ -740,6 +740,25 @@ class OfficeConverter:
         shutil.rmtree(_template_dir(), ignore_errors=True)
 
 
+_shared: OfficeConverter | None = None
+
+
+def shared_converter() -> OfficeConverter:
+    """This worker process's one converter (one `soffice.bin`), made on first use: the
+    office engine converts on it, and so do the spreadsheet engine's XLS output and
+    PDF/A's LibreOffice route."""
+    global _shared
+    if _shared is None:
+        _shared = OfficeConverter()
+    return _shared
+
+
+def shutdown() -> None:
+    """Engines' `stop`: stop this process's LibreOffice if it has one."""
+    if _shared is not None:
+        _shared.stop()
+
+
 def staged_input(item: EngineInput, workdir: Path) -> Path:
     """The input under a name whose extension LibreOffice's type detection trusts."""
     ext = INPUT_TYPES.get(item.content_type.split(";")[0].strip().lower(), "")
@@ -787,9 +806,6 @@ class OfficeEngine(Engine):
                   engine="office"),
     )
 
-    def __init__(self) -> None:
-        self.converter: OfficeConverter | None = None
-
     def start(self) -> None:
         """Nothing heavy here: LibreOffice starts with the first office job in the worker
         (a missing installation fails that job with a clear message, not the worker)."""
@@ -799,13 +815,10 @@ class OfficeEngine(Engine):
             log.warning("office: %s", exc.message)
 
     def stop(self) -> None:
-        if self.converter is not None:
-            self.converter.stop()
+        shutdown()
 
     def get_converter(self) -> OfficeConverter:
-        if self.converter is None:
-            self.converter = OfficeConverter()
-        return self.converter
+        return shared_converter()
 
     def run(self, operation: str, inputs: Sequence[EngineInput], params: Params,
             workdir: Path, progress: Progress) -> EngineResult:

@@ -1042,13 +1042,12 @@ def _text_kept(before: Path, after: Path, password: str | None) -> list[int]:
 
 def _libreoffice(source: Path, target: Path, part: int, workdir: Path,
                  progress: Progress) -> list[str]:
-    from docmill.engines.registry import engine_for, get_operation
+    from docmill.engines.office import shared_converter
 
-    office = engine_for(get_operation("office.to-pdf"))
     workdir, source, target = workdir.resolve(), source.resolve(), target.resolve()
     staged = workdir / f"lo-{secrets.token_hex(4)}.pdf"  # the name LibreOffice detects by
     shutil.copyfile(source, staged)
-    info = office.get_converter().convert(  # type: ignore[attr-defined]
+    info = shared_converter().convert(
         staged, target, lambda percent, message: progress(10 + 0.8 * percent, message),
         export_filter="draw_pdf_Export", family_filters=None,
         filter_data={"SelectPdfVersion": part, "UseTaggedPDF": True}, filter_options="",

@@ -84,6 +84,11 @@ def warm_up() -> None:
 
 
 def stop_all() -> None:
+    """Worker shutdown: every warm engine stopped, and the office process the spreadsheet
+    and PDF/A engines may have started without the office engine."""
+    from docmill.engines.office import shutdown
+
     for instance in _instances.values():
         instance.stop()
     _instances.clear()
+    shutdown()
