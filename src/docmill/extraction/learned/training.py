@@ -71,7 +71,8 @@ def trainable(specs: Sequence[FieldSpec]) -> list[FieldSpec]:
 
 
 def prepare(example: Example, schema: dict[str, Any]) -> Prepared:
-    from docmill.extraction.extractor import _label_hits, _month_first, extract, scalar_specs
+    from docmill.extraction.extractor import _month_first, extract, scalar_specs
+    from docmill.extraction.labels import _label_hits
 
     layout = Layout.of(example.document)
     rules = extract(example.document, schema, layout, model=None)
