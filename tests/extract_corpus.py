@@ -24,7 +24,7 @@ from typing import Any
 
 from docmill.engines.base import EngineInput
 from docmill.documents import Document
-from docmill.engines.ocr import ReadParams, read_document
+from docmill.engines.ocr.pipeline import ReadParams, read_document
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 if not DATA.is_dir():  # as tests/server.py: CI clones main with shared/ beside it

@@ -19,7 +19,7 @@ from PIL import ImageStat
 from pydantic import ValidationError
 
 from docmill.engines.base import EngineInput
-from docmill.engines.pdftools import (
+from docmill.engines.pdf.tools import (
     CompressParams,
     DeletePagesParams,
     ExtractParams,
@@ -466,7 +466,8 @@ def test_to_pdfa_encrypted_input_and_links(engine, tmp_path):
 
 def test_to_pdfa_libreoffice_fallback(engine, tmp_path, monkeypatch):
     """Without Ghostscript, `auto` converts through the worker's LibreOffice."""
-    from docmill.engines import pdftools, registry
+    from docmill.engines import registry
+    from docmill.engines.pdf import tools as pdftools
 
     real_which = shutil.which
     monkeypatch.setattr(pdftools.shutil, "which",

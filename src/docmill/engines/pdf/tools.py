@@ -1,7 +1,7 @@
 """PDF tools that edit a document's structure: rotate, compress, protect and unprotect,
 watermark, PDF/A, extract and delete pages, metadata.
 
-Every input is first opened with PDFium through `open_pdfium` (engines/pdf.py), so a
+Every input is first opened with PDFium through `open_pdfium` (engines/pdf/render.py), so a
 damaged or encrypted document gets the same classified error (`InvalidInput`,
 `PasswordRequired`) as with every other `pdf.*` operation, even where qpdf alone would
 have patched up a file no viewer can show. The editing itself is pikepdf (qpdf): it rewrites
@@ -55,7 +55,7 @@ from docmill.engines.base import (
     output_stem,
     parse_page_ranges,
 )
-from docmill.engines.pdf import PDF, open_pdfium, page_text
+from docmill.engines.pdf.render import PDF, open_pdfium, page_text
 from docmill.errors import EngineFailed, InvalidInput, PasswordRequired, Timeout
 
 if TYPE_CHECKING:
@@ -951,7 +951,7 @@ def _pdfa_definitions(profile: Path) -> str:
 
 def _ghostscript(source: Path, target: Path, part: int, pages: int, workdir: Path,
                  progress: Progress) -> list[str]:
-    from docmill.engines.office import _child_setup, _load_prctl
+    from docmill.engines.office.engine import _child_setup, _load_prctl
 
     gs = shutil.which("gs")
     profile = _srgb_profile()
@@ -1042,7 +1042,7 @@ def _text_kept(before: Path, after: Path, password: str | None) -> list[int]:
 
 def _libreoffice(source: Path, target: Path, part: int, workdir: Path,
                  progress: Progress) -> list[str]:
-    from docmill.engines.office import shared_converter
+    from docmill.engines.office.engine import shared_converter
 
     workdir, source, target = workdir.resolve(), source.resolve(), target.resolve()
     staged = workdir / f"lo-{secrets.token_hex(4)}.pdf"  # the name LibreOffice detects by

@@ -27,7 +27,7 @@ from docmill.engines.base import (
     Progress,
     output_stem,
 )
-from docmill.engines.html import HTML_TYPES, read_text
+from docmill.engines.html.to_pdf import HTML_TYPES, read_text
 from docmill.errors import InvalidInput
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -249,7 +249,7 @@ class SpreadsheetEngine(Engine):
 def to_xls(xlsx: Path, xls: Path, progress: Progress) -> None:
     """XLSX -> XLS on the worker's one LibreOffice (started if this is its first office
     job)."""
-    from docmill.engines.office import FORMATS, shared_converter
+    from docmill.engines.office.engine import FORMATS, shared_converter
 
     fmt = FORMATS["xls"]
 

@@ -255,8 +255,8 @@ def download_document(params: FetchParams, target: Path) -> Path:
 
 
 def _print_fetcher(params: PrintPdfParams) -> Any:
-    """html.py's guarded fetcher, plus request headers, a per-fetch timeout and no_network."""
-    from docmill.engines.html import _fetcher_class
+    """to_pdf.py's guarded fetcher, plus request headers, a per-fetch timeout and no_network."""
+    from docmill.engines.html.to_pdf import _fetcher_class
     from docmill.security.ssrf import open_url, read_capped
 
     base = _fetcher_class()
@@ -343,7 +343,7 @@ def _frame_document(frame: Any, base_url: str | None, fetcher: Any) -> tuple[str
     fetcher (refusals and failures land in its warnings); None when there is nothing to show."""
     from urllib.parse import urljoin
 
-    from docmill.engines.html import NO_BASE
+    from docmill.engines.html.to_pdf import NO_BASE
 
     srcdoc = frame.get("srcdoc")
     if srcdoc is not None:
@@ -385,7 +385,7 @@ def inline_iframes(html: str, base_url: str | None, fetcher: Any, depth: int = 0
         return html
     import lxml.html
 
-    from docmill.engines.html import NO_BASE
+    from docmill.engines.html.to_pdf import NO_BASE
 
     root = lxml.html.document_fromstring(html)
     for frame in list(root.iter("iframe")):
@@ -503,7 +503,7 @@ def render_pdf(html: str, params: PrintPdfParams, target: Path, progress: Progre
         import weasyprint
     except (ImportError, OSError) as exc:
         raise EngineFailed(f"WeasyPrint cannot load (is pango installed?): {exc}") from exc
-    from docmill.engines.html import MAX_WARNINGS, NO_BASE, _weasyprint_messages
+    from docmill.engines.html.to_pdf import MAX_WARNINGS, NO_BASE, _weasyprint_messages
 
     check_structure(html, params.max_depth, params.max_elements)
     if params.strict_html:
@@ -536,7 +536,7 @@ def render_pdf(html: str, params: PrintPdfParams, target: Path, progress: Progre
 
             try:
                 rendered = layout(base_url)
-            except Exception as exc:  # relative @import without a base: see html.py
+            except Exception as exc:  # relative @import without a base: see to_pdf.py
                 if base_url or "without a base URI" not in str(exc):
                     raise
                 rendered = layout(NO_BASE)
@@ -592,7 +592,7 @@ html::after { white-space: nowrap !important; width: auto !important; left: 50% 
 def _render_chromium(html: str, params: PrintPdfParams, target: Path, progress: Progress,
                      fallback_base: str | None) -> EngineResult:
     """`javascript: true`: the same options, printed by headless Chromium."""
-    from docmill.engines.chromium import ChromiumJob, render_pdf
+    from docmill.engines.html.chromium import ChromiumJob, render_pdf
 
     job = ChromiumJob(
         html=html, base_url=params.base_url or fallback_base, javascript=True,
@@ -630,7 +630,7 @@ def cut_rows(html: str, max_rows: int) -> str:
     """Keep the first `max_rows` rows of every top-level table."""
     import lxml.html
 
-    from docmill.engines.spreadsheet import _rows
+    from docmill.engines.html.spreadsheet import _rows
 
     try:
         root = lxml.html.document_fromstring(html)
@@ -660,13 +660,13 @@ class HtmlPrintEngine(Engine):
     )
 
     def stop(self) -> None:
-        from docmill.engines.chromium import shutdown
+        from docmill.engines.html.chromium import shutdown
 
         shutdown()
 
     def run(self, operation: str, inputs: Sequence[EngineInput], params: Params,
             workdir: Path, progress: Progress) -> EngineResult:
-        from docmill.engines.html import read_text
+        from docmill.engines.html.to_pdf import read_text
 
         assert isinstance(params, FetchParams)
         if params.fail_with:
@@ -689,7 +689,7 @@ class HtmlPrintEngine(Engine):
 
     def _sheet(self, html: str, params: PrintSheetParams, workdir: Path, stem: str,
                progress: Progress) -> EngineResult:
-        from docmill.engines.spreadsheet import (
+        from docmill.engines.html.spreadsheet import (
             XLS,
             XLSX,
             HtmlToSheetParams,

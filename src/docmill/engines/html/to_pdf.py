@@ -310,7 +310,7 @@ def render_html(html: bytes | str, params: HtmlToPdfParams, target: Path,
 
 def _render_chromium(html: bytes | str, params: HtmlToPdfParams, target: Path,
                      progress: Progress, extra_css: str) -> EngineResult:
-    from docmill.engines.chromium import ChromiumJob, render_pdf
+    from docmill.engines.html.chromium import ChromiumJob, render_pdf
 
     text = html if isinstance(html, str) else _decode(html)
     return render_pdf(ChromiumJob(
@@ -375,7 +375,7 @@ class HtmlEngine(Engine):
             log.warning("html: WeasyPrint cannot load: %s", exc)
 
     def stop(self) -> None:
-        from docmill.engines.chromium import shutdown
+        from docmill.engines.html.chromium import shutdown
 
         shutdown()
 

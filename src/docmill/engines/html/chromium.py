@@ -1,6 +1,6 @@
 """HTML to PDF in headless Chromium: the engine for documents whose scripts must run.
 
-WeasyPrint (`html.py`) stays the default; `html.to-pdf` with `engine: chromium` (or
+WeasyPrint (`to_pdf.py`) stays the default; `html.to-pdf` with `engine: chromium` (or
 `javascript: true`) and `html.print-pdf` with `javascript: true` come here. Chromium is
 Debian's `chromium` package driven over CDP by Playwright (`playwright` wheel, its own
 driver; the browser download of `playwright install` is never used).
@@ -48,7 +48,7 @@ from docmill.errors import DocmillError, EngineFailed, Timeout, UnsafeUrl
 
 log = logging.getLogger(__name__)
 
-NO_BASE = "http://no-base-url.invalid/"  # html.py's: reserved TLD, refused by name
+NO_BASE = "http://no-base-url.invalid/"  # to_pdf.py's: reserved TLD, refused by name
 MAX_WARNINGS = 50
 FLAGS = ("--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--disable-breakpad",
@@ -77,7 +77,7 @@ FINISHED = ("() => typeof window.docraptorJavaScriptFinished !== 'function' "
 
 @dataclass
 class ChromiumJob:
-    """One document and how to print it; built by html.py and htmlprint.py from their
+    """One document and how to print it; built by to_pdf.py and printing.py from their
     parameters."""
 
     html: str
