@@ -97,7 +97,7 @@ class Direct:
     def run(self, kind: str, path: Path) -> tuple[float, int]:
         from docmill.core.inputs import sniff
         from docmill.engines.base import EngineInput
-        from docmill.engines.office.engine import ToPdfParams
+        from docmill.engines.office.formats import ToPdfParams
         from docmill.engines.pdf.render import ToImageParams
 
         out = Path(tempfile.mkdtemp(dir=self.workdir))
@@ -151,7 +151,7 @@ def main() -> None:
     pdf_files = []
     for source in generated[1:]:
         from docmill.engines.base import EngineInput
-        from docmill.engines.office.engine import ToPdfParams
+        from docmill.engines.office.formats import ToPdfParams
 
         out = docs_dir / "pdf"
         out.mkdir(exist_ok=True)
@@ -285,7 +285,7 @@ def main() -> None:
 
 def _docx_pages(direct: Direct, path: Path, work: Path) -> int:
     from docmill.engines.base import EngineInput
-    from docmill.engines.office.engine import ToPdfParams
+    from docmill.engines.office.formats import ToPdfParams
 
     out = Path(tempfile.mkdtemp(dir=work))
     result = direct.office.run("office.to-pdf", [EngineInput(

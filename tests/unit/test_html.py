@@ -260,7 +260,7 @@ def test_html_tables_to_xlsx(tmp_path):
 
 
 def test_html_tables_to_xls_via_libreoffice(tmp_path):
-    from docmill.engines.office.engine import ConvertParams
+    from docmill.engines.office.formats import ConvertParams
     from docmill.engines.registry import engine_for, get_operation, stop_all
 
     source = tmp_path / "tables.html"

@@ -86,7 +86,7 @@ def warm_up() -> None:
 def stop_all() -> None:
     """Worker shutdown: every warm engine stopped, and the office process the spreadsheet
     and PDF/A engines may have started without the office engine."""
-    from docmill.engines.office.engine import shutdown
+    from docmill.engines.office.converter import shutdown
 
     for instance in _instances.values():
         instance.stop()

@@ -249,7 +249,8 @@ class SpreadsheetEngine(Engine):
 def to_xls(xlsx: Path, xls: Path, progress: Progress) -> None:
     """XLSX -> XLS on the worker's one LibreOffice (started if this is its first office
     job)."""
-    from docmill.engines.office.engine import FORMATS, shared_converter
+    from docmill.engines.office.converter import shared_converter
+    from docmill.engines.office.formats import FORMATS
 
     fmt = FORMATS["xls"]
 

@@ -80,7 +80,7 @@ def _pdfa_definitions(profile: Path) -> str:
 
 def _ghostscript(source: Path, target: Path, part: int, pages: int, workdir: Path,
                  progress: Progress) -> list[str]:
-    from docmill.engines.office.engine import _child_setup, _load_prctl
+    from docmill.engines.office.process import _child_setup, _load_prctl
 
     gs = shutil.which("gs")
     profile = _srgb_profile()
@@ -171,7 +171,7 @@ def _text_kept(before: Path, after: Path, password: str | None) -> list[int]:
 
 def _libreoffice(source: Path, target: Path, part: int, workdir: Path,
                  progress: Progress) -> list[str]:
-    from docmill.engines.office.engine import shared_converter
+    from docmill.engines.office.converter import shared_converter
 
     workdir, source, target = workdir.resolve(), source.resolve(), target.resolve()
     staged = workdir / f"lo-{secrets.token_hex(4)}.pdf"  # the name LibreOffice detects by
