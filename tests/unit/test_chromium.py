@@ -199,7 +199,8 @@ def test_hung_or_dead_browser_is_replaced(engine, tmp_path, settings_env):
 
 
 def test_print_pdf_options_under_javascript(tmp_path):
-    from docmill.engines.html.printing import HtmlPrintEngine, PrintPdfParams
+    from docmill.engines.html.print_params import PrintPdfParams
+    from docmill.engines.html.printing import HtmlPrintEngine
     from docmill.errors import InvalidInput
 
     source = tmp_path / "doc.html"

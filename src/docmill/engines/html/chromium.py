@@ -48,7 +48,7 @@ from docmill.errors import DocmillError, EngineFailed, Timeout, UnsafeUrl
 
 log = logging.getLogger(__name__)
 
-NO_BASE = "http://no-base-url.invalid/"  # to_pdf.py's: reserved TLD, refused by name
+NO_BASE = "http://no-base-url.invalid/"  # fetching.py's: reserved TLD, refused by name
 MAX_WARNINGS = 50
 FLAGS = ("--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--disable-breakpad",
