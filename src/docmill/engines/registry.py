@@ -84,11 +84,12 @@ def warm_up() -> None:
 
 
 def stop_all() -> None:
-    """Worker shutdown: every warm engine stopped, and the office process the spreadsheet
-    and PDF/A engines may have started without the office engine."""
-    from docmill.engines.office.converter import shutdown
+    """Worker shutdown: every warm engine stopped, and every program a supervisor still runs
+    in this process (the LibreOffice the spreadsheet and PDF/A engines may have started
+    without the office engine, say)."""
+    from docmill.engines import supervisor
 
     for instance in _instances.values():
         instance.stop()
     _instances.clear()
-    shutdown()
+    supervisor.stop_all()

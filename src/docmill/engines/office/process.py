@@ -5,12 +5,12 @@ process in between) in its own process group with `PR_SET_PDEATHSIG=SIGKILL`, so
 runner's job timeout kills the worker child the office process dies with it; every instance
 has its own pipe name and its own throw-away user profile (seeded from a per-worker
 template), so two workers never share state, and stale profile folders of dead workers are
-swept at start. A watchdog kills the instance when one document overruns its time.
+swept at start. The process is what `converter.py`'s supervisor (engines/supervisor.py)
+checks, watches, retries and recycles: `OfficeProcess` is its `Supervised`.
 """
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import shutil
@@ -34,47 +34,13 @@ from docmill.engines.office.bridge import (
     load_uno,
     program_dir,
 )
+from docmill.engines.supervisor import ProcessDied, pid_alive, rss_bytes, spawn
 from docmill.errors import EngineFailed, InvalidInput, PasswordRequired
 
 log = logging.getLogger(__name__)
 
 
 PROFILE_PREFIX = "docmill-lo-"
-
-
-_PR_SET_PDEATHSIG = 1
-
-
-_prctl: Any = None
-
-
-def _load_prctl() -> Any:
-    """Resolved in the parent: the forked child of a threaded worker must not dlopen."""
-    global _prctl
-    if _prctl is None:
-        try:
-            _prctl = ctypes.CDLL(None, use_errno=True).prctl
-        except (OSError, AttributeError):  # not Linux
-            _prctl = False
-    return _prctl
-
-
-def _child_setup(parent: int) -> None:
-    """In the forked child before exec: die with the worker, even if it is SIGKILLed."""
-    if _prctl:
-        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent:  # the worker died before prctl took effect
-        os._exit(1)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def sweep_stale_profiles(root: Path) -> None:
@@ -84,7 +50,7 @@ def sweep_stale_profiles(root: Path) -> None:
             owner = int(entry.name[len(PROFILE_PREFIX):].split("-", 1)[0])
         except ValueError:
             continue
-        if owner != os.getpid() and not _pid_alive(owner):
+        if owner != os.getpid() and not pid_alive(owner):
             shutil.rmtree(entry, ignore_errors=True)
 
 
@@ -93,7 +59,7 @@ def _template_dir() -> Path:
     return Path(tempfile.gettempdir()) / f"{PROFILE_PREFIX}{os.getpid()}-template"
 
 
-class OfficeDied(Exception):
+class OfficeDied(ProcessDied):
     """The office process died or stopped answering while working on a document."""
 
 
@@ -109,7 +75,6 @@ class OfficeProcess:
         self.context: Any = None
         self.conversions = 0
         self.started_at = 0.0
-        self.killed_by_watchdog = False
 
     # -- lifecycle --
 
@@ -117,8 +82,19 @@ class OfficeProcess:
     def pid(self) -> int | None:
         return self.proc.pid if self.proc else None
 
+    @property
+    def launched(self) -> bool:
+        return self.proc is not None
+
+    @property
+    def jobs(self) -> int:
+        return self.conversions
+
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    def healthy(self) -> bool:
+        return self.alive() and self.ping()
 
     def start(self) -> None:
         uno = load_uno()
@@ -148,20 +124,14 @@ class OfficeProcess:
                 "--norestore", "--nodefault", "--nolockcheck", "--nofirststartwizard",
                 f"-env:UserInstallation={self.profile.as_uri()}",
                 f"--accept=pipe,name={self.pipe};urp;StarOffice.ComponentContext"]
-        parent = os.getpid()
-        _load_prctl()
-
-        def spawn() -> subprocess.Popen[bytes]:
-            return subprocess.Popen(
-                args, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL, cwd=self.profile, start_new_session=True,
-                preexec_fn=lambda: _child_setup(parent))  # noqa: PLW1509 - prctl runs in the child
+        def start_soffice() -> subprocess.Popen[bytes]:
+            return spawn(args, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, cwd=self.profile)
 
         self.started_at = time.monotonic()
-        self.proc = spawn()
+        self.proc = start_soffice()
         restarted = False
         self.conversions = 0
-        self.killed_by_watchdog = False
         local = uno.getComponentContext()
         resolver = local.ServiceManager.createInstanceWithContext(
             "com.sun.star.bridge.UnoUrlResolver", local)
@@ -180,7 +150,7 @@ class OfficeProcess:
                             shutil.copytree(self.profile, template, symlinks=True)
                         except OSError:
                             shutil.rmtree(template, ignore_errors=True)
-                    self.proc = spawn()
+                    self.proc = start_soffice()
                     continue
                 self.kill()
                 raise EngineFailed(f"LibreOffice exited at start (code {code})")
@@ -255,31 +225,22 @@ class OfficeProcess:
         return answered.wait(timeout) and ok == [True]
 
     def rss_bytes(self) -> int:
-        if not self.alive() or self.proc is None:
-            return 0
-        try:
-            with open(f"/proc/{self.proc.pid}/statm") as handle:
-                return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-        except (OSError, ValueError, IndexError):
-            return 0
+        return rss_bytes(self.pid) if self.alive() else 0
 
     # -- work --
 
     def convert(self, source: Path, target: Path, *, export_filter: str | None,
                 family_filters: dict[str, str] | None, filter_data: dict[str, Any],
                 filter_options: str, password: str | None, import_filter: str | None,
-                import_options: str, timeout_s: float,
-                progress: Progress) -> dict[str, Any]:
+                import_options: str, progress: Progress) -> dict[str, Any]:
         """Load `source`, store it to `target`; returns {"family", "warnings"}.
 
         Either `export_filter` names the filter, or `family_filters` maps the loaded
-        document's family (writer/calc/impress/draw) to one.
+        document's family (writer/calc/impress/draw) to one. Raises `OfficeDied` when the
+        process dies under the document (the supervisor's watchdog may have killed it).
         """
         uno = load_uno()
         handler = _make_interaction_handler(uno)
-        watchdog = threading.Timer(timeout_s, self._watchdog_fire)
-        watchdog.daemon = True
-        watchdog.start()
         doc = None
         try:
             load: dict[str, Any] = {
@@ -334,7 +295,6 @@ class OfficeProcess:
                 warnings.append("the document was damaged; LibreOffice repaired it")
             return {"family": family, "warnings": warnings}
         finally:
-            watchdog.cancel()
             if doc is not None:
                 try:
                     doc.close(True)
@@ -344,19 +304,7 @@ class OfficeProcess:
                     except Exception:
                         pass
 
-    def _watchdog_fire(self) -> None:
-        log.warning("office: document timeout, killing soffice pid %s", self.pid)
-        self.killed_by_watchdog = True
-        proc = self.proc
-        if proc is not None:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-
     def _raise_if_dead(self, exc: Exception | None) -> None:
-        if self.killed_by_watchdog:
-            raise OfficeDied("timeout") from exc
         if not self.alive() or (exc is not None and _is_bridge_error(exc)):
             raise OfficeDied(_uno_message(exc) if exc else "LibreOffice died") from exc
 

@@ -4,12 +4,10 @@ result must declare PDF/A in its XMP metadata or the job fails."""
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import shutil
 import subprocess
-import threading
 from collections import Counter
 from glob import glob
 from pathlib import Path
@@ -19,6 +17,7 @@ from docmill.engines.base import EngineInput, EngineOutput, EngineResult, Progre
 from docmill.engines.pdf.editing import MAX_WARNINGS, _save, open_document
 from docmill.engines.pdf.params import ToPdfaParams
 from docmill.engines.pdf.render import open_pdfium, page_text
+from docmill.engines.supervisor import Watchdog, kill_group, spawn
 from docmill.errors import EngineFailed, Timeout
 
 if TYPE_CHECKING:
@@ -80,8 +79,6 @@ def _pdfa_definitions(profile: Path) -> str:
 
 def _ghostscript(source: Path, target: Path, part: int, pages: int, workdir: Path,
                  progress: Progress) -> list[str]:
-    from docmill.engines.office.process import _child_setup, _load_prctl
-
     gs = shutil.which("gs")
     profile = _srgb_profile()
     if gs is None or profile is None:
@@ -95,40 +92,30 @@ def _ghostscript(source: Path, target: Path, part: int, pages: int, workdir: Pat
                f"--permit-file-read={profile.parent}/", "-sDEVICE=pdfwrite",
                "-sColorConversionStrategy=RGB", "-dPDFACompatibilityPolicy=1",
                f"-sOutputFile={target}", str(definitions), str(source)]
-    _load_prctl()
-    parent = os.getpid()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               stdin=subprocess.DEVNULL, cwd=workdir, text=True,
-                               errors="replace", start_new_session=True,
-                               preexec_fn=lambda: _child_setup(parent))  # noqa: PLW1509
-    timed_out = threading.Event()
-
-    def kill() -> None:
-        timed_out.set()
-        process.kill()
-
-    watchdog = threading.Timer(GHOSTSCRIPT_TIMEOUT_S, kill)
-    watchdog.daemon = True
-    watchdog.start()
+    # One-shot: its own process group, dying with the worker, killed past its time limit.
+    process = spawn(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL, cwd=workdir, text=True, errors="replace")
+    watchdog = Watchdog(GHOSTSCRIPT_TIMEOUT_S, lambda: kill_group(process.pid), "ghostscript")
     messages: list[str] = []
     try:
-        assert process.stdout is not None
-        for line in process.stdout:
-            line = line.strip()
-            match = re.fullmatch(r"Page (\d+)", line)
-            if match:
-                done = int(match.group(1))
-                progress(10 + 80 * done / max(pages, 1), f"converted page {done}")
-            elif line and not line.startswith(("GPL Ghostscript", "Copyright", "This software",
-                                               "see the file", "Processing pages")):
-                messages.append(line)
-        code = process.wait()
+        with watchdog:
+            assert process.stdout is not None
+            for line in process.stdout:
+                line = line.strip()
+                match = re.fullmatch(r"Page (\d+)", line)
+                if match:
+                    done = int(match.group(1))
+                    progress(10 + 80 * done / max(pages, 1), f"converted page {done}")
+                elif line and not line.startswith(("GPL Ghostscript", "Copyright",
+                                                   "This software", "see the file",
+                                                   "Processing pages")):
+                    messages.append(line)
+            code = process.wait()
     finally:
-        watchdog.cancel()
         if process.poll() is None:
             process.kill()
             process.wait()
-    if timed_out.is_set():
+    if watchdog.fired:
         raise Timeout(f"Ghostscript took longer than {GHOSTSCRIPT_TIMEOUT_S:g} s")
     if code != 0 or not target.is_file() or target.stat().st_size == 0:
         detail = "; ".join(messages[-3:]) or f"exit status {code}"
