@@ -87,8 +87,8 @@ class Direct:
     """The bare engines in this process, warm."""
 
     def __init__(self, workdir: Path) -> None:
-        from docmill.engines.office import OfficeEngine
-        from docmill.engines.pdf import PdfEngine
+        from docmill.engines.office.engine import OfficeEngine
+        from docmill.engines.pdf.render import PdfEngine
 
         self.workdir = workdir
         self.office, self.pdf = OfficeEngine(), PdfEngine()
@@ -98,8 +98,8 @@ class Direct:
     def run(self, kind: str, path: Path) -> tuple[float, int]:
         from docmill.core.inputs import sniff
         from docmill.engines.base import EngineInput
-        from docmill.engines.office import ToPdfParams
-        from docmill.engines.pdf import ToImageParams
+        from docmill.engines.office.formats import ToPdfParams
+        from docmill.engines.pdf.render import ToImageParams
 
         out = Path(tempfile.mkdtemp(dir=self.workdir))
         item = EngineInput(path, path.name, sniff(path.read_bytes()[:262144], path.name))
@@ -152,7 +152,7 @@ def main() -> None:
     pdf_files = []
     for source in generated[1:]:
         from docmill.engines.base import EngineInput
-        from docmill.engines.office import ToPdfParams
+        from docmill.engines.office.formats import ToPdfParams
 
         out = docs_dir / "pdf"
         out.mkdir(exist_ok=True)
@@ -286,7 +286,7 @@ def main() -> None:
 
 def _docx_pages(direct: Direct, path: Path, work: Path) -> int:
     from docmill.engines.base import EngineInput
-    from docmill.engines.office import ToPdfParams
+    from docmill.engines.office.formats import ToPdfParams
 
     out = Path(tempfile.mkdtemp(dir=work))
     result = direct.office.run("office.to-pdf", [EngineInput(

@@ -59,7 +59,7 @@ def stats(samples: list[float]) -> dict[str, float]:
 
 
 def bench_cli(files: list[Path], rounds: int) -> dict[str, Any]:
-    from docmill.engines.office import program_dir
+    from docmill.engines.office.bridge import program_dir
 
     soffice = program_dir() / "soffice"
     profile = Path(tempfile.mkdtemp(prefix="bench-lo-profile-"))
@@ -80,7 +80,8 @@ def bench_cli(files: list[Path], rounds: int) -> dict[str, Any]:
 
 
 def bench_direct(files: list[Path], rounds: int) -> dict[str, Any]:
-    from docmill.engines.office import PDF_FILTERS, OfficeConverter
+    from docmill.engines.office.converter import OfficeConverter
+    from docmill.engines.office.formats import PDF_FILTERS
 
     converter = OfficeConverter()
     started = time.perf_counter()
@@ -108,7 +109,7 @@ def corpus(workdir: Path) -> list[Path]:
     from docx import Document
     from docx.shared import Pt
 
-    from docmill.engines.office import program_dir
+    from docmill.engines.office.bridge import program_dir
 
     files = sorted((DATA / "office").glob("*.docx"))
     profile = Path(tempfile.mkdtemp(prefix="bench-lo-profile-"))

@@ -67,7 +67,7 @@ def _content_type(path: Path) -> str:
 
 def bare(files: list[Path]) -> dict[str, Any]:
     from docmill.engines.base import EngineInput
-    from docmill.engines.ocr import LayoutParams, OcrEngine
+    from docmill.engines.ocr.pipeline import LayoutParams, OcrEngine
 
     engine = OcrEngine()
     with tempfile.TemporaryDirectory() as tmp:

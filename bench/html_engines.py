@@ -10,7 +10,7 @@ paginates the same HTML on its own; the table gives each engine's page count).
 * **Chromium direct**: bare Playwright on the same Debian Chromium, browser warm, a fresh
   context per document (as any service isolating its jobs would): `set_content`, `pdf()`
   with the engine's default 75px page margin, so both lay out the same pages.
-* **Chromium engine, in process**: `engines/chromium.py`'s `render_pdf` (what a worker runs:
+* **Chromium engine, in process**: `engines/html/chromium.py`'s `render_pdf` (what a worker runs:
   fresh context, the document served through request interception, every request through
   the guard), warm.
 * **Docmill, weasyprint / chromium**: `POST /v1/jobs?wait=` `html.to-pdf` with
@@ -98,7 +98,7 @@ class BareChromium:
 
 
 def engine_render(html: str, workdir: Path) -> bytes:
-    from docmill.engines.chromium import ChromiumJob, render_pdf
+    from docmill.engines.html.chromium import ChromiumJob, render_pdf
 
     target = workdir / "engine.pdf"
     render_pdf(ChromiumJob(html=html), target, lambda p, m: None)

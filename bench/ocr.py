@@ -6,7 +6,7 @@ Rows, per engine and corpus:
 
 * **bare**: the OCR library alone (`TesseractBackend` / `RapidOcrBackend.recognize`) on the
   image as it is, one process, one page after another; models loaded before timing.
-* **pipeline**: `docmill.engines.ocr.ocr_image` in the same process: orientation detection,
+* **pipeline**: `docmill.engines.ocr.pipeline.ocr_image` in the same process: orientation detection,
   Tesseract's upscaling of small images and deskew, then the same engine.
 * **api**: `ocr.read` jobs with `engine=<name>` through a real `docmill serve` (its local pool,
   2 workers), all pages submitted at once; pages/s is pages over the wall time from the first
@@ -95,8 +95,8 @@ class Accuracy:
 def inner(engine: str, kinds: list[str], limit: int | None) -> dict[str, Any]:
     from PIL import Image
 
-    from docmill.engines import ocr as pipeline
-    from docmill.engines.ocr_backends import RapidOcrBackend, TesseractBackend
+    from docmill.engines.ocr import pipeline
+    from docmill.engines.ocr.backends import RapidOcrBackend, TesseractBackend
 
     start_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     backend = TesseractBackend() if engine == "tesseract" else RapidOcrBackend()
@@ -243,7 +243,7 @@ def twenty_page_pdf(folder: Path) -> Path:
 
 def text_layer_in_process(path: Path, repeats: int = 5) -> dict[str, Any]:
     from docmill.engines.base import EngineInput
-    from docmill.engines.ocr import ReadParams, loaded_models, read_document
+    from docmill.engines.ocr.pipeline import ReadParams, loaded_models, read_document
 
     inp = EngineInput(path, path.name, "application/pdf")
     read_document(inp, ReadParams(), lambda p, m: None)  # warm

@@ -73,9 +73,9 @@ def receipt_ids(split_file: Path, split: str, limit: int | None) -> list[str]:
 def run(split: str, ids: list[str], folder: Path, threads: int) -> dict[str, Any]:
     from PIL import Image
 
-    from docmill.engines import ocr as pipeline
     from docmill.engines.base import EngineInput
-    from docmill.engines.ocr_backends import RapidOcrBackend
+    from docmill.engines.ocr import pipeline
+    from docmill.engines.ocr.backends import RapidOcrBackend
     from docmill.extraction import values
     from docmill.extraction.builtin_types import builtin_type
     from docmill.extraction.extractor import extract
@@ -143,8 +143,8 @@ def run(split: str, ids: list[str], folder: Path, threads: int) -> dict[str, Any
 def funsd(threads: int) -> dict[str, Any]:
     from PIL import Image
 
-    from docmill.engines import ocr as pipeline
-    from docmill.engines.ocr_backends import RapidOcrBackend
+    from docmill.engines.ocr import pipeline
+    from docmill.engines.ocr.backends import RapidOcrBackend
 
     forms = sorted((DATA / "forms").glob("funsd_*.png"))
     out = {}

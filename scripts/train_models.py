@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from docmill.engines.base import EngineInput  # noqa: E402
-from docmill.engines.ocr import ReadParams, read_document  # noqa: E402
+from docmill.engines.ocr.pipeline import ReadParams, read_document  # noqa: E402
 from docmill.extraction.builtin_types import builtin_type  # noqa: E402
 from docmill.extraction.learned.training import (  # noqa: E402
     Example,
@@ -54,8 +54,9 @@ SIZE_BUDGET = 20 * 1024 * 1024
 def pipeline_version() -> str:
     """Changes whenever the reading pipeline's code does, so a stale cache is not reused."""
     digest = hashlib.sha256()
-    for name in ("ocr.py", "ocr_backends.py", "layout.py", "textlayer.py", "documents.py"):
-        path = ROOT / "src" / "docmill" / "engines" / name
+    for name in ("engines/ocr/pipeline.py", "engines/ocr/backends.py",
+                 "engines/ocr/page_layout.py", "engines/ocr/textlayer.py", "documents.py"):
+        path = ROOT / "src" / "docmill" / name
         if path.exists():
             digest.update(path.read_bytes())
     return digest.hexdigest()[:12]

@@ -22,9 +22,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from docmill.documents import Document
 from docmill.engines.base import EngineInput
-from docmill.engines.documents import Document
-from docmill.engines.ocr import ReadParams, read_document
+from docmill.engines.ocr.pipeline import ReadParams, read_document
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 if not DATA.is_dir():  # as tests/server.py: CI clones main with shared/ beside it
@@ -112,7 +112,7 @@ def boxes_document(path: Path) -> Document:
     as points at 72 dpi); a word's box is its share of the line's width."""
     from PIL import Image
 
-    from docmill.engines.documents import Block, Box, Line, Page, Word
+    from docmill.documents import Block, Box, Line, Page, Word
 
     with Image.open(path) as image:
         width, height = image.size

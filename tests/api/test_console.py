@@ -1,5 +1,5 @@
 """The web console driven in real headless Chromium (Playwright with Debian's chromium, as
-engines/chromium.py launches it) against one real `docmill serve` for the module.
+engines/html/chromium.py launches it) against one real `docmill serve` for the module.
 
 Sign in with a key; submit a PDF through the file input and watch the bar move to SUCCESS;
 open and download the output; create a document type (a schema error shown inline first)

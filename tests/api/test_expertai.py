@@ -32,7 +32,7 @@ from reportlab.lib.pagesizes import letter
 from reportlab.pdfgen import canvas
 from reportlab.platypus import Table, TableStyle
 
-from docmill.engines.pdf import page_text
+from docmill.engines.pdf.render import page_text
 
 UNRESERVED = re.compile(r"^[A-Za-z0-9._~-]+$")
 ALLOWED_TYPES = {"page", "title", "text", "header", "footer", "table", "cell"}

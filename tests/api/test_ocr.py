@@ -19,7 +19,7 @@ import pypdf
 import pypdfium2 as pdfium
 import pytest
 
-from docmill.engines.pdf import page_text
+from docmill.engines.pdf.render import page_text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ocr_quality import funsd_words, line_cer, norm, score_words, sroie_lines

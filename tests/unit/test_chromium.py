@@ -14,9 +14,9 @@ import pypdfium2 as pdfium
 import pytest
 from pydantic import ValidationError
 
-from docmill.engines import chromium
 from docmill.engines.base import EngineInput
-from docmill.engines.html import HtmlEngine, HtmlToPdfParams
+from docmill.engines.html import chromium
+from docmill.engines.html.to_pdf import HtmlEngine, HtmlToPdfParams
 from docmill.errors import Timeout
 from docmill.settings import get_settings
 
@@ -199,7 +199,8 @@ def test_hung_or_dead_browser_is_replaced(engine, tmp_path, settings_env):
 
 
 def test_print_pdf_options_under_javascript(tmp_path):
-    from docmill.engines.htmlprint import HtmlPrintEngine, PrintPdfParams
+    from docmill.engines.html.print_params import PrintPdfParams
+    from docmill.engines.html.printing import HtmlPrintEngine
     from docmill.errors import InvalidInput
 
     source = tmp_path / "doc.html"
@@ -229,7 +230,7 @@ def test_no_browser_outlives_its_worker(tmp_path):
     import subprocess
     import time
 
-    script = ("import sys; from pathlib import Path; from docmill.engines import chromium\n"
+    script = ("import sys; from pathlib import Path; from docmill.engines.html import chromium\n"
               "chromium.render_pdf(chromium.ChromiumJob(html='<p>x</p>'), Path(sys.argv[1]),"
               " lambda p, m: None)\n"
               "print(chromium._browser.pid, flush=True); sys.stdin.read()\n")

@@ -15,7 +15,7 @@ from PIL import Image, ImageChops
 
 from docmill.engines.base import EngineInput, parse_page_ranges
 from docmill.engines.image import ConvertParams, ImageEngine, ToPdfParams
-from docmill.engines.pdf import (
+from docmill.engines.pdf.render import (
     MergeParams,
     PdfEngine,
     SplitParams,
@@ -461,7 +461,7 @@ def test_convert_unreadable_image(image_engine, tmp_path):
     ({"width": 300, "height": 300, "keep_proportions": False}, (300, 300)),
 ])
 def test_pdf_to_image_fits_the_requested_pixel_box(tmp_path, params, expected):
-    from docmill.engines.pdf import PdfEngine, ToImageParams
+    from docmill.engines.pdf.render import PdfEngine, ToImageParams
 
     page = tmp_path / "letter.pdf"
     writer = pypdf.PdfWriter()

@@ -24,7 +24,7 @@ from extract_corpus import (
     scored_fields,
 )
 
-from docmill.engines.extract import ExtractParams
+from docmill.engines.extract.fields import ExtractParams
 from docmill.errors import InvalidInput
 from docmill.extraction.builtin_types import builtin_type, builtin_types
 from docmill.extraction.extractor import extract
@@ -178,7 +178,7 @@ def test_unreachable_llm_server_falls_back_to_the_builtin_extractor(monkeypatch)
     answer, flagged, not an error."""
     import socket
 
-    from docmill.engines.extract import extract_document
+    from docmill.engines.extract.fields import extract_document
     from docmill.settings import get_settings
 
     with socket.socket() as sock:  # a free port nobody listens on

@@ -16,8 +16,8 @@ import pytest
 from pydantic import ValidationError
 
 from docmill.engines.base import EngineInput
-from docmill.engines.html import HtmlEngine, HtmlToPdfParams, MarkdownToPdfParams
-from docmill.engines.spreadsheet import HtmlToSheetParams, SpreadsheetEngine, typed_value
+from docmill.engines.html.spreadsheet import HtmlToSheetParams, SpreadsheetEngine, typed_value
+from docmill.engines.html.to_pdf import HtmlEngine, HtmlToPdfParams, MarkdownToPdfParams
 from docmill.errors import InvalidInput
 from docmill.settings import get_settings
 
@@ -260,7 +260,7 @@ def test_html_tables_to_xlsx(tmp_path):
 
 
 def test_html_tables_to_xls_via_libreoffice(tmp_path):
-    from docmill.engines.office import ConvertParams
+    from docmill.engines.office.formats import ConvertParams
     from docmill.engines.registry import engine_for, get_operation, stop_all
 
     source = tmp_path / "tables.html"

@@ -18,8 +18,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from extract_corpus import boxes_document, receipt_truth, receipts
 
-from docmill.engines.documents import Document
-from docmill.engines.extract import extract_document, field_model
+from docmill.documents import Document
+from docmill.engines.extract.fields import extract_document, field_model
 from docmill.errors import InvalidInput
 from docmill.extraction.builtin_types import builtin_type
 from docmill.extraction.extractor import extract
@@ -213,7 +213,7 @@ def test_shipped_models_load_within_budget_and_name_their_documents(code):
 
 
 def test_a_builtin_schema_sent_without_its_code_gets_the_shipped_model():
-    from docmill.engines.extract import builtin_code_of
+    from docmill.engines.extract.fields import builtin_code_of
 
     assert builtin_code_of(SCHEMA) == "receipt"
     assert builtin_code_of({"type": "object", "properties": {"total": {"type": "number"}}}) \

@@ -18,11 +18,11 @@ import pypdfium2 as pdfium
 import pytest
 from PIL import Image
 
-from docmill.engines import ocr as ocr_module
+from docmill.documents import Box
 from docmill.engines.base import EngineInput
-from docmill.engines.documents import Box
-from docmill.engines.ocr import OcrEngine, ReadParams, ocr_image, read_document
-from docmill.engines.pdf import page_text
+from docmill.engines.ocr import pipeline as ocr_module
+from docmill.engines.ocr.pipeline import OcrEngine, ReadParams, ocr_image, read_document
+from docmill.engines.pdf.render import page_text
 from docmill.errors import InvalidInput
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -315,7 +315,7 @@ def test_unknown_language_is_refused(tmp_path):
 
 def test_rapidocr_uses_only_shipped_models(monkeypatch):
     """RapidOCR and the orientation model load and read with every socket refused."""
-    from docmill.engines.ocr_backends import OrientationDetector, RapidOcrBackend
+    from docmill.engines.ocr.backends import OrientationDetector, RapidOcrBackend
 
     def refuse(*args, **kwargs):
         raise AssertionError("network access attempted")
@@ -384,7 +384,7 @@ def test_searchable_pdf_of_rotated_jpeg_keeps_bytes_and_places_words(tmp_path):
     found = page_text(textpage).split()
     assert recall(found, words_of(page)) >= 0.97
     # the invisible words sit where the OCR found them (displayed coordinates)
-    from docmill.engines.textlayer import read_lines
+    from docmill.engines.ocr.textlayer import read_lines
 
     layer_words = [w for line in read_lines(pdf_page, textpage) for w in line.words]
     ours = {w.text: w.box for w in page.words() if len(w.text) >= 4}
@@ -453,7 +453,7 @@ def test_rapidocr_sroie_line_cer():
 def test_rapidocr_detector_resolution_follows_text_size():
     """The detector runs at the resolution that makes lines ~DET_LINE_PX high, never above
     rapidocr's own; without a measured text size it is rapidocr's own."""
-    from docmill.engines.ocr_backends import LINE_PER_CHAR, RapidOcrBackend, text_height
+    from docmill.engines.ocr.backends import LINE_PER_CHAR, RapidOcrBackend, text_height
 
     backend = RapidOcrBackend()
     image = Image.open(RECEIPTS[0]).convert("RGB")

@@ -18,14 +18,10 @@ import pytest
 
 from docmill.core.inputs import sniff
 from docmill.engines.base import EngineInput
-from docmill.engines.office import (
-    PROFILE_PREFIX,
-    ConvertParams,
-    OfficeEngine,
-    ToPdfParams,
-    _props,
-    load_uno,
-)
+from docmill.engines.office.bridge import _props, load_uno
+from docmill.engines.office.engine import OfficeEngine
+from docmill.engines.office.formats import ConvertParams, ToPdfParams
+from docmill.engines.office.process import PROFILE_PREFIX
 from docmill.errors import InvalidInput, PasswordRequired, Timeout
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -332,7 +328,7 @@ def test_soffice_dies_with_its_worker(tmp_path):
     """A worker SIGKILLed (as the runner's job timeout does) takes its soffice along."""
     script = textwrap.dedent("""
         import sys, time
-        from docmill.engines.office import OfficeProcess
+        from docmill.engines.office.process import OfficeProcess
         office = OfficeProcess()
         office.start()
         print(office.pid, office.profile, flush=True)
@@ -351,7 +347,7 @@ def test_soffice_dies_with_its_worker(tmp_path):
     assert not Path(f"/proc/{soffice}").exists() or _zombie(soffice)
     # the next instance started in any process sweeps the dead worker's profile
     assert profile.exists() and profile.name.startswith(PROFILE_PREFIX)
-    from docmill.engines.office import sweep_stale_profiles
+    from docmill.engines.office.process import sweep_stale_profiles
 
     sweep_stale_profiles(profile.parent)
     assert not profile.exists()
@@ -405,7 +401,7 @@ def test_loading_uno_keeps_pythons_import_errors():
     """Office and OCR jobs share worker processes: after uno is loaded, a missing optional
     module must still raise ModuleNotFoundError (tqdm, used by RapidOCR, relies on it)."""
     script = textwrap.dedent("""
-        from docmill.engines.office import load_uno
+        from docmill.engines.office.bridge import load_uno
         load_uno()
         try:
             import docmill_no_such_module

@@ -19,18 +19,18 @@ from PIL import ImageStat
 from pydantic import ValidationError
 
 from docmill.engines.base import EngineInput
-from docmill.engines.pdftools import (
+from docmill.engines.pdf.params import (
     CompressParams,
     DeletePagesParams,
     ExtractParams,
     MetadataParams,
-    PdfToolsEngine,
     ProtectParams,
     RotateParams,
     ToPdfaParams,
     UnprotectParams,
     WatermarkParams,
 )
+from docmill.engines.pdf.tools import PdfToolsEngine
 from docmill.errors import EngineFailed, InvalidInput, PasswordRequired
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -466,10 +466,11 @@ def test_to_pdfa_encrypted_input_and_links(engine, tmp_path):
 
 def test_to_pdfa_libreoffice_fallback(engine, tmp_path, monkeypatch):
     """Without Ghostscript, `auto` converts through the worker's LibreOffice."""
-    from docmill.engines import pdftools, registry
+    from docmill.engines import registry
+    from docmill.engines.pdf import pdfa
 
     real_which = shutil.which
-    monkeypatch.setattr(pdftools.shutil, "which",
+    monkeypatch.setattr(pdfa.shutil, "which",
                         lambda name, *a, **k: None if name == "gs" else real_which(name))
     with pytest.raises(EngineFailed, match="Ghostscript"):
         run(engine, "pdf.to-pdfa", FOUR_PAGES, ToPdfaParams(engine="ghostscript"), tmp_path)

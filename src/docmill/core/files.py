@@ -1,7 +1,8 @@
 """Blob store: where input and output files live.
 
-One interface, two homes: a local directory (default) and, later, an S3-compatible bucket.
-Writes are streamed and atomic (a reader never sees half a file); keys look like
+One interface (`blobstore.py`), two homes: a local directory (here, the default) and an
+S3-compatible bucket (`s3.py`); `get_blob_store()` picks the one the settings name. Writes
+are streamed and atomic (a reader never sees half a file); keys look like
 `{org_id}/{job_id}/{role}/{position}-{name}` so deleting a job is deleting a prefix.
 """
 
@@ -10,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -18,46 +18,8 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import urlsplit
 
+from docmill.core.blobstore import BlobStore
 from docmill.errors import NotFound
-
-
-class BlobStore(ABC):
-    @abstractmethod
-    @contextmanager
-    def writer(self, key: str) -> Iterator[BinaryIO]:
-        """A file to write the blob into; it appears under `key` only if the block succeeds."""
-
-    @abstractmethod
-    def put_file(self, key: str, path: Path) -> None:
-        """Store a local file under `key`."""
-
-    @abstractmethod
-    def open(self, key: str) -> BinaryIO:
-        """Read a blob; raises NotFound."""
-
-    @abstractmethod
-    @contextmanager
-    def local_path(self, key: str) -> Iterator[Path]:
-        """A local path holding the blob for the duration of the block (engines need paths)."""
-
-    @abstractmethod
-    def delete_prefix(self, prefix: str) -> None:
-        """Delete every blob under `prefix` (a job's folder)."""
-
-    @abstractmethod
-    def exists(self, key: str) -> bool: ...
-
-    @abstractmethod
-    def list_prefixes(self, depth: int) -> Iterator[str]:
-        """Folder prefixes `depth` levels deep (`org/job` at depth 2), for orphan collection."""
-
-    @abstractmethod
-    def last_modified(self, prefix: str) -> float | None:
-        """Newest modification time (epoch seconds) under `prefix`, None if nothing is there."""
-
-    def filesystem_path(self, key: str) -> Path | None:
-        """The blob's real path when it lives on this machine's disk, else None."""
-        return None
 
 
 class LocalBlobStore(BlobStore):

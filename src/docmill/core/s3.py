@@ -18,7 +18,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from docmill.core.files import BlobStore
+from docmill.core.blobstore import BlobStore
 from docmill.errors import NotFound
 
 SPOOL_BYTES = 8 * 1024 * 1024

@@ -21,24 +21,24 @@ from docmill.errors import InvalidInput
 @cache
 def engine_classes() -> tuple[type[Engine], ...]:
     from docmill.engines.archive import ArchiveEngine
-    from docmill.engines.html import HtmlEngine
+    from docmill.engines.html.spreadsheet import SpreadsheetEngine
+    from docmill.engines.html.to_pdf import HtmlEngine
     from docmill.engines.image import ImageEngine
-    from docmill.engines.ocr import OcrEngine
-    from docmill.engines.office import OfficeEngine
-    from docmill.engines.pdf import PdfEngine
-    from docmill.engines.spreadsheet import SpreadsheetEngine
+    from docmill.engines.ocr.pipeline import OcrEngine
+    from docmill.engines.office.engine import OfficeEngine
+    from docmill.engines.pdf.render import PdfEngine
     from docmill.settings import get_settings
 
     classes: list[type[Engine]] = [PdfEngine, ImageEngine, OfficeEngine, HtmlEngine,
                                    SpreadsheetEngine, OcrEngine, ArchiveEngine]
-    from docmill.engines.htmlprint import HtmlPrintEngine
+    from docmill.engines.html.printing import HtmlPrintEngine
 
     classes.append(HtmlPrintEngine)
-    from docmill.engines.pdftools import PdfToolsEngine
+    from docmill.engines.pdf.tools import PdfToolsEngine
 
     classes.append(PdfToolsEngine)
-    from docmill.engines.extract import ExtractEngine
-    from docmill.engines.identify import IdentifyEngine
+    from docmill.engines.extract.fields import ExtractEngine
+    from docmill.engines.extract.identify import IdentifyEngine
 
     classes += [ExtractEngine, IdentifyEngine]
     if get_settings().enable_diagnostics:
@@ -84,6 +84,12 @@ def warm_up() -> None:
 
 
 def stop_all() -> None:
+    """Worker shutdown: every warm engine stopped, and every program a supervisor still runs
+    in this process (the LibreOffice the spreadsheet and PDF/A engines may have started
+    without the office engine, say)."""
+    from docmill.engines import supervisor
+
     for instance in _instances.values():
         instance.stop()
     _instances.clear()
+    supervisor.stop_all()

@@ -33,7 +33,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from docmill.engines.documents import Document
+from docmill.documents import Document
 
 EXAMPLE_CHARS = 6000  # of each text that goes into the TF-IDF model
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from docmill.engines.documents import Box, Document, Word
+from docmill.documents import Box, Document, Word
 
 
 @dataclass

@@ -109,7 +109,7 @@ def _words(text: str, limit: int | None = None, last: bool = False) -> list[str]
 
 def generate(layout: Layout, spec: FieldSpec, month_first: bool) -> list[Cand]:
     """Every place `spec`'s value may be in the document."""
-    from docmill.extraction.extractor import _convert, _finder
+    from docmill.extraction.labels import _convert, _finder
 
     if spec.kind in SKIPPED_KINDS:
         return []

@@ -156,7 +156,7 @@ def matrix(cands: list[Cand], vocab: dict[str, int]):
 
 
 def label_scores(hits) -> dict[tuple[int, str], float]:
-    """The rules' label matches (`extractor._label_hits` over the scalar properties) as the
+    """The rules' label matches (`labels._label_hits` over the scalar properties) as the
     best score per (segment, field)."""
     out: dict[tuple[int, str], float] = {}
     for hit in hits:

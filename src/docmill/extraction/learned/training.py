@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from docmill.engines.documents import Document
+from docmill.documents import Document
 from docmill.extraction.layout import Layout
 from docmill.extraction.learned.candidates import (
     LINE_KINDS,
@@ -71,7 +71,8 @@ def trainable(specs: Sequence[FieldSpec]) -> list[FieldSpec]:
 
 
 def prepare(example: Example, schema: dict[str, Any]) -> Prepared:
-    from docmill.extraction.extractor import _label_hits, _month_first, extract, scalar_specs
+    from docmill.extraction.extractor import _month_first, extract, scalar_specs
+    from docmill.extraction.labels import _label_hits
 
     layout = Layout.of(example.document)
     rules = extract(example.document, schema, layout, model=None)

@@ -25,8 +25,8 @@ from docmill.engines.base import (
     Progress,
     output_stem,
 )
-from docmill.engines.extract import read_params, text_source
-from docmill.engines.ocr import ACCEPTS, read_document
+from docmill.engines.extract.fields import read_params, text_source
+from docmill.engines.ocr.pipeline import ACCEPTS, read_document
 
 
 class Candidate(BaseModel):

@@ -11,7 +11,8 @@ Blocks carry a `type`: title, text, header, footer, table (with rows, columns an
 the vocabulary the expert.ai face needs, and a superset-free one so other faces can map it.
 
 Serializers here: native JSON (`to_dict`), plain text in reading order (`to_text`) and hOCR
-(`to_hocr`). The searchable PDF lives in `searchable_pdf.py` because it needs the page images.
+(`to_hocr`). The searchable PDF lives in `engines/ocr/searchable_pdf.py` because it needs the
+page images.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from docmill.engines.documents import Page
+from docmill.documents import Page
 
 if TYPE_CHECKING:
     import pikepdf

@@ -27,7 +27,7 @@ from docmill.engines.base import (
     Progress,
     output_stem,
 )
-from docmill.engines.html import HTML_TYPES, read_text
+from docmill.engines.html.to_pdf import HTML_TYPES, read_text
 from docmill.errors import InvalidInput
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -249,19 +249,17 @@ class SpreadsheetEngine(Engine):
 
 
 def to_xls(xlsx: Path, xls: Path, progress: Progress) -> None:
-    """XLSX -> XLS on the worker's office engine instance (started if this is its first
-    office job)."""
-    from docmill.engines.office import FORMATS, OfficeEngine
-    from docmill.engines.registry import engine_for, get_operation
+    """XLSX -> XLS on the worker's one LibreOffice (started if this is its first office
+    job)."""
+    from docmill.engines.office.converter import shared_converter
+    from docmill.engines.office.formats import FORMATS
 
-    office = engine_for(get_operation("office.convert"))
-    assert isinstance(office, OfficeEngine)
     fmt = FORMATS["xls"]
 
     def scaled(percent: float, message: str) -> None:
         progress(70 + percent * 0.25, message)
 
-    office.get_converter().convert(
+    shared_converter().convert(
         xlsx, xls, scaled, export_filter=fmt.filter, family_filters=None, filter_data={},
         filter_options="", password=None, import_filter="Calc MS Excel 2007 XML",
         import_options="")

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from docmill.engines.documents import Box, Line, Word
+from docmill.documents import Box, Line, Word
 from docmill.errors import EngineFailed, InvalidInput
 
 if TYPE_CHECKING:

@@ -2,23 +2,23 @@
 
 The HTML comes from an uploaded file, never from a path: WeasyPrint gets the bytes and an
 explicit `base_url` (or none), so a relative reference can only resolve against a URL the
-client named. `GuardedFetcher` is the only way WeasyPrint reaches anything outside the
-document: `data:` URIs are decoded, `http`/`https` go through `security.ssrf.open_url` (public
-addresses only unless allow-listed, redirects checked hop by hop) with a size and time cap per
-resource, a cap on the number of resources and a time budget for the whole document; every
-other scheme (`file:`, `ftp:`, ...) is refused. Each refused or failed resource is reported in
-the job's warnings and the document is rendered without it.
+client named. `GuardedFetcher` (fetching.py) is the only way WeasyPrint reaches anything
+outside the document: `data:` URIs are decoded, `http`/`https` go through
+`security.ssrf.open_url` (public addresses only unless allow-listed, redirects checked hop by
+hop) with a size and time cap per resource, a cap on the number of resources and a time
+budget for the whole document; every other scheme (`file:`, `ftp:`, ...) is refused. Each
+refused or failed resource is reported in the job's warnings and the document is rendered
+without it.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
@@ -33,14 +33,14 @@ from docmill.engines.base import (
     Progress,
     output_stem,
 )
-from docmill.errors import DocmillError, DownloadFailed, EngineFailed, InvalidInput, UnsafeUrl
+from docmill.engines.html.fetching import NO_BASE, make_fetcher
+from docmill.errors import DocmillError, EngineFailed, InvalidInput
 
 log = logging.getLogger(__name__)
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml", "text/xml", "text/plain"})
 MARKDOWN_TYPES = frozenset({"text/markdown", "text/x-markdown", "text/plain"})
 MAX_WARNINGS = 50
-NO_BASE = "http://no-base-url.invalid/"  # reserved TLD: never resolved, refused by name
 PDF_VARIANTS = {"pdf": None, "pdfa-1b": "pdf/a-1b", "pdfa-2b": "pdf/a-2b",
                 "pdfa-3b": "pdf/a-3b", "pdfua-1": "pdf/ua-1"}
 
@@ -126,95 +126,6 @@ class HtmlToPdfParams(Params):
 
 class MarkdownToPdfParams(HtmlToPdfParams):
     title: str | None = Field(None, max_length=500, description="Document title (metadata).")
-
-
-def _fetcher_class() -> type:
-    """Built on first use: importing WeasyPrint loads pango, which the API process never
-    needs."""
-    from weasyprint.urls import URLFetcher, URLFetcherResponse
-
-    from docmill.security.ssrf import open_url, policy_from_settings, read_capped
-    from docmill.settings import get_settings
-
-    class GuardedFetcher(URLFetcher):
-        def __init__(self) -> None:
-            settings = get_settings()
-            super().__init__(timeout=settings.html_resource_timeout_s,
-                             allowed_protocols={"data"}, allow_redirects=False,
-                             fail_on_errors=False)
-            self.policy = policy_from_settings()
-            self.timeout = settings.html_resource_timeout_s
-            self.max_bytes = settings.html_resource_max_bytes
-            self.max_resources = settings.html_max_resources
-            self.budget_end = time.monotonic() + settings.html_fetch_budget_s
-            self.max_redirects = settings.outbound_max_redirects
-            self.warnings: list[str] = []
-            self.refused: list[str] = []
-            self.fetched: list[str] = []
-            self.seen: set[str] = set()
-
-        def _note(self, url: str, message: str, refused: bool) -> None:
-            if url in self.seen:
-                return
-            self.seen.add(url)
-            if refused:
-                self.refused.append(url)
-            self.warnings.append(message)
-
-        def fetch(self, url: str, headers: dict[str, str] | None = None) -> Any:
-            shown = url if len(url) <= 200 else url[:197] + "..."
-            parts = urlsplit(url)
-            scheme = parts.scheme.lower()
-            if scheme == "data":
-                return super().fetch(url, headers)
-            if url.startswith(NO_BASE):
-                relative = url[len(NO_BASE):]
-                self._note(url, f"ignored the relative URL {relative!r}: give base_url to load "
-                           "relative resources", refused=True)
-                raise UnsafeUrl("relative URL without base_url")
-            if scheme not in ("http", "https"):
-                self._note(url, f"refused {shown}: only http, https and data URLs may be "
-                           "loaded", refused=True)
-                raise UnsafeUrl(f"refused {shown}")
-            if len(self.fetched) >= self.max_resources:
-                self._note(url, f"skipped {shown}: the document loads more than "
-                           f"{self.max_resources} resources", refused=True)
-                raise DownloadFailed("too many resources")
-            remaining = self.budget_end - time.monotonic()
-            if remaining <= 0:
-                self._note(url, f"skipped {shown}: the time budget for loading resources "
-                           "is spent", refused=True)
-                raise DownloadFailed("fetch budget spent")
-            timeout = min(self.timeout, remaining)
-            deadline = time.monotonic() + timeout
-            self.fetched.append(url)
-            try:
-                with open_url(self.policy, url, timeout=timeout,
-                              max_redirects=self.max_redirects) as response:
-                    if response.status_code >= 400:
-                        raise DownloadFailed(f"HTTP {response.status_code}")
-                    body = read_capped(response, max_bytes=self.max_bytes, deadline=deadline,
-                                       timeout=timeout)
-                    content_type = response.headers.get("content-type", "")
-                    final_url = str(response.url)
-            except UnsafeUrl as exc:
-                self._note(url, f"refused {shown}: {exc.message}", refused=True)
-                raise
-            except DocmillError as exc:
-                self._note(url, f"could not load {shown}: {exc.message}", refused=False)
-                raise DownloadFailed(exc.message) from exc
-            except Exception as exc:  # httpx errors while streaming the body
-                self._note(url, f"could not load {shown}: {type(exc).__name__}: {exc}",
-                           refused=False)
-                raise DownloadFailed(str(exc)) from exc
-            return URLFetcherResponse(final_url, bytes(body),
-                                      {"Content-Type": content_type} if content_type else {})
-
-    return GuardedFetcher
-
-
-def make_fetcher() -> Any:
-    return _fetcher_class()()
 
 
 class _Collect(logging.Handler):
@@ -311,7 +222,7 @@ def render_html(html: bytes | str, params: HtmlToPdfParams, target: Path,
 
 def _render_chromium(html: bytes | str, params: HtmlToPdfParams, target: Path,
                      progress: Progress, extra_css: str) -> EngineResult:
-    from docmill.engines.chromium import ChromiumJob, render_pdf
+    from docmill.engines.html.chromium import ChromiumJob, render_pdf
 
     text = html if isinstance(html, str) else _decode(html)
     return render_pdf(ChromiumJob(
@@ -376,7 +287,7 @@ class HtmlEngine(Engine):
             log.warning("html: WeasyPrint cannot load: %s", exc)
 
     def stop(self) -> None:
-        from docmill.engines.chromium import shutdown
+        from docmill.engines.html.chromium import shutdown
 
         shutdown()
 

@@ -24,7 +24,7 @@ import statistics
 from collections import Counter
 from dataclasses import dataclass, field
 
-from docmill.engines.documents import Block, Box, Cell, Line, Page, Table, Word
+from docmill.documents import Block, Box, Cell, Line, Page, Table, Word
 
 HEADER_BAND = 0.12  # fraction of the page height
 _NUMERIC = re.compile(r"^[\s$€£¥%#.,:;()+\-–/0-9]*[0-9][\s$€£¥%#.,:;()+\-–/0-9]*$")

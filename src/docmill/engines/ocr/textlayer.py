@@ -12,7 +12,7 @@ from __future__ import annotations
 import ctypes
 from typing import TYPE_CHECKING
 
-from docmill.engines.documents import Box, Line, Word
+from docmill.documents import Box, Line, Word
 
 if TYPE_CHECKING:
     import pypdfium2 as pdfium

