@@ -50,7 +50,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from server import DATA, DocmillServer
+from server import DATA, DocmillServer  # noqa: E402 - after the sys.path entry above
 
 RESULTS = ROOT / "bench" / "results"
 OPERATION = "pdf.to-text"

@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(ROOT / "tests"))
 from server import DocmillServer  # noqa: E402
+
 sys.path.append(str(ROOT / "bench"))  # last: the client packages come first
 from invoices import invoice, pages_of, summary, twenty_pages, weasy  # noqa: E402
 
@@ -112,7 +113,7 @@ def main() -> None:
     finally:
         server.destroy()
 
-    results["when"] = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    results["when"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     results["rounds"] = args.rounds
     results["poll_s"] = args.poll
     results["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count(),
@@ -123,7 +124,8 @@ def main() -> None:
     (RESULTS / "docraptor.json").write_text(json.dumps(results, indent=2) + "\n")
     lines = [f"# DocRaptor face benchmark ({results['when']})", "",
              f"sparksuite invoice, 1 page and repeated rows to 20 pages; {args.rounds} rounds "
-             f"each after warm-up, the three ways interleaved; `docmill serve` on SQLite with 2 local workers; async polls "
+             f"each after warm-up, the three ways interleaved; `docmill serve` on SQLite with "
+             f"2 local workers; async polls "
              f"every {args.poll * 1000:g} ms; {results['machine']['cpus']} CPUs, load average "
              f"{results['machine']['load_average_1m']} at the end (the machine is shared). "
              f"Medians in ms.",

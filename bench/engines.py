@@ -54,7 +54,7 @@ def stats(samples: list[float]) -> dict[str, float]:
     ordered = sorted(samples)
     return {"n": len(ordered), "mean_s": statistics.fmean(ordered),
             "median_s": statistics.median(ordered),
-            "p95_s": ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))],
+            "p95_s": ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))],
             "total_s": sum(ordered)}
 
 
@@ -217,7 +217,7 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="bench-engines-docs-"))
     office = corpus(workdir)
     pdf = twenty_page_pdf(workdir)
-    results: dict[str, Any] = {"when": dt.datetime.now(dt.timezone.utc).isoformat(),
+    results: dict[str, Any] = {"when": dt.datetime.now(dt.UTC).isoformat(),
                                "machine": {"python": platform.python_version(),
                                            "cpus": os.cpu_count(),
                                            "load_before": os.getloadavg()},

@@ -159,11 +159,13 @@ def markdown(results: dict[str, Any]) -> str:
     lines += ["", "x bare = pages/s over the bare engine's on the same corpus (target for the "
               "face: >= 0.95); x bare (CPU) = the bare engine's CPU seconds per page over the "
               "path's (server and workers), the same ratio in CPU terms, which the machine's "
-              "other load (the 1-minute load average is in the JSON) barely moves. bare = `OcrEngine.run('layout.analyze')` in one process; "
+              "other load (the 1-minute load average is in the JSON) barely moves. "
+              "bare = `OcrEngine.run('layout.analyze')` in one process; "
               "native = `/v1/jobs` + JSON download; expertai = `/beta/layout-document-async` + "
               f"`/beta/status` polled every {POLL_S} s until SUCCESS with the rendered result. "
               "Receipts (JPEG) are read by RapidOCR, forms (PNG) by Tesseract (engine=auto); "
-              "the digital PDF (4 tasks of 20 pages) by its text layer. Every row is one run after a "
+              "the digital PDF (4 tasks of 20 pages) by its text layer. "
+              "Every row is one run after a "
               "warm-up. RapidOCR runs with one onnxruntime thread on every path.", ""]
     return "\n".join(lines)
 
@@ -174,7 +176,7 @@ def main() -> None:
     parser.add_argument("--receipts", type=int, default=4)
     args = parser.parse_args()
     results: dict[str, Any] = {
-        "when": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "when": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.machine()} {os.cpu_count()} cores, "
                    f"Python {platform.python_version()}",
         "load_average": round(os.getloadavg()[0], 2), "corpora": {}}

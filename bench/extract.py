@@ -24,8 +24,8 @@ import datetime as dt
 import json
 import os
 import platform
-import statistics
 import re
+import statistics
 import sys
 import tempfile
 import time
@@ -37,7 +37,6 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "scripts"))
 import train_models as T  # noqa: E402  (the training script's split, reading and cache)
-
 from extract_corpus import (  # noqa: E402
     DATA,
     INVOICE_FIELDS,
@@ -45,7 +44,6 @@ from extract_corpus import (  # noqa: E402
     invoice_truth,
     invoices,
     read,
-    receipt_truth,
     receipts,
     same,
     scored_fields,
@@ -54,8 +52,8 @@ from extract_corpus import (  # noqa: E402
 from docmill.extraction import values as V  # noqa: E402
 from docmill.extraction.builtin_types import builtin_type, builtin_types  # noqa: E402
 from docmill.extraction.extractor import extract  # noqa: E402
-from docmill.extraction.learned.model import shipped_model  # noqa: E402
 from docmill.extraction.identifier import identify  # noqa: E402
+from docmill.extraction.learned.model import shipped_model  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 THRESHOLD = 0.35
@@ -123,7 +121,7 @@ def _table(kind: str, rows: list[tuple[str, Any, dict[str, Any]]], fields,
         t0 = time.perf_counter()
         answers = [answer_of(document) for _, document, _ in rows]
         elapsed = time.perf_counter() - t0
-        for (_, _, truth), answer in zip(rows, answers):
+        for (_, _, truth), answer in zip(rows, answers, strict=True):
             for f in scored_fields(kind, truth):
                 if f in hits:
                     hits[f].append(same(f, truth[f], answer.get(f)))
@@ -218,7 +216,7 @@ def line_items() -> dict[str, Any]:
 
 def identification() -> dict[str, Any]:
     sys.path.insert(0, str(ROOT / "tests" / "unit"))
-    from test_identify import LETTER_HTML  # noqa: E402
+    from test_identify import LETTER_HTML
     from weasyprint import HTML
 
     letter = Path(tempfile.mkdtemp(prefix="docmill-bench-")) / "letter.pdf"
@@ -244,7 +242,7 @@ def identification() -> dict[str, Any]:
             wrong.append([path.name, expected, result["document_type_code"],
                           result["ranking"][:2]])
     by_kind: dict[str, list[int]] = {}
-    for (path, expected), _ in zip(cases, range(len(cases))):
+    for _path, expected in cases:
         by_kind.setdefault(str(expected), [0, 0])[1] += 1
     for path, expected in cases:
         if not any(w[0] == path.name for w in wrong):

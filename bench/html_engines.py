@@ -41,6 +41,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from server import DocmillServer  # noqa: E402
+
 sys.path.append(str(ROOT / "bench"))  # last: the client packages come first
 from invoices import invoice, pages_of, summary, twenty_pages, weasy  # noqa: E402
 
@@ -174,7 +175,7 @@ def main() -> None:
 
     playwright_version = version("playwright")
 
-    results["when"] = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    results["when"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     results["rounds"] = args.rounds
     results["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count(),
                           "load_average_1m": round(os.getloadavg()[0], 2),

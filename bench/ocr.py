@@ -74,7 +74,8 @@ class Accuracy:
         self.words = WordScore(0, 0, 0)
         self.errors = self.chars = 0
 
-    def add(self, image: Path, words: list[tuple[str, tuple]], lines: list[tuple[str, tuple]]) -> None:
+    def add(self, image: Path, words: list[tuple[str, tuple]],
+            lines: list[tuple[str, tuple]]) -> None:
         if image.name.startswith("funsd"):
             self.words = self.words + score_words(words, funsd_words(truth_path(image)))
         else:
@@ -206,7 +207,7 @@ def document_words(document: dict[str, Any]) -> tuple[list, list]:
     for page in document["pages"]:
         factor = (page["dpi"] or 72) / 72
 
-        def px(b):
+        def px(b, factor=factor):
             return tuple(v * factor for v in b)
 
         for block in page["blocks"]:
@@ -270,7 +271,8 @@ def markdown(results: dict[str, Any]) -> str:
              "word F1 | line CER |",
              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     if results.get("in_process_measured"):
-        lines[3:3] = [f"The bare and pipeline rows were measured at {results['in_process_measured']}"
+        lines[3:3] = [f"The bare and pipeline rows were measured at "
+                      f"{results['in_process_measured']}"
                       ", the api rows and the text-layer path at the date above.", ""]
     for engine, rows in results["engines"].items():
         for key, row in rows.items():
@@ -319,8 +321,9 @@ def main() -> None:
         print(json.dumps(inner(args.inner, kinds, args.limit)))
         return
     results: dict[str, Any] = {
-        "when": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}",
+        "when": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.machine()} {os.cpu_count()} cores, "
+                   f"Python {platform.python_version()}",
         "load_average": round(os.getloadavg()[0], 2),
         "counts": {k: len(corpus(k, args.limit)) for k in kinds},
         "engines": {},
@@ -352,13 +355,14 @@ def main() -> None:
                     for kind in kinds:
                         print(f"api: {engine} {kind}", flush=True)
                         files = corpus(kind, args.limit)
-                        api_run(server, files[:2], {"engine": engine})  # load models in both workers
+                        # load the models in both workers
+                        api_run(server, files[:2], {"engine": engine})
                         assert server.process is not None
                         cpu0, load = _cpu_tree(server.process.pid), os.getloadavg()[0]
                         wall, documents = api_run(server, files, {"engine": engine})
                         cpu = _cpu_tree(server.process.pid) - cpu0
                         accuracy = Accuracy()
-                        for path, document in zip(files, documents):
+                        for path, document in zip(files, documents, strict=True):
                             words, lines = document_words(document)
                             accuracy.add(path, words, lines)
                         results["engines"][engine][f"{kind}/api"] = {

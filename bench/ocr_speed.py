@@ -73,8 +73,8 @@ def receipt_ids(split_file: Path, split: str, limit: int | None) -> list[str]:
 def run(split: str, ids: list[str], folder: Path, threads: int) -> dict[str, Any]:
     from PIL import Image
 
-    from docmill.engines.ocr import pipeline
     from docmill.engines.base import EngineInput
+    from docmill.engines.ocr import pipeline
     from docmill.engines.ocr.backends import RapidOcrBackend
     from docmill.extraction import values
     from docmill.extraction.builtin_types import builtin_type
@@ -209,7 +209,7 @@ def main() -> None:
     args = parser.parse_args()
     ids = receipt_ids(args.split_file, args.split, args.limit)
     results: dict[str, Any] = {
-        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.machine()} {os.cpu_count()} cores, Python "
                    f"{platform.python_version()}",
         "split": args.split, "threads": args.threads, "ids": ids,

@@ -140,7 +140,7 @@ def main() -> None:
     ratio = round(run["p50_ms"] / chain["p50_ms"], 3)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                             capture_output=True, text=True).stdout.strip()
-    report = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    report = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
               "commit": commit, "backend": args.backend, "rounds": args.rounds,
               "document": DOCUMENT.name, "steps": [s["operation"] for s in STEPS],
               "client_chain": chain, "pipeline_run": run, "ratio_p50": ratio,

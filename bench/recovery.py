@@ -9,7 +9,8 @@ For each scenario (database backend x how the server is stopped), against a real
    first keeps the mix at the stop independent of how fast the machine takes uploads;
 2. restart it with `--workers` workers; once a share of the N (`--kill-at`) is done and some
    are PROCESSING, stop it:
-   * **SIGKILL**: the server's process group at once, a crash (the pool host and workers, in groups of their own, exit with it);
+   * **SIGKILL**: the server's process group at once, a crash (the pool host and workers, in
+     groups of their own, exit with it);
    * **SIGTERM**: the server process only, as `kill <pid>` or `docker stop` (with Docmill as
      the container's PID 1) would; it should drain its running jobs within
      `DOCMILL_SHUTDOWN_GRACE_S` and release the rest to the queue;
@@ -86,7 +87,7 @@ from sqlalchemy.engine import Engine
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from server import DATA, DocmillServer
+from server import DATA, DocmillServer  # noqa: E402 - after the sys.path entry above
 
 RESULTS = ROOT / "bench" / "results"
 SIGNALS = {"kill": signal.SIGKILL, "term": signal.SIGTERM, "termgroup": signal.SIGTERM}
@@ -518,7 +519,8 @@ def markdown(res: dict[str, Any]) -> str:
         f"`DOCMILL_SHUTDOWN_GRACE_S={res['grace_s']:g}`, max attempts {res['max_attempts']}; "
         f"jobs: `diag.sleep` {res['diag_seconds']:g} s (echoes its input) and `pdf.to-text` of "
         f"`{res['input']}`; {res['clients']} submitting clients"),
-        ("- SIGKILL goes to the server's process group (the pool host and its workers follow it); SIGTERM to the "
+        ("- SIGKILL goes to the server's process group (the pool host and its workers follow "
+        "it); SIGTERM to the "
         "server process only; SIGTERM-group (if run) to the whole process group"),
         "",
         ("States are ENQUEUED / PROCESSING / SUCCESS / ERROR among the N jobs. *drain* is from "

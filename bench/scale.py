@@ -121,7 +121,7 @@ def pg_snapshot(database_url: str) -> dict[str, float]:
                 (name,)).fetchone()[0]
         except Exception:  # noqa: BLE001 - extension not loaded
             pass
-    snap = {col: float(val) for col, val in zip(PG_COLUMNS, row)}
+    snap = {col: float(val) for col, val in zip(PG_COLUMNS, row, strict=True)}
     if stmts is not None:
         snap["statements"] = float(stmts)
     return snap
@@ -173,7 +173,7 @@ class PrivateRedis:
         self.process = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", str(root)],
-            stdout=open(root / "redis.log", "wb"), stderr=subprocess.STDOUT,
+            stdout=open(root / "redis.log", "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115
             start_new_session=True)
         self.url = f"redis://127.0.0.1:{self.port}/0"
         import redis
@@ -302,7 +302,8 @@ def run_distributed(tmp: Path, n: int, clients: int, idle_s: float) -> dict[str,
     redis_srv = PrivateRedis(tmp / "redis")
     server = None
     try:
-        server = make_server(tmp, "distributed", s3_env=seaweed.env(f"bench-{uuid.uuid4().hex[:8]}"),
+        bucket = f"bench-{uuid.uuid4().hex[:8]}"
+        server = make_server(tmp, "distributed", s3_env=seaweed.env(bucket),
                              broker_url=redis_srv.url, distributed_workers=2,
                              extra_env={"DOCMILL_WORKERS": "1", "DOCMILL_SWEEP_INTERVAL_S": "30"})
         server.start()
@@ -376,7 +377,8 @@ def run_pgbench(tmp: Path, seconds: int = 10, clients: int = 4) -> dict[str, Any
             latency = float(line.split("=")[1].split()[0])
     return {"command": f"pgbench -N -T {seconds} -c {clients} -j 2 (scale 1)",
             "tps": tps, "latency_avg_ms": latency, "load_avg_before": la,
-            "statements_per_tx": "BEGIN; UPDATE pgbench_accounts; SELECT; INSERT pgbench_history; END"}
+            "statements_per_tx": "BEGIN; UPDATE pgbench_accounts; SELECT; "
+                                 "INSERT pgbench_history; END"}
 
 
 # --- capacity model --------------------------------------------------------------------------
@@ -403,7 +405,8 @@ def build_table(res: dict[str, Any]) -> Table:
     table = Table(title=f"{res['jobs']} x {OPERATION}, {res['clients']} client threads")
     for col in ("setup", "jobs/s", "p50 ms", "p95 ms", "p99 ms", "submit/s", "load avg (1,5,15)"):
         table.add_column(col)
-    for label, r in (("(a) embedded SQLite, 2 workers", a), ("(b) distributed, 2 Celery workers", b)):
+    for label, r in (("(a) embedded SQLite, 2 workers", a),
+                     ("(b) distributed, 2 Celery workers", b)):
         table.add_row(label, f"{r['jobs_per_s']:.1f}", f"{r['p50_ms']:.0f}", f"{r['p95_ms']:.0f}",
                       f"{r['p99_ms']:.0f}", f"{r['submit_per_s']:.0f}",
                       " ".join(map(str, r["load_avg_after"])))
@@ -446,7 +449,8 @@ def markdown(res: dict[str, Any]) -> str:
               "|---|---|---|---|"]
     for key, v in b["pg_per_job"].items():
         lines.append(f"| {key} | {v['gross']} | {v['net']} | {v['idle_per_s']} |")
-    lines += ["", "| Redis command (INFO commandstats) | per job, gross | per job, net | idle per s |",
+    lines += ["",
+              "| Redis command (INFO commandstats) | per job, gross | per job, net | idle per s |",
               "|---|---|---|---|"]
     for key, v in b["redis_per_job"].items():
         name = "**total**" if key == "_total" else key
@@ -478,7 +482,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="docmill-scale-"))
     res: dict[str, Any] = {
         "jobs": args.jobs, "clients": args.clients, "operation": OPERATION,
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform(), "load_avg_start": load()},
     }

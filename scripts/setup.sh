@@ -34,6 +34,6 @@ stamp=.venv/.docmill-installed
 if [[ ! -f $stamp || pyproject.toml -nt $stamp || constraints.txt -nt $stamp ]]; then
   echo "setup: installing Python dependencies into .venv"
   .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
-  .venv/bin/python -m pip install -q -c constraints.txt -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
+  .venv/bin/python -m pip install -q -c constraints.txt -e ".[test,lint]" 2>&1 | grep -v "^WARNING: Location" || true
   .venv/bin/python -c "import docmill" && touch "$stamp"
 fi

@@ -142,7 +142,8 @@ def main() -> None:
     results["test"] = score(model, specs, parts["test"])
     model.trained = {"type": args.type, "documents": {p: [d.name for d in parts[p]]
                                                       for p in parts},
-                     "fitted_on": ["train", "validation"], "thresholds_tuned_on": "train+validation, out of fold (5 folds)",
+                     "fitted_on": ["train", "validation"],
+                     "thresholds_tuned_on": "train+validation, out of fold (5 folds)",
                      "reading_pipeline": pipeline_version(), "lightgbm": _lightgbm()}
     model.quality = results["test"]
     report(results)

@@ -15,7 +15,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from server import DATA, DocmillServer  # noqa: E402
+from server import DATA, DocmillServer
 
 BACKENDS = [b for b in os.environ.get("DOCMILL_TEST_BACKENDS",
                                      "sqlite,postgres,distributed").split(",") if b]

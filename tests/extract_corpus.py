@@ -18,12 +18,12 @@ from __future__ import annotations
 import json
 import os
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
-from docmill.engines.base import EngineInput
 from docmill.documents import Document
+from docmill.engines.base import EngineInput
 from docmill.engines.ocr.pipeline import ReadParams, read_document
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -36,7 +36,7 @@ INVOICE_FIELDS = ("issuer", "invoice_number", "date", "date_due", "amount", "amo
                   "currency", "vat", "iban", "bic", "order_id")
 
 
-@lru_cache(maxsize=None)
+@cache
 def read(path: Path) -> Document:
     """The document as extract.fields reads it (ocr.read's pipeline, default parameters)."""
     inp = EngineInput(path, path.name, _TYPES[path.suffix.lower()])

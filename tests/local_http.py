@@ -58,7 +58,7 @@ h1 {{ background-image: url(file:///etc/passwd) }}
 <img src="http://[::1]:{port}/v6.png"><img src="http://localhost:{port}/name.png">
 <img src="data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==">
 <p>end of document</p>
-</body></html>"""
+</body></html>"""  # noqa: E501 - the data: URL is one token
 
 
 class WebhookReceiver(http.server.ThreadingHTTPServer):

@@ -67,7 +67,7 @@ class WordScore:
         p, r = self.precision, self.recall
         return 2 * p * r / (p + r) if p + r else 0.0
 
-    def __add__(self, other: "WordScore") -> "WordScore":
+    def __add__(self, other: WordScore) -> WordScore:
         return WordScore(self.matched + other.matched, self.predicted + other.predicted,
                          self.truth + other.truth)
 
@@ -139,7 +139,7 @@ def line_cer(predicted: list[tuple[str, Box]], truth: list[tuple[str, Box]]) -> 
         if best >= 0 and best_score > 0.3:
             groups[best].append((box[0], text))
     errors = chars = 0
-    for (gt_text, _), group in zip(truth, groups):
+    for (gt_text, _), group in zip(truth, groups, strict=True):
         guess = " ".join(t for _, t in sorted(group))
         errors += edit_distance(_canon(guess), _canon(gt_text))
         chars += len(_canon(gt_text))

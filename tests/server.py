@@ -117,7 +117,7 @@ class DocmillServer:
         offset = log_path.stat().st_size if log_path.exists() else 0
         worker = subprocess.Popen(
             [sys.executable, "-m", "docmill.cli", "worker", "--hostname", f"w{index}@%h"],
-            env=self.env, stdout=open(log_path, "ab"), stderr=subprocess.STDOUT,
+            env=self.env, stdout=open(log_path, "ab"), stderr=subprocess.STDOUT,  # noqa: SIM115
             start_new_session=True)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -130,10 +130,10 @@ class DocmillServer:
             time.sleep(0.2)
         raise RuntimeError(f"worker not ready:\n{log_path.read_text()[-3000:]}")
 
-    def start(self, timeout: float = 60) -> "DocmillServer":
+    def start(self, timeout: float = 60) -> DocmillServer:
         if self.distributed:
             self.workers = [self.start_worker(i) for i in range(self.distributed_workers)]
-        log = open(self.root / "server.log", "ab")
+        log = open(self.root / "server.log", "ab")  # noqa: SIM115 - the server writes it
         command = [sys.executable, "-m", "docmill.cli", "serve"]
         if self.distributed:
             command.append("--no-workers")
@@ -154,7 +154,9 @@ class DocmillServer:
 
     def log_tail(self, lines: int = 60) -> str:
         path = self.root / "server.log"
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+        if not path.exists():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
     def worker_pids(self) -> list[int]:
         """Pids of the pool's worker processes: the children of the pool host, which is
@@ -177,7 +179,10 @@ class DocmillServer:
         if self.process is None or self.process.poll() is not None:
             return
         try:
-            os.killpg(self.process.pid, sig) if sig == signal.SIGKILL else self.process.send_signal(sig)
+            if sig == signal.SIGKILL:
+                os.killpg(self.process.pid, sig)
+            else:
+                self.process.send_signal(sig)
             self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
@@ -190,7 +195,8 @@ class DocmillServer:
                     pass
 
     def client(self, org: str = "acme", **kwargs: object) -> httpx.Client:
-        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.keys[org]}"},
+        return httpx.Client(base_url=self.url,
+                            headers={"Authorization": f"Bearer {self.keys[org]}"},
                             timeout=60, trust_env=False, **kwargs)  # type: ignore[arg-type]
 
     def destroy(self) -> None:

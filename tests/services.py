@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import httpx
-
 from server import free_port
 
 REDIS_URL = "redis://127.0.0.1:6379"
@@ -32,7 +31,7 @@ class SeaweedS3:
         self.port = free_port()
         ports = [free_port() for _ in range(8)]
         root.mkdir(parents=True, exist_ok=True)
-        self.log = open(root / "weed.log", "wb")
+        self.log = open(root / "weed.log", "wb")  # noqa: SIM115 - closed in stop()
         # Every port explicit (the defaults are fixed numbers, and gRPC defaults to port+10000,
         # which a high free port would overflow); extra catalogs and telemetry off.
         self.process = subprocess.Popen(

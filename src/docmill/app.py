@@ -20,14 +20,13 @@ from starlette.exceptions import HTTPException
 from docmill import __version__, dispatch, errors
 from docmill.core import sweeper as sweeper_mod
 from docmill.core.db import session_scope
-from docmill.faces import native
-from docmill.faces.convertapi.routes import build_router as convertapi_router
+from docmill.faces import native, native_admin, native_doctypes, native_knowledge, native_pipelines
 from docmill.faces.common import BodyLimitMiddleware, renderer_for
 from docmill.faces.contract import method_not_allowed, published_schema
+from docmill.faces.convertapi.routes import build_router as convertapi_router
 from docmill.faces.docraptor import routes as docraptor
-from docmill.faces.expertai import routes as expertai
-from docmill.faces import native_admin, native_doctypes, native_knowledge, native_pipelines
 from docmill.faces.docutray.routes import build_router as docutray_router
+from docmill.faces.expertai import routes as expertai
 from docmill.settings import get_settings
 
 log = logging.getLogger("docmill")

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import httpx
 import typer
@@ -36,7 +35,7 @@ err = Console(stderr=True)
 
 ServerOpt = Annotated[str, typer.Option("--server", envvar="DOCMILL_SERVER",
                                         help="Base URL of the Docmill server.")]
-KeyOpt = Annotated[Optional[str], typer.Option("--key", envvar="DOCMILL_API_KEY",
+KeyOpt = Annotated[str | None, typer.Option("--key", envvar="DOCMILL_API_KEY",
                                                help="API key (or DOCMILL_API_KEY).")]
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 
@@ -82,9 +81,9 @@ def _migrate_on_start() -> None:
 
 @app.command()
 def serve(
-    host: Annotated[Optional[str], typer.Option(help="Interface to listen on.")] = None,
-    port: Annotated[Optional[int], typer.Option(help="Port to listen on.")] = None,
-    workers: Annotated[Optional[int], typer.Option(help="Local worker processes.")] = None,
+    host: Annotated[str | None, typer.Option(help="Interface to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Local worker processes.")] = None,
     no_workers: Annotated[bool, typer.Option("--no-workers",
                                              help="Run the API only.")] = False,
 ) -> None:
@@ -120,11 +119,11 @@ def serve(
 
 @app.command()
 def worker(
-    queues: Annotated[Optional[str], typer.Option(
+    queues: Annotated[str | None, typer.Option(
         help="Comma-separated Celery queues to consume (default: all).")] = None,
-    concurrency: Annotated[Optional[int], typer.Option(
+    concurrency: Annotated[int | None, typer.Option(
         help="Worker processes (default: DOCMILL_WORKERS).")] = None,
-    hostname: Annotated[Optional[str], typer.Option(help="Celery node name.")] = None,
+    hostname: Annotated[str | None, typer.Option(help="Celery node name.")] = None,
 ) -> None:
     """Run a Celery worker (DOCMILL_DISPATCHER=celery) with Docmill's settings."""
     from docmill.dispatch.celery_app import all_queues, celery_app
@@ -170,7 +169,7 @@ def keys_create(
 
 
 @keys_app.command("list")
-def keys_list(org: Annotated[Optional[str], typer.Option(help="Only this organization.")] = None
+def keys_list(org: Annotated[str | None, typer.Option(help="Only this organization.")] = None
               ) -> None:
     """List keys (prefixes only; the keys themselves are not stored)."""
     from docmill.core.auth import list_keys
@@ -229,7 +228,7 @@ def _parse_param(text: str) -> tuple[str, Any]:
 def submit(
     files: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, readable=True)],
     op: Annotated[str, typer.Option("--op", help="Operation, e.g. pdf.to-image.")],
-    param: Annotated[Optional[list[str]], typer.Option("--param", help="name=value (JSON values"
+    param: Annotated[list[str] | None, typer.Option("--param", help="name=value (JSON values"
                                                         " allowed); repeatable.")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Show progress and fetch outputs.")] = False,
     out: Annotated[Path, typer.Option(help="Folder for downloaded outputs.")] = Path("."),
@@ -243,7 +242,8 @@ def submit(
         try:
             job = _check(client.post(
                 "/v1/jobs", data={"operation": op, "params": json.dumps(params)},
-                files=[("file", (path.name, handle)) for path, handle in zip(files, handles)]))
+                files=[("file", (path.name, handle))
+                       for path, handle in zip(files, handles, strict=True)]))
         finally:
             for handle in handles:
                 handle.close()
@@ -286,8 +286,8 @@ def _follow(client: httpx.Client, job: dict[str, Any]) -> dict[str, Any]:
 
 @jobs_app.command("ls")
 def jobs_ls(
-    status: Annotated[Optional[str], typer.Option(help="Only this status.")] = None,
-    operation: Annotated[Optional[str], typer.Option(help="Only this operation.")] = None,
+    status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
+    operation: Annotated[str | None, typer.Option(help="Only this operation.")] = None,
     limit: Annotated[int, typer.Option(help="How many.")] = 20,
     server: ServerOpt = DEFAULT_SERVER,
     key: KeyOpt = None,
@@ -321,7 +321,7 @@ def jobs_rm(job_id: str, server: ServerOpt = DEFAULT_SERVER, key: KeyOpt = None)
 
 @doctypes_app.command("ls")
 def doctypes_ls(
-    search: Annotated[Optional[str], typer.Option(help="Filter on name, code, description.")] = None,
+    search: Annotated[str | None, typer.Option(help="Filter on name, code, description.")] = None,
     limit: Annotated[int, typer.Option(help="How many (at most 100).")] = 100,
     server: ServerOpt = DEFAULT_SERVER,
     key: KeyOpt = None,
@@ -349,12 +349,13 @@ def doctypes_show(code: str, server: ServerOpt = DEFAULT_SERVER, key: KeyOpt = N
 
 @doctypes_app.command("create")
 def doctypes_create(
-    code: Annotated[str, typer.Option(help="Code: [a-z0-9_]+, '<org slug>_' first for non-admins.")],
+    code: Annotated[str, typer.Option(
+        help="Code: [a-z0-9_]+, '<org slug>_' first for non-admins.")],
     name: Annotated[str, typer.Option(help="Display name.")],
     schema: Annotated[Path, typer.Option(exists=True, dir_okay=False,
                                          help="JSON Schema file of the fields.")],
     description: Annotated[str, typer.Option(help="What the documents are.")] = "",
-    keyword: Annotated[Optional[list[str]], typer.Option(help="Identification keyword; "
+    keyword: Annotated[list[str] | None, typer.Option(help="Identification keyword; "
                                                           "repeatable.")] = None,
     public: Annotated[bool, typer.Option("--public", help="Publish (admins only).")] = False,
     server: ServerOpt = DEFAULT_SERVER,
@@ -442,7 +443,8 @@ def pipelines_run(
         try:
             run = _check(client.post(
                 f"/v1/pipelines/{ref}/runs",
-                files=[("file", (path.name, handle)) for path, handle in zip(files, handles)]))
+                files=[("file", (path.name, handle))
+                       for path, handle in zip(files, handles, strict=True)]))
         finally:
             for handle in handles:
                 handle.close()
@@ -462,4 +464,4 @@ def main() -> None:  # pragma: no cover - entry point
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -49,7 +49,7 @@ class Box:
     def cy(self) -> float:
         return (self.y0 + self.y1) / 2
 
-    def scaled(self, factor: float) -> "Box":
+    def scaled(self, factor: float) -> Box:
         return Box(self.x0 * factor, self.y0 * factor, self.x1 * factor, self.y1 * factor)
 
     def rounded(self, digits: int = 2) -> list[float]:
@@ -61,21 +61,21 @@ class Box:
                 round(self.y1 * factor))
 
     @staticmethod
-    def union(boxes: "list[Box] | Iterator[Box]") -> "Box":
+    def union(boxes: list[Box] | Iterator[Box]) -> Box:
         boxes = list(boxes)
         if not boxes:
             return Box(0, 0, 0, 0)
         return Box(min(b.x0 for b in boxes), min(b.y0 for b in boxes),
                    max(b.x1 for b in boxes), max(b.y1 for b in boxes))
 
-    def iou(self, other: "Box") -> float:
+    def iou(self, other: Box) -> float:
         ix = max(0.0, min(self.x1, other.x1) - max(self.x0, other.x0))
         iy = max(0.0, min(self.y1, other.y1) - max(self.y0, other.y0))
         inter = ix * iy
         union = self.width * self.height + other.width * other.height - inter
         return inter / union if union > 0 else 0.0
 
-    def y_overlap(self, other: "Box") -> float:
+    def y_overlap(self, other: Box) -> float:
         """Vertical overlap as a fraction of the shorter box's height."""
         inter = min(self.y1, other.y1) - max(self.y0, other.y0)
         short = min(self.height, other.height)
@@ -280,7 +280,7 @@ class Document:
                 "pages": [p.to_dict() for p in self.pages]}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Document":
+    def from_dict(cls, data: object) -> Document:
         """The inverse of `to_dict` (what an `ocr.read` job stored), for documents kept to
         train on. Raises ValueError on anything that is not such a document."""
         if not isinstance(data, dict) or data.get("format") != "docmill.document/1":

@@ -6,11 +6,13 @@ code and body in one place. `code` is the stable machine-readable name stored on
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class DocmillError(Exception):
     code = "internal_error"
 
-    def __init__(self, message: str = "", **details: object) -> None:
+    def __init__(self, message: str = "", **details: Any) -> None:
         super().__init__(message or self.__class__.__doc__ or self.code)
         self.message = message or (self.__class__.__doc__ or self.code).strip()
         self.details = details

@@ -25,7 +25,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DOCMILL_", extra="ignore")
 
     # --- storage of state and files -------------------------------------------------------
-    data_dir: Path = Field(Path("docmill-data"), description="Folder for the SQLite file and local blobs.")
+    data_dir: Path = Field(
+        Path("docmill-data"), description="Folder for the SQLite file and local blobs.")
     database_url: str = Field("", description="SQLAlchemy URL; empty means SQLite in data_dir.")
     storage_url: str = Field("", description="Blob store URL: empty means data_dir/blobs; "
                              "s3://bucket/prefix for S3-compatible storage.")
@@ -55,7 +56,8 @@ class Settings(BaseSettings):
         60.0, description="An ENQUEUED job whose broker message is gone is re-sent after this.")
     workers: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=0)
     worker_max_tasks: int = Field(0, description="Recycle a worker child after N jobs (0 = never).")
-    poll_interval_s: float = Field(0.5, description="How often the dispatcher looks for jobs it was not told about.")
+    poll_interval_s: float = Field(
+        0.5, description="How often the dispatcher looks for jobs it was not told about.")
     lease_s: float = Field(30.0, description="A worker must renew a job's lease within this time.")
     max_attempts: int = 3
     reclaim_dead_local_workers: bool = Field(
@@ -113,39 +115,65 @@ class Settings(BaseSettings):
 
     # --- conversion engines (office, html) ------------------------------------------------
     office_program_dir: str = Field("", description="LibreOffice program folder; empty finds it.")
-    office_max_conversions: int = Field(200, ge=1, description="Restart a worker's LibreOffice after this many documents.")
-    office_max_memory_mb: int = Field(1024, ge=64, description="Restart it between jobs past this resident size.")
-    office_document_timeout_s: float = Field(300.0, gt=0, description="Kill and replace LibreOffice when one document takes longer.")
+    office_max_conversions: int = Field(
+        200, ge=1, description="Restart a worker's LibreOffice after this many documents.")
+    office_max_memory_mb: int = Field(
+        1024, ge=64, description="Restart it between jobs past this resident size.")
+    office_document_timeout_s: float = Field(
+        300.0, gt=0, description="Kill and replace LibreOffice when one document takes longer.")
     office_start_timeout_s: float = Field(60.0, gt=0)
-    html_resource_timeout_s: float = Field(10.0, gt=0, description="Per resource fetched while rendering HTML.")
-    html_resource_max_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Per resource fetched while rendering HTML.")
-    html_max_resources: int = Field(100, ge=0, description="Remote resources one HTML document may fetch.")
-    html_fetch_budget_s: float = Field(60.0, gt=0, description="Total time one HTML document may spend fetching.")
-    chromium_executable: str = Field("/usr/bin/chromium", description="The Chromium binary the JavaScript HTML engine drives (Debian's chromium package).")
-    chromium_page_timeout_s: float = Field(30.0, gt=0, description="Loading one page and running its scripts; past it the job fails with timeout.")
-    chromium_pdf_timeout_s: float = Field(60.0, gt=0, description="Printing one page to PDF; a browser still busy past page + pdf timeouts is killed and replaced.")
-    chromium_start_timeout_s: float = Field(30.0, gt=0, description="Starting the worker's browser.")
-    chromium_max_renders: int = Field(200, ge=1, description="Restart a worker's browser after this many documents (between jobs).")
-    chromium_sandbox: bool = Field(False, description="Chromium's own sandbox (needs a non-root user and user namespaces); requests are confined by interception either way.")
-    chromium_args: list[str] = Field(default_factory=list, description="Extra Chromium command-line flags.")
+    html_resource_timeout_s: float = Field(
+        10.0, gt=0, description="Per resource fetched while rendering HTML.")
+    html_resource_max_bytes: int = Field(
+        10 * 1024 * 1024, ge=1024, description="Per resource fetched while rendering HTML.")
+    html_max_resources: int = Field(
+        100, ge=0, description="Remote resources one HTML document may fetch.")
+    html_fetch_budget_s: float = Field(
+        60.0, gt=0, description="Total time one HTML document may spend fetching.")
+    chromium_executable: str = Field(
+        "/usr/bin/chromium", description="The Chromium binary the JavaScript HTML engine drives "
+                                         "(Debian's chromium package).")
+    chromium_page_timeout_s: float = Field(
+        30.0, gt=0, description="Loading one page and running its scripts; past it the job fails "
+                                "with timeout.")
+    chromium_pdf_timeout_s: float = Field(
+        60.0, gt=0, description="Printing one page to PDF; a browser still busy past page + pdf "
+                                "timeouts is killed and replaced.")
+    chromium_start_timeout_s: float = Field(
+        30.0, gt=0, description="Starting the worker's browser.")
+    chromium_max_renders: int = Field(
+        200, ge=1, description="Restart a worker's browser after this many documents (between "
+                               "jobs).")
+    chromium_sandbox: bool = Field(
+        False, description="Chromium's own sandbox (needs a non-root user and user namespaces); "
+                           "requests are confined by interception either way.")
+    chromium_args: list[str] = Field(
+        default_factory=list, description="Extra Chromium command-line flags.")
 
     # --- OCR and layout engines -----------------------------------------------------------
     ocr_engine_photo: Literal["rapidocr", "tesseract"] = Field(
-        "rapidocr", description="OCR engine for photos (JPEG/WEBP input) when a job says engine=auto.")
+        "rapidocr", description="OCR engine for photos (JPEG/WEBP input) when a job says "
+                                "engine=auto.")
     ocr_engine_scan: Literal["rapidocr", "tesseract"] = Field(
-        "tesseract", description="OCR engine for scans (PDF pages, PNG/TIFF/BMP/GIF) when engine=auto.")
+        "tesseract", description="OCR engine for scans (PDF pages, PNG/TIFF/BMP/GIF) when "
+                                 "engine=auto.")
     ocr_languages: list[str] = Field(
-        default_factory=lambda: ["eng"], description="Tesseract languages used when a job names none.")
-    ocr_tessdata: str = Field("", description="Tesseract language data folder; empty finds Debian's.")
-    ocr_render_dpi: int = Field(300, ge=72, le=600, description="Resolution PDF pages are rendered at for OCR.")
-    ocr_threads: int = Field(0, ge=0, description="onnxruntime threads per worker for RapidOCR (0 = cores / workers).")
+        default_factory=lambda: ["eng"], description="Tesseract languages used when a job names "
+                                                     "none.")
+    ocr_tessdata: str = Field(
+        "", description="Tesseract language data folder; empty finds Debian's.")
+    ocr_render_dpi: int = Field(
+        300, ge=72, le=600, description="Resolution PDF pages are rendered at for OCR.")
+    ocr_threads: int = Field(
+        0, ge=0, description="onnxruntime threads per worker for RapidOCR (0 = cores / workers).")
 
     # --- structured extraction and identification -----------------------------------------
     extract_llm_url: str = Field("", description="Base URL of an OpenAI-compatible chat server "
                                  "(e.g. http://127.0.0.1:8080/v1) that fills schemas; empty = "
                                  "built-in extractor only.")
     extract_llm_model: str = Field("", description="Model name sent to that server.")
-    extract_llm_api_key: str = Field("", description="Bearer token for that server, if it wants one.")
+    extract_llm_api_key: str = Field(
+        "", description="Bearer token for that server, if it wants one.")
     extract_llm_timeout_s: float = Field(120.0, gt=0, description="One LLM request's time limit; "
                                          "past it the built-in extractor answers.")
     extract_models_dir: str = Field("", description="Folder of field models (`<type code>."
@@ -258,7 +286,7 @@ class Settings(BaseSettings):
                                           "them); false = records back to back.")
 
     @model_validator(mode="after")
-    def _fill_defaults(self) -> "Settings":
+    def _fill_defaults(self) -> Settings:
         if not self.database_url:
             self.database_url = f"sqlite:///{(self.data_dir / 'docmill.db').resolve()}"
         if not self.storage_url:

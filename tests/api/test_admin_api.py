@@ -1,19 +1,19 @@
 """The native admin API the console is built on: `/v1/keys`, `/v1/webhook-deliveries` (with
 redeliver), `/v1/queue`, plus `/v1/jobs/{id}/transitions`, `/v1/jobs/{id}/inputs/{name}` and
-the `created_after/before` filters of `GET /v1/jobs`. Admin keys only (403 for a user key), always the caller's own
-organization (another organization's key or delivery is a 404)."""
+the `created_after/before` filters of `GET /v1/jobs`. Admin keys only (403 for a user key),
+always the caller's own organization (another organization's key or delivery is a 404)."""
 
 from __future__ import annotations
 
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from local_http import WebhookReceiver  # noqa: E402
+from local_http import WebhookReceiver
 
 PDF_NAME = "pdf/minimal-document.pdf"
 
@@ -88,7 +88,7 @@ def test_transitions_and_time_filters(acme, globex, data):
     assert job["id"] in ids(created_after=before.isoformat(), created_before=after.isoformat())
     assert job["id"] not in ids(created_after=after.isoformat())
     assert job["id"] not in ids(created_before=before.isoformat())
-    naive = before.astimezone(timezone.utc).replace(tzinfo=None).isoformat()
+    naive = before.astimezone(UTC).replace(tzinfo=None).isoformat()
     assert job["id"] in ids(created_after=naive)  # no zone means UTC
     assert acme.get("/v1/jobs", params={"created_after": "yesterday"}).status_code == 400
 

@@ -260,7 +260,8 @@ def test_malformed_json(acme):
     assert_error(response, 400, "invalid_input", "JSON")
     response = acme.post("/v1/jobs", content=b"", headers={"Content-Type": "application/json"})
     assert_error(response, 400, "invalid_input", "empty")
-    response = acme.post("/v1/jobs", content=b"[1, 2]", headers={"Content-Type": "application/json"})
+    response = acme.post("/v1/jobs", content=b"[1, 2]",
+                         headers={"Content-Type": "application/json"})
     assert_error(response, 400, "invalid_input")
 
 

@@ -16,8 +16,8 @@ import docraptor
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from doctext import pdf_pages_text  # noqa: E402
-from local_http import FILE_ATTACKS, Recorder  # noqa: E402
+from doctext import pdf_pages_text
+from local_http import FILE_ATTACKS, Recorder
 
 WAIT = 90
 SCRIPTED = """<!DOCTYPE html><html><body><h1 id="h">static</h1><p id="out">results:</p>

@@ -14,10 +14,9 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from server import DocmillServer  # noqa: E402
-
-from console_seed import processing_count, seed_jobs  # noqa: E402
-from console_seed import signed_in as console_session  # noqa: E402
+from console_seed import processing_count, seed_jobs
+from console_seed import signed_in as console_session
+from server import DocmillServer
 
 JOBS = 10_000
 

@@ -20,8 +20,8 @@ import psutil
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from doctext import coverage, odf_text, pdf_pages_text, source_text  # noqa: E402
-from local_http import FILE_ATTACKS, Recorder  # noqa: E402
+from doctext import coverage, odf_text, pdf_pages_text, source_text
+from local_http import FILE_ATTACKS, Recorder
 
 WAIT = 90
 # "Don't wait" as ?wait=1: the current native face answers 500 for ?wait=0 (DetachedInstanceError
@@ -131,7 +131,7 @@ def test_four_concurrent_office_conversions(acme, data):
                                             "test.pptx")]
     with ThreadPoolExecutor(4) as pool:
         jobs = list(pool.map(lambda p: submit(acme, p, "office.to-pdf", wait=ASYNC), paths))
-    for path, job in zip(paths, jobs):
+    for path, job in zip(paths, jobs, strict=True):
         job = wait_done(acme, job)
         assert job["status"] == "SUCCESS", job
         assert coverage(source_text(path), "\n".join(pdf_pages_text(output(acme, job)))) >= 0.9

@@ -496,7 +496,8 @@ def test_converter_list_is_generated_from_the_engines(raw, server):
                             (("pdf", "split"), "pdf.split"), (("pdf", "merge"), "pdf.merge"),
                             (("any", "zip"), "archive.zip"), (("web", "pdf"), "html.to-pdf"),
                             (("png", "jpg"), "image.convert"), (("images", "pdf"), "image.to-pdf"),
-                            (("pdf", "ocr"), "ocr.searchable-pdf"), (("pdf", "txt"), "pdf.to-text")]:
+                            (("pdf", "ocr"), "ocr.searchable-pdf"),
+                            (("pdf", "txt"), "pdf.to-text")]:
         assert pairs[pair]["Operation"] == operation
     assert ("docx", "compare") not in pairs
     names = {p["Name"] for p in pairs[("pdf", "jpg")]["Parameters"]}
@@ -508,7 +509,8 @@ def test_converter_list_is_generated_from_the_engines(raw, server):
 # --- bad input through this face ----------------------------------------------------------------
 
 def test_bad_input_answers_vendor_errors(raw, docs):
-    corrupt = raw.post("/convert/docx/to/pdf", files={"File": ("bad.docx", b"PK\x03\x04" + b"x" * 4000)})
+    corrupt = raw.post("/convert/docx/to/pdf",
+                       files={"File": ("bad.docx", b"PK\x03\x04" + b"x" * 4000)})
     assert_vendor_error(corrupt, 500, 5002)
     truncated = raw.post("/convert/docx/to/pdf", files={
         "File": ("cut.docx", (docs / "test.docx").read_bytes()[:3000])})
@@ -753,7 +755,8 @@ def test_25_28_async_with_webhook(hraw, hooked, receiver, docs):
     started = time.monotonic()
     response = hraw.post("/convert/docx/to/pdf", params={
         "Async": "true", "WebHook": f"{receiver.base}/hook?source=docmill"},
-        data={"StoreFile": "true"}, files={"File": ("test.docx", (docs / "test.docx").read_bytes())})
+        data={"StoreFile": "true"},
+        files={"File": ("test.docx", (docs / "test.docx").read_bytes())})
     assert response.status_code == 200, response.text
     assert time.monotonic() - started < 1.5
     job_id = response.json()["JobId"]

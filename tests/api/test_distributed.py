@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from server import DocmillServer, free_port  # noqa: E402
+from server import DocmillServer, free_port
 
 pytestmark = pytest.mark.skipif(
     "distributed" not in os.environ.get("DOCMILL_TEST_BACKENDS", "sqlite,postgres,distributed"),

@@ -18,7 +18,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -389,7 +389,7 @@ def test_21_hosted_download_limit_and_past_expiry(sapi):
     assert sapi.get_async_doc(status.download_id).startswith(b"%PDF-")
     with pytest.raises(urllib.error.HTTPError):
         fetch(status.download_url)
-    past = (datetime.now(timezone.utc) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S")
+    past = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S")
     status = sapi.create_hosted_doc({**D, "hosted_expires_at": past})
     assert status.status == "completed"
     with pytest.raises(urllib.error.HTTPError) as info:

@@ -120,8 +120,9 @@ def test_to_image_size_and_pixels(acme, data, name, fmt, dpi):
     count = len(doc)
     assert len(job["files"]) == count
     assert [p["page"] for p in job["result"]["pages"]] == list(range(1, count + 1))
-    for index, (file, info) in enumerate(zip(job["files"], job["result"]["pages"])):
-        want = (round(doc[index].get_size()[0] * dpi / 72), round(doc[index].get_size()[1] * dpi / 72))
+    for index, (file, info) in enumerate(zip(job["files"], job["result"]["pages"], strict=True)):
+        width_pt, height_pt = doc[index].get_size()
+        want = (round(width_pt * dpi / 72), round(height_pt * dpi / 72))
         image = Image.open(io.BytesIO(download(acme, file)))
         assert image.format == {"png": "PNG", "jpeg": "JPEG"}[fmt]
         assert file["content_type"] == f"image/{fmt}"
@@ -129,7 +130,8 @@ def test_to_image_size_and_pixels(acme, data, name, fmt, dpi):
         assert (info["width"], info["height"]) == want
         reference = pdfium_render(path, index, dpi / 72)
         if fmt == "png":  # lossless: the very pixels PDFium renders
-            assert ImageChops.difference(image.convert("RGB"), reference.convert("RGB")).getbbox() is None
+            difference = ImageChops.difference(image.convert("RGB"), reference.convert("RGB"))
+            assert difference.getbbox() is None
         else:
             assert mean_difference(image, reference) < 3
     doc.close()
@@ -141,11 +143,12 @@ def test_to_image_page_range(acme, data):
     assert [p["page"] for p in job["result"]["pages"]] == [2, 3]
     assert len(job["files"]) == 2
     first = pdfium_render(path, 0, 40 / 72)
-    for file, index in zip(job["files"], (1, 2)):
+    for file, index in zip(job["files"], (1, 2), strict=True):
         image = Image.open(io.BytesIO(download(acme, file)))
         reference = pdfium_render(path, index, 40 / 72)
-        assert ImageChops.difference(image.convert("RGB"), reference.convert("RGB")).getbbox() is None
-        assert ImageChops.difference(image.convert("RGB"), first.convert("RGB")).getbbox() is not None
+        rgb = image.convert("RGB")
+        assert ImageChops.difference(rgb, reference.convert("RGB")).getbbox() is None
+        assert ImageChops.difference(rgb, first.convert("RGB")).getbbox() is not None
 
     job = succeeded(acme, path, "pdf.to-image", {"pages": "4,1", "dpi": 20})
     assert [p["page"] for p in job["result"]["pages"]] == [4, 1]
@@ -197,9 +200,11 @@ def test_to_text_page_ranges(acme, data):
     path = data / "pdf" / "multicolumn.pdf"
     expected = pdf_texts(path)
     job = succeeded(acme, path, "pdf.to-text", {"pages": "2-3"})
-    assert [(p["page"], p["text"]) for p in job["result"]["pages"]] == [(2, expected[1]), (3, expected[2])]
+    assert [(p["page"], p["text"]) for p in job["result"]["pages"]] == [(2, expected[1]),
+                                                                        (3, expected[2])]
     job = succeeded(acme, path, "pdf.to-text", {"pages": "3,1"})
-    assert [(p["page"], p["text"]) for p in job["result"]["pages"]] == [(3, expected[2]), (1, expected[0])]
+    assert [(p["page"], p["text"]) for p in job["result"]["pages"]] == [(3, expected[2]),
+                                                                        (1, expected[0])]
     job = succeeded(acme, path, "pdf.to-text", {"pages": "2-"})
     assert [p["page"] for p in job["result"]["pages"]] == [2, 3]
 
@@ -257,7 +262,7 @@ def test_image_to_pdf(acme, data):
     job = succeeded(acme, paths, "image.to-pdf")
     pdf = pypdf.PdfReader(io.BytesIO(download(acme, job["files"][0])))
     assert len(pdf.pages) == len(paths) == job["result"]["pages"]
-    for page, path in zip(pdf.pages, paths):
+    for page, path in zip(pdf.pages, paths, strict=True):
         source = Image.open(path)
         ratio = float(page.mediabox.width) / float(page.mediabox.height)
         assert ratio == pytest.approx(source.width / source.height, rel=1e-3)
@@ -268,14 +273,16 @@ def test_image_to_pdf(acme, data):
         else:  # PNG re-packed losslessly: the same pixels
             embedded = page.images[0].image
             assert embedded.size == source.size
-            assert ImageChops.difference(embedded.convert("RGB"), source.convert("RGB")).getbbox() is None
+            difference = ImageChops.difference(embedded.convert("RGB"), source.convert("RGB"))
+            assert difference.getbbox() is None
 
 
 def test_image_to_pdf_fixed_page_size(acme, data):
     path = data / "receipts" / "sroie_005.jpg"
     job = succeeded(acme, path, "image.to-pdf", {"page_size": "a4"})
     page = pypdf.PdfReader(io.BytesIO(download(acme, job["files"][0]))).pages[0]
-    assert (float(page.mediabox.width), float(page.mediabox.height)) == pytest.approx((595.28, 841.89), abs=0.1)
+    size = (float(page.mediabox.width), float(page.mediabox.height))
+    assert size == pytest.approx((595.28, 841.89), abs=0.1)
 
 
 def test_convert_png_to_jpeg(acme, data):
@@ -305,7 +312,7 @@ def test_convert_multiframe_tiff(acme):
     frames[0].save(buffer, "TIFF", save_all=True, append_images=frames[1:])
     job = succeeded(acme, [("scan.tiff", buffer.getvalue())], "image.convert", {"format": "png"})
     assert len(job["files"]) == len(frames)
-    for file, frame in zip(job["files"], frames):
+    for file, frame in zip(job["files"], frames, strict=True):
         image = Image.open(io.BytesIO(download(acme, file)))
         assert image.format == "PNG" and image.size == frame.size
         assert ImageChops.difference(image.convert("RGB"), frame).getbbox() is None
@@ -318,7 +325,7 @@ def test_convert_multiframe_tiff(acme):
     job = succeeded(acme, [("scan.tiff", buffer.getvalue())], "image.to-pdf")
     pdf = pypdf.PdfReader(io.BytesIO(download(acme, job["files"][0])))
     assert len(pdf.pages) == 3
-    for page, frame in zip(pdf.pages, frames):
+    for page, frame in zip(pdf.pages, frames, strict=True):
         ratio = float(page.mediabox.width) / float(page.mediabox.height)
         assert ratio == pytest.approx(frame.width / frame.height, rel=1e-3)
 

@@ -137,7 +137,7 @@ def check_layout(result: dict, sizes_pt: list[tuple[float, float]]) -> None:
     pages = [el for el in layout if el["type"] == "page"]
     assert [p["page"] for p in pages] == list(range(1, len(sizes_pt) + 1))
     assert [el["page"] for el in layout] == sorted(el["page"] for el in layout)
-    for page, (w, h) in zip(pages, sizes_pt):
+    for page, (w, h) in zip(pages, sizes_pt, strict=True):
         assert page["bbox"] == [0, 0, round(w * 100 / 72), round(h * 100 / 72)]
         first = next(el for el in layout if el["page"] == page["page"])
         assert first is page
@@ -311,7 +311,8 @@ def test_04_missing_invalid_expired_or_revoked_token(server):
     response = httpx.post(url, json=body, headers=bearer(expired), trust_env=False)
     assert_error(response, 401)
     assert response.headers.get("www-authenticate") == "Bearer"
-    forged = jwt.encode({**claims}, b"another key, as long as a real one: 32 bytes+", algorithm="HS256")
+    forged = jwt.encode({**claims}, b"another key, as long as a real one: 32 bytes+",
+                        algorithm="HS256")
     assert_error(httpx.post(url, json=body, headers=bearer(forged), trust_env=False), 401)
     # A revoked key's tokens stop working...
     key = server.cli("keys", "create", "--org", "acme").stdout.strip().splitlines()[-1]
@@ -488,11 +489,11 @@ def test_17_golden_one_word_pdf(server):
     texts = [el for el in layout if el["type"] == "text"]
     assert len(texts) == 1 and texts[0]["content"] == "test\n"
     element = texts[0]
-    assert all(abs(a - b) <= 3 for a, b in zip(element["bbox"], [100, 100, 125, 114]))
+    assert all(abs(a - b) <= 3 for a, b in zip(element["bbox"], [100, 100, 125, 114], strict=True))
     raw = gzip.decompress(base64.standard_b64decode(result["words"][0]))
     ((text, parent, box),) = official_words(result["words"][0])
     assert (text, parent) == ("test", element["id"])
-    assert all(abs(a - b) <= 3 for a, b in zip(box, [100, 101, 124, 114]))
+    assert all(abs(a - b) <= 3 for a, b in zip(box, [100, 101, 124, 114], strict=True))
     # Byte for byte: one 25-byte record, no separator after the last one.
     assert raw == b"test\x00" + struct.pack("<5I", element["id"], *box)
     assert result["header"]["customInfo"]["Title"] == "Golden test"

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_ocr import output, run, submit  # noqa: E402
+from test_ocr import output, run, submit
 
-from docmill.extraction.builtin_types import builtin_type, builtin_types  # noqa: E402
+from docmill.extraction.builtin_types import builtin_type, builtin_types
 
 
 def test_extract_fields_job(acme, data):
@@ -37,7 +37,7 @@ def test_identify_type_job(acme, data):
               {"candidates": candidates, "threshold": 0.35})
     result = job["result"]
     assert result["document_type_code"] == "invoice" and result["confidence"] >= 0.35
-    assert [r["code"] for r in result["ranking"]][0] == "invoice"
+    assert result["ranking"][0]["code"] == "invoice"
     assert len(result["ranking"]) == 7
     # a lorem-ipsum page is none of them
     job = run(acme, data / "pdf" / "minimal-document.pdf", "identify.type",

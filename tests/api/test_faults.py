@@ -167,5 +167,5 @@ def test_server_forced_to_exit_leaves_no_pool_behind(make_server, data):
     time.sleep(0.05)  # before the server acts on the first: uvicorn skips the shutdown
     srv.process.send_signal(signal.SIGINT)
     srv.process.wait(timeout=30)
-    gone, alive = psutil.wait_procs(pool, timeout=15)
+    _gone, alive = psutil.wait_procs(pool, timeout=15)
     assert not alive, alive

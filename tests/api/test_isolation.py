@@ -42,7 +42,8 @@ def test_revoked_and_bogus_keys_are_refused(server, data):
                 break
             time.sleep(0.5)
         assert response.status_code == 401
-        assert client.get("/v1/jobs", headers={"Authorization": f"Bearer {key[:-2]}xx"}).status_code == 401
+        wrong = {"Authorization": f"Bearer {key[:-2]}xx"}
+        assert client.get("/v1/jobs", headers=wrong).status_code == 401
         assert client.get("/v1/jobs").status_code == 401
 
 

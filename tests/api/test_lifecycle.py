@@ -185,7 +185,8 @@ def test_webhook_retried_until_delivered_once_and_signed(make_server, data):
             time.sleep(1.5)  # a fourth call would come within this
         assert len(receiver.calls) == 3
         last = receiver.calls[-1]
-        payload = Webhook(secret).verify(last["body"], {k.lower(): v for k, v in last["headers"].items()})
+        payload = Webhook(secret).verify(last["body"],
+                                         {k.lower(): v for k, v in last["headers"].items()})
         assert payload["type"] == "job.success" and payload["data"]["id"] == job["id"]
         assert payload["data"]["status"] == "SUCCESS"
         rows = query(srv, "SELECT state, attempts FROM webhook_deliveries")

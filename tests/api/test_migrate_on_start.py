@@ -32,9 +32,11 @@ def schema(url: str) -> tuple[list[str], set[str], set[str]]:
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            versions = [row[0] for row in conn.execute(text("SELECT version_num FROM alembic_version"))]
+            rows = conn.execute(text("SELECT version_num FROM alembic_version"))
+            versions = [row[0] for row in rows]
         found = inspect(engine)
-        return versions, set(found.get_table_names()), {c["name"] for c in found.get_columns("jobs")}
+        columns = {c["name"] for c in found.get_columns("jobs")}
+        return versions, set(found.get_table_names()), columns
     finally:
         engine.dispose()
 
@@ -45,7 +47,8 @@ def test_serve_upgrades_an_older_schema_on_start(tmp_path, backend):
     try:
         upgrade(srv.database_url, OLDER_REVISION)
         versions, tables, job_columns = schema(srv.database_url)
-        assert versions == [OLDER_REVISION] and "pipelines" not in tables and "step" not in job_columns
+        assert versions == [OLDER_REVISION]
+        assert "pipelines" not in tables and "step" not in job_columns
         srv.start()
         versions, tables, job_columns = schema(srv.database_url)
         assert versions == [head_revision()] != [OLDER_REVISION]
@@ -81,7 +84,7 @@ def test_worker_and_api_started_together_migrate_an_empty_database_once(tmp_path
     srv = DocmillServer(tmp_path / "srv", backend="distributed", s3_env=s3_env())
     with create_engine(srv.database_url).connect() as conn:
         assert not inspect(conn).get_table_names()  # empty: nobody ran `docmill migrate`
-    log = open(srv.root / "both.log", "ab")
+    log = open(srv.root / "both.log", "ab")  # noqa: SIM115 - the two processes write it
     started = [subprocess.Popen([sys.executable, "-m", "docmill.cli", *command], env=srv.env,
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
                for command in (["worker", "--hostname", "w0@%h"], ["serve", "--no-workers"])]
@@ -89,7 +92,8 @@ def test_worker_and_api_started_together_migrate_an_empty_database_once(tmp_path
     try:
         deadline, ready = time.monotonic() + 90, None
         while time.monotonic() < deadline and ready != 200:
-            assert all(p.poll() is None for p in started), (srv.root / "both.log").read_text()[-4000:]
+            assert all(p.poll() is None for p in started), \
+                (srv.root / "both.log").read_text()[-4000:]
             try:
                 ready = httpx.get(f"{srv.url}/readyz", timeout=2, trust_env=False).status_code
             except httpx.HTTPError:

@@ -22,7 +22,8 @@ def test_pdf_to_text_matches_pdfium(acme, data):
     job = response.json()
     assert job["status"] == "SUCCESS" and job["progress"] == 100
     doc = pdfium.PdfDocument(path)
-    expected = [doc[i].get_textpage().get_text_bounded().replace("\r\n", "\n") for i in range(len(doc))]
+    expected = [doc[i].get_textpage().get_text_bounded().replace("\r\n", "\n")
+                for i in range(len(doc))]
     assert [p["text"] for p in job["result"]["pages"]] == expected
     text = acme.get(job["files"][0]["url"]).text
     assert text.split("\f") == expected

@@ -22,7 +22,7 @@ import pytest
 from docmill.engines.pdf.render import page_text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from ocr_quality import funsd_words, line_cer, norm, score_words, sroie_lines  # noqa: E402
+from ocr_quality import funsd_words, line_cer, norm, score_words, sroie_lines
 
 TERMINAL = {"SUCCESS", "ERROR"}
 

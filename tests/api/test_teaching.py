@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_ocr import finish, run, submit  # noqa: E402
+from test_ocr import finish, run, submit
 
-from docmill.extraction.learned.matching import as_number  # noqa: E402
+from docmill.extraction.learned.matching import as_number
 
 SCHEMA = {"type": "object", "properties": {
     "shop": {"type": ["string", "null"], "title": "Shop"},
@@ -50,7 +50,8 @@ def taught(server, data):
 
 def _teach(acme, data):
     code = f"acme_till_{uuid.uuid4().hex[:6]}"
-    made = acme.post("/v1/document-types", json={"code": code, "name": "Till receipt", "description": "A shop till slip.",
+    made = acme.post("/v1/document-types", json={"code": code, "name": "Till receipt",
+                                                  "description": "A shop till slip.",
                                                   "schema": SCHEMA, "is_draft": False})
     assert made.status_code == 201, made.text
     receipts = sorted((data / "receipts").glob("sroie_*.jpg"))
@@ -114,7 +115,8 @@ def test_teaching_is_private_to_the_organization(acme, globex, taught, data):
 
 def test_labelled_examples_are_checked_against_the_schema(acme, data):
     code = f"acme_check_{uuid.uuid4().hex[:6]}"
-    assert acme.post("/v1/document-types", json={"code": code, "name": "Checked", "description": "Checked.",
+    assert acme.post("/v1/document-types", json={"code": code, "name": "Checked",
+                                                 "description": "Checked.",
                                                  "schema": SCHEMA}).status_code == 201
     path = sorted((data / "receipts").glob("sroie_*.jpg"))[0]
     for bad in ('{"paid": "a lot"}', '["not", "an", "object"]', "{not json"):

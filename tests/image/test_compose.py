@@ -53,7 +53,8 @@ def stack(image: str):
                 pass
             time.sleep(1)
         api = f"{project}_api_1"
-        assert ready is not None and ready.status_code == 200, podman("logs", api, check=False).stderr
+        assert ready is not None and ready.status_code == 200, \
+            podman("logs", api, check=False).stderr
         yield {"url": url, "project": project, "key": admin_key(podman("logs", api).stdout),
                "ready": ready.json()}
     finally:

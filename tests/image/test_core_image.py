@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import convertapi
@@ -53,7 +53,8 @@ def test_runs_as_non_root(core: dict):
                   "grep -h '^Uid:' /proc/[0-9]*/status").stdout.split("\n")
     uids = {line.split()[1] for line in uids if line.strip()}
     assert uids == {"10001"}
-    assert podman("exec", core["name"], "stat", "-c", "%u", "/data/docmill.db").stdout.strip() == "10001"
+    owner = podman("exec", core["name"], "stat", "-c", "%u", "/data/docmill.db").stdout.strip()
+    assert owner == "10001"
 
 
 def test_healthcheck_passes(core: dict):
@@ -83,7 +84,8 @@ def test_docx_to_pdf_and_ocr_with_the_convertapi_client(core: dict, tmp_path: Pa
 def test_html_with_javascript_through_headless_chromium(core: dict, tmp_path: Path):
     page = tmp_path / "page.html"
     page.write_text("<!DOCTYPE html><html><body><p id='out'>static</p><script>"
-                    "document.getElementById('out').textContent = 'Written by JavaScript ' + (6 * 7);"
+                    "document.getElementById('out').textContent = "
+                    "'Written by JavaScript ' + (6 * 7);"
                     "</script></body></html>")
     job = run_job(core, "html.to-pdf", page, params={"javascript": True})
     assert job["status"] == "SUCCESS", job
@@ -109,12 +111,12 @@ def test_sigterm_drains_a_short_job_and_releases_a_long_one(core: dict):
             time.sleep(0.2)
         assert [job["status"] for job in jobs] == ["PROCESSING", "PROCESSING"], jobs
 
-    stop_began = datetime.now(timezone.utc)
+    stop_began = datetime.now(UTC)
     started = time.monotonic()
     # podman stop sends the image's STOPSIGNAL (SIGTERM) and waits; SIGKILL only after 120 s
     podman("stop", "-t", "120", core["name"], timeout=180)
     took = time.monotonic() - started
-    stopped_at = datetime.now(timezone.utc)
+    stopped_at = datetime.now(UTC)
     state = json.loads(podman("inspect", core["name"]).stdout)[0]["State"]
     logs = podman("logs", core["name"]).stdout + podman("logs", core["name"]).stderr
     # uvicorn re-raises the SIGTERM it handled once shut down: 143, not SIGKILL's 137

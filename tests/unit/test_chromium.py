@@ -14,15 +14,15 @@ import pypdfium2 as pdfium
 import pytest
 from pydantic import ValidationError
 
-from docmill.engines.html import chromium
 from docmill.engines.base import EngineInput
+from docmill.engines.html import chromium
 from docmill.engines.html.to_pdf import HtmlEngine, HtmlToPdfParams
 from docmill.errors import Timeout
 from docmill.settings import get_settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from doctext import pdf_pages_text  # noqa: E402
-from local_http import FILE_ATTACKS, Recorder  # noqa: E402
+from doctext import pdf_pages_text
+from local_http import FILE_ATTACKS, Recorder
 
 PNG_1PX = bytes.fromhex(
     "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"

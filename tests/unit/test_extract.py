@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from extract_corpus import (  # noqa: E402
+from extract_corpus import (
     invoice_truth,
     invoices,
     read,
@@ -24,11 +24,11 @@ from extract_corpus import (  # noqa: E402
     scored_fields,
 )
 
-from docmill.engines.extract.fields import ExtractParams  # noqa: E402
-from docmill.errors import InvalidInput  # noqa: E402
-from docmill.extraction.builtin_types import builtin_type, builtin_types  # noqa: E402
-from docmill.extraction.extractor import extract  # noqa: E402
-from docmill.extraction.schema import nullable, validator  # noqa: E402
+from docmill.engines.extract.fields import ExtractParams
+from docmill.errors import InvalidInput
+from docmill.extraction.builtin_types import builtin_type, builtin_types
+from docmill.extraction.extractor import extract
+from docmill.extraction.schema import nullable, validator
 
 RECEIPTS = receipts(step=2)  # 10 of the 20
 RECEIPT_FLOORS = {"company": 0.8, "address": 0.8, "date": 0.8, "total": 0.9}

@@ -16,15 +16,15 @@ import pytest
 from pydantic import ValidationError
 
 from docmill.engines.base import EngineInput
-from docmill.engines.html.to_pdf import HtmlEngine, HtmlToPdfParams, MarkdownToPdfParams
 from docmill.engines.html.spreadsheet import HtmlToSheetParams, SpreadsheetEngine, typed_value
+from docmill.engines.html.to_pdf import HtmlEngine, HtmlToPdfParams, MarkdownToPdfParams
 from docmill.errors import InvalidInput
 from docmill.settings import get_settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from doctext import coverage, pdf_pages_text  # noqa: E402
-from local_http import FILE_ATTACKS, Recorder  # noqa: E402
-from server import DATA  # noqa: E402
+from doctext import coverage, pdf_pages_text
+from local_http import FILE_ATTACKS, Recorder
+from server import DATA
 
 HTML_DIR = DATA / "html"
 CORPUS = sorted(HTML_DIR.rglob("*.html"))

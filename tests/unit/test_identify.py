@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from extract_corpus import DATA, invoices, read, receipts  # noqa: E402
+from extract_corpus import DATA, invoices, read, receipts
 
-from docmill.extraction.builtin_types import builtin_types  # noqa: E402
-from docmill.extraction.identifier import identify  # noqa: E402
+from docmill.extraction.builtin_types import builtin_types
+from docmill.extraction.identifier import identify
 
 THRESHOLD = 0.35  # the identify_threshold setting's default
 FORMS = sorted((DATA / "forms").glob("funsd_*.png"))

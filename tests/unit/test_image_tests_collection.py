@@ -36,8 +36,9 @@ def test_container_tests_are_skipped_with_the_reason_and_touch_nothing(tmp_path)
 
 def test_image_sh_env_creates_nothing(tmp_path):
     cache = tmp_path / "no-such-cache"
-    run = subprocess.run([*as_unprivileged_user(), str(ROOT / "scripts" / "image.sh"), "env"], capture_output=True,
-                         text=True, env=dict(os.environ, DOCMILL_IMAGE_CACHE=str(cache)), timeout=30,
+    run = subprocess.run([*as_unprivileged_user(), str(ROOT / "scripts" / "image.sh"), "env"],
+                         capture_output=True, text=True,
+                         env=dict(os.environ, DOCMILL_IMAGE_CACHE=str(cache)), timeout=30,
                          check=False)
     assert run.returncode == 0, run.stderr
     assert run.stdout == "" and not cache.exists()

@@ -16,15 +16,15 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from extract_corpus import boxes_document, receipt_truth, receipts  # noqa: E402
+from extract_corpus import boxes_document, receipt_truth, receipts
 
-from docmill.documents import Document  # noqa: E402
-from docmill.engines.extract.fields import extract_document, field_model  # noqa: E402
-from docmill.errors import InvalidInput  # noqa: E402
-from docmill.extraction.builtin_types import builtin_type  # noqa: E402
-from docmill.extraction.extractor import extract  # noqa: E402
-from docmill.extraction.learned.model import MODELS_DIR, FieldModel, ModelError, shipped_model  # noqa: E402
-from docmill.extraction.learned.training import (  # noqa: E402
+from docmill.documents import Document
+from docmill.engines.extract.fields import extract_document, field_model
+from docmill.errors import InvalidInput
+from docmill.extraction.builtin_types import builtin_type
+from docmill.extraction.extractor import extract
+from docmill.extraction.learned.model import MODELS_DIR, FieldModel, ModelError, shipped_model
+from docmill.extraction.learned.training import (
     Example,
     fit,
     prepare,
@@ -33,7 +33,7 @@ from docmill.extraction.learned.training import (  # noqa: E402
     train_type,
     tune,
 )
-from docmill.extraction.schema import field_specs  # noqa: E402
+from docmill.extraction.schema import field_specs
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = builtin_type("receipt")["schema"]
@@ -92,7 +92,7 @@ def test_the_joiner_learns_where_an_address_ends(prepared, tiny):
     inside, outside = [], []
     for p in prepared[14:]:
         rows = p.fields["address"]
-        labelled = {c.order for c, lab in zip(rows.cands, rows.labels) if lab}
+        labelled = {c.order for c, lab in zip(rows.cands, rows.labels, strict=True) if lab}
         for (a, b), prob in head.joins(rows.cands).items():
             if a in labelled:
                 (inside if b in labelled else outside).append(prob)
@@ -142,7 +142,7 @@ def test_a_damaged_model_is_a_clear_error(tiny, tmp_path, damage):
 
 
 def test_a_missing_taught_model_falls_back_with_a_warning():
-    model, source, warnings = field_model(None, "")
+    model, _source, warnings = field_model(None, "")
     assert model is None and "gone" in warnings[0]
 
 
@@ -153,7 +153,7 @@ def test_a_damaged_shipped_model_falls_back(tiny, tmp_path, monkeypatch):
 
     get_settings.cache_clear()
     try:
-        model, source, warnings = field_model("receipt", None)
+        model, _source, warnings = field_model("receipt", None)
     finally:
         monkeypatch.delenv("DOCMILL_EXTRACT_MODELS_DIR")
         get_settings.cache_clear()

@@ -18,15 +18,15 @@ import pypdfium2 as pdfium
 import pytest
 from PIL import Image
 
-from docmill.engines.ocr import pipeline as ocr_module
-from docmill.engines.base import EngineInput
 from docmill.documents import Box
+from docmill.engines.base import EngineInput
+from docmill.engines.ocr import pipeline as ocr_module
 from docmill.engines.ocr.pipeline import OcrEngine, ReadParams, ocr_image, read_document
 from docmill.engines.pdf.render import page_text
 from docmill.errors import InvalidInput
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from ocr_quality import (  # noqa: E402
+from ocr_quality import (
     WordScore,
     funsd_words,
     line_cer,
@@ -34,7 +34,7 @@ from ocr_quality import (  # noqa: E402
     score_words,
     sroie_lines,
 )
-from server import DATA  # noqa: E402
+from server import DATA
 
 PDF = DATA / "pdf"
 FORMS = sorted((DATA / "forms").glob("funsd_*.png"))
@@ -121,7 +121,7 @@ def test_text_layer_words_are_pdfium_text(name, no_ocr):
     document = read_document(pdf_input(path), ReadParams(), recorder).document
     doc = pdfium.PdfDocument(path)
     assert len(document.pages) == len(doc)
-    for page, index in zip(document.pages, range(len(doc))):
+    for page, index in zip(document.pages, range(len(doc)), strict=True):
         assert page.source == "text-layer" and page.engine is None
         expected = page_text(doc[index].get_textpage()).split()
         assert Counter(words_of(page)) == Counter(expected)
@@ -135,7 +135,7 @@ def test_single_column_reading_order_is_pdfium_order(no_ocr):
     path = PDF / "pdflatex-4-pages.pdf"
     document = read_document(pdf_input(path), ReadParams(), lambda p, m: None).document
     doc = pdfium.PdfDocument(path)
-    for page, index in zip(document.pages, range(len(doc))):
+    for page, index in zip(document.pages, range(len(doc)), strict=True):
         assert words_of(page) == page_text(doc[index].get_textpage()).split()
 
 
@@ -147,7 +147,7 @@ def test_text_layer_boxes_sit_on_ink(name, no_ocr):
     path = PDF / name
     document = read_document(pdf_input(path), ReadParams(), lambda p, m: None).document
     doc = pdfium.PdfDocument(path)
-    for page, index in zip(document.pages, range(len(doc))):
+    for page, index in zip(document.pages, range(len(doc)), strict=True):
         image = doc[index].render(scale=2).to_pil().convert("L")
         assert abs(image.width / 2 - page.width) < 1 and abs(image.height / 2 - page.height) < 1
         inked = 0
@@ -191,7 +191,8 @@ def test_headers_footers_and_ruled_table(tmp_path, no_ocr):
         @top-center { content: "ACME Quarterly Report"; font-size: 10pt }
         @bottom-center { content: "Page " counter(page); font-size: 10pt } }
       body { font: 11pt sans-serif } h1 { font-size: 24pt }
-      table { border-collapse: collapse; margin-top: 24pt } td, th { border: 1px solid black; padding: 6pt 24pt }
+      table { border-collapse: collapse; margin-top: 24pt }
+      td, th { border: 1px solid black; padding: 6pt 24pt }
       .break { page-break-before: always }</style></head><body>
       <h1>Annual Summary</h1><p>This paragraph explains the figures that follow in the table
       below, over a couple of lines of ordinary running text for the body.</p>

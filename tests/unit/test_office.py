@@ -25,7 +25,7 @@ from docmill.engines.office.process import PROFILE_PREFIX
 from docmill.errors import InvalidInput, PasswordRequired, Timeout
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from doctext import (  # noqa: E402
+from doctext import (
     coverage,
     docx_text,
     odf_text,
@@ -34,7 +34,7 @@ from doctext import (  # noqa: E402
     source_text,
     xlsx_text,
 )
-from server import DATA  # noqa: E402
+from server import DATA
 
 OFFICE = DATA / "office"
 CORPUS = sorted(p for p in OFFICE.iterdir() if p.is_file())
@@ -341,7 +341,8 @@ def test_soffice_dies_with_its_worker(tmp_path):
     child.kill()
     child.wait()
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and Path(f"/proc/{soffice}").exists() and not _zombie(soffice):
+    while (time.monotonic() < deadline and Path(f"/proc/{soffice}").exists()
+           and not _zombie(soffice)):
         time.sleep(0.1)
     assert not Path(f"/proc/{soffice}").exists() or _zombie(soffice)
     # the next instance started in any process sweeps the dead worker's profile

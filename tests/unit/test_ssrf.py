@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 
@@ -37,7 +38,7 @@ REFUSED = [
 
 
 class _Handler(BaseHTTPRequestHandler):
-    hits: list[str] = []
+    hits: ClassVar[list[str]] = []
     redirect_to: str | None = None
     body = b"hello from an internal host"
 
@@ -86,9 +87,8 @@ def test_refused_destinations(url):
 
 def test_loopback_server_is_never_contacted(loopback):
     url, handler = loopback
-    with pytest.raises(UnsafeUrl):
-        with open_url(SsrfPolicy(), url + "/secret", timeout=5):
-            pass
+    with pytest.raises(UnsafeUrl), open_url(SsrfPolicy(), url + "/secret", timeout=5):
+        pass
     assert handler.hits == []
 
 

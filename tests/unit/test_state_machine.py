@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from server import DATA, create_pg_database, drop_pg_database  # noqa: E402
+from server import DATA, create_pg_database, drop_pg_database
 
 BACKENDS = [b for b in os.environ.get("DOCMILL_TEST_BACKENDS", "sqlite,postgres").split(",") if b]
 JOBS = 200
@@ -47,7 +47,7 @@ def _make_jobs(count: int, **fields) -> list[str]:
     org = get_or_create_org("race")
     ids = []
     with session_scope() as session:
-        for i in range(count):
+        for _ in range(count):
             job = Job(org_id=org.id, operation="pdf.to-text", params={},
                       expires_at=utcnow() + timedelta(hours=1), **fields)
             session.add(job)
@@ -181,7 +181,8 @@ def test_a_retry_removes_what_the_dead_attempt_stored(database, tmp_path):
     store.put_file(f"{prefix}/output-1/0-half.txt", stale)
     with session_scope() as session:
         session.add(JobFile(job_id=job_id, role="input", position=0, name="a.pdf",
-                            blob_key=f"{prefix}/input/0-a.pdf", size=1, content_type="application/pdf"))
+                            blob_key=f"{prefix}/input/0-a.pdf", size=1,
+                            content_type="application/pdf"))
         session.get(Job, job_id).attempts = 1  # attempt 1 ran and died; the job was requeued
     assert run_job(job_id, owner="w2") == "success"
     with session_scope(readonly=True) as session:

@@ -12,7 +12,13 @@ def mount(app: FastAPI) -> None:
 
     from docmill.console import admin, doctypes, jobs, signin, submit
     from docmill.console.pages import (
-        HERE, Redirect, Refused, ServerTiming, on_redirect, on_refused, render_error,
+        HERE,
+        Redirect,
+        Refused,
+        ServerTiming,
+        on_redirect,
+        on_refused,
+        render_error,
     )
     from docmill.faces.common import FaceErrors, register_face_errors
 

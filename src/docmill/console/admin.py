@@ -10,7 +10,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from docmill.console.pages import (
-    checked_form, delete_then, expect, render, see_other, signed_in,
+    checked_form,
+    delete_then,
+    expect,
+    render,
+    see_other,
+    signed_in,
 )
 
 router = APIRouter(prefix="/console/admin", include_in_schema=False)

@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 
 from starlette.types import ASGIApp, Message
 
+
 @dataclass
 class ApiResponse:
     status: int
@@ -71,7 +72,7 @@ class StreamedResponse:
         if not self._task.done():
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), 5)
-            except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - the call is over
+            except (TimeoutError, Exception):  # noqa: BLE001 - the call is over
                 self._task.cancel()
 
 

@@ -13,7 +13,14 @@ from starlette.datastructures import UploadFile
 
 from docmill.console.api import Api
 from docmill.console.pages import (
-    Refused, checked_form, expect, post_files, render, see_other, signed_in, uploads,
+    Refused,
+    checked_form,
+    expect,
+    post_files,
+    render,
+    see_other,
+    signed_in,
+    uploads,
 )
 
 router = APIRouter(prefix="/console/document-types", include_in_schema=False)

@@ -60,7 +60,8 @@ def fields_of(schema: dict[str, Any]) -> list[Field]:
     out = []
     for name, raw in (schema.get("properties") or {}).items():
         node = _resolve(raw, defs)
-        kind, kwargs = "json", {}
+        kind = "json"
+        kwargs: dict[str, Any] = {}
         if "enum" in node:
             kind, kwargs = "select", {"choices": list(node["enum"])}
         elif node.get("type") == "boolean":

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -15,7 +15,14 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from docmill.console.api import Api
 from docmill.console.pages import (
-    Refused, checked_form, delete_then, expect, operations, render, see_other, signed_in,
+    Refused,
+    checked_form,
+    delete_then,
+    expect,
+    operations,
+    render,
+    see_other,
+    signed_in,
 )
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -35,7 +42,7 @@ DOCUMENT_JSON_MAX = 16 << 20
 async def jobs_page(request: Request, status: str = "", operation: str = "", since: str = "",
                     cursor: str = "", fragment: str = "") -> HTMLResponse:
     session, api = signed_in(request)
-    after = (datetime.now(timezone.utc) - SINCE[since]).isoformat() if since in SINCE else None
+    after = (datetime.now(UTC) - SINCE[since]).isoformat() if since in SINCE else None
     listing = expect(await api.get("/v1/jobs", status=status, operation=operation,
                                    created_after=after, cursor=cursor, limit=50))
     context = {"jobs": listing["jobs"], "next_cursor": listing["next_cursor"],

@@ -12,7 +12,14 @@ from fastapi.responses import HTMLResponse, Response
 
 from docmill.console.forms import fields_of, params_from_form
 from docmill.console.pages import (
-    Refused, checked_form, operations, post_files, render, see_other, signed_in, uploads,
+    Refused,
+    checked_form,
+    operations,
+    post_files,
+    render,
+    see_other,
+    signed_in,
+    uploads,
 )
 
 router = APIRouter(prefix="/console", include_in_schema=False)

@@ -187,10 +187,10 @@ def authenticate(key: str | None) -> Principal:
         found = session.execute(
             select(ApiKey, Organization.slug).join(Organization, ApiKey.org_id == Organization.id)
             .where(ApiKey.prefix == prefix)).first()
-        row = found[0] if found else None
+        row, org_slug = found if found is not None else (None, "")
         if row is None or row.revoked_at is not None or not keys.matches(key, row.key_hash):
             raise Unauthorized("invalid API key")
-        principal = Principal(org_id=row.org_id, org_slug=found[1], role=Role(row.role),
+        principal = Principal(org_id=row.org_id, org_slug=org_slug, role=Role(row.role),
                               key_id=row.id)
         stale = row.last_used_at is None or (utcnow() - row.last_used_at).total_seconds() > 60
     if stale:  # at most one write a minute per key, off the read path's transaction

@@ -22,8 +22,9 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, CursorResult, Engine, Result, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from docmill.settings import get_settings
@@ -34,7 +35,7 @@ except ImportError:  # pragma: no cover - not POSIX: SQLite's busy timeout alone
     fcntl = None  # type: ignore[assignment]
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
@@ -43,7 +44,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.close()
 
 
-def _sqlite_begin(conn) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_begin(conn: Connection) -> None:
     # Writers take the lock at BEGIN: a deferred transaction that reads then writes can fail
     # with "database is locked" without waiting, an immediate one waits on busy_timeout.
     # Readers stay deferred so that polling never queues behind writers (WAL).
@@ -98,7 +99,20 @@ class WriteLock:
 
 
 _write_locks: weakref.WeakSet[WriteLock] = weakref.WeakSet()
-os.register_at_fork(after_in_child=lambda: [lock._forget_after_fork() for lock in _write_locks])
+
+
+def _forget_write_locks() -> None:
+    for lock in _write_locks:
+        lock._forget_after_fork()
+
+
+os.register_at_fork(after_in_child=_forget_write_locks)
+
+
+def changed_rows(result: Result[Any]) -> int:
+    """Rows an UPDATE or DELETE matched: `Session.execute` is typed as returning a `Result`,
+    though for such a statement it returns a `CursorResult`, which has the count."""
+    return cast(CursorResult[Any], result).rowcount
 
 
 @lru_cache

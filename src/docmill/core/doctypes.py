@@ -132,7 +132,8 @@ def _by_code(session: Session, principal: Principal, code: str) -> DocumentType 
     rows = session.scalars(select(DocumentType).where(
         DocumentType.code == code, _visible(principal))).all()
     own = [r for r in rows if r.org_id == principal.org_id]
-    return (own or sorted(rows, key=lambda r: r.created_at) or [None])[0]
+    ranked = own or sorted(rows, key=lambda r: r.created_at)
+    return ranked[0] if ranked else None
 
 
 def get_type(principal: Principal, ref: str) -> DocumentType:
@@ -189,7 +190,7 @@ def _public_code_taken(session: Session, code: str, but: str | None = None) -> b
 
 
 def create_type(principal: Principal, body: Any) -> DocumentType:
-    fields, sent = parse_fields(body)
+    fields, _sent = parse_fields(body)
     missing = [alias for name, alias in (("name", "name"), ("code", "codeType"),
                                          ("description", "description"),
                                          ("json_schema", "jsonSchema"))
@@ -320,8 +321,8 @@ def candidates(principal: Principal, codes: list[str] | None) -> list[DocumentTy
             return list(chosen.values())
         found, missing = [], []
         for code in dict.fromkeys(codes):
-            row = _by_code(session, principal, code)
-            (found.append(row) if row is not None else missing.append(code))
+            match = _by_code(session, principal, code)
+            (found.append(match) if match is not None else missing.append(code))
     if missing:
         raise Forbidden("Document types not accessible: " + ", ".join(missing), codes=missing)
     return found

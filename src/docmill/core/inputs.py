@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import PurePosixPath, PureWindowsPath
-from typing import BinaryIO
+from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
 import magic
@@ -54,6 +54,12 @@ GENERIC_REFINABLE = {
     "text/xml": ("text/html", "application/xhtml"),
 }
 CANONICAL = {"image/x-ms-bmp": "image/bmp", "image/jpg": "image/jpeg", "text/x-c": "text/plain"}
+
+
+class ByteStream(Protocol):
+    """What `add_stream` reads: a blocking file of bytes (an upload, a request body reader)."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -126,7 +132,7 @@ class InputStager:
         self.staged.append(staged)
         return staged
 
-    def add_stream(self, name: str | None, stream: BinaryIO) -> StagedInput:
+    def add_stream(self, name: str | None, stream: ByteStream) -> StagedInput:
         return self._write(name or "", iter(lambda: stream.read(CHUNK), b""))
 
     def add_base64(self, name: str | None, text: str) -> StagedInput:

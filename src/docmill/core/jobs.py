@@ -23,7 +23,7 @@ from sqlalchemy import Connection, Row, bindparam, case, delete, insert, select,
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
-from docmill.core.db import connection_scope, session_scope
+from docmill.core.db import changed_rows, connection_scope, session_scope
 from docmill.core.models import Job, JobEvent, JobFile, JobStatus, PublicFile, utcnow
 
 LIVE = (JobStatus.ENQUEUED.value, JobStatus.PROCESSING.value)
@@ -164,7 +164,7 @@ def insert_job(conn: Connection, job: Job) -> Job:
         for f in files:
             f.job_id = job.id
             rows.append({k: v for k, v in _fill_defaults(f, _FILES).items() if k != "id"})
-        for f, (file_id,) in zip(files, conn.execute(_INSERT_FILES, rows)):
+        for f, (file_id,) in zip(files, conn.execute(_INSERT_FILES, rows), strict=True):
             f.id = file_id
             make_transient_to_detached(f)
     _event(conn, job.id, JobStatus.ENQUEUED, 0, None, "submitted")
@@ -330,7 +330,7 @@ def fail(job_id: str, code: str, message: str, *, owner: str | None = None,
                     error_message=message[:MAX_MESSAGE], message=message[:MAX_MESSAGE],
                     result=result, finished_at=utcnow(), lease_owner=None, lease_until=None)
         )
-        if done.rowcount != 1:
+        if changed_rows(done) != 1:
             return False
         attempts, parent_id = session.execute(
             select(Job.attempts, Job.parent_id).where(Job.id == job_id)).one()
@@ -367,7 +367,7 @@ def _requeue_or_fail(session: Session, where: tuple[Any, ...], reason: str,
                     message=msg, finished_at=utcnow(), lease_owner=None, lease_until=None)
             )
             status = JobStatus.ERROR
-        if res.rowcount == 1:
+        if changed_rows(res) == 1:
             _event(session, job_id, status, attempts, owner, reason)
             if status is JobStatus.ERROR:
                 _after_terminal(session, job_id)
@@ -395,7 +395,7 @@ def processing_owners(owner_prefix: str) -> list[tuple[str, str]]:
             select(Job.id, Job.lease_owner).where(Job.status == JobStatus.PROCESSING.value,
                                                   Job.lease_owner.startswith(owner_prefix))
         ).all()
-    return [(r[0], r[1]) for r in rows]
+    return [(job_id, owner) for job_id, owner in rows if owner is not None]
 
 
 def requeue_lapsed(now: datetime | None = None) -> list[str]:
@@ -423,9 +423,9 @@ def release(job_id: str, owner: str | None = None) -> bool:
                 status=JobStatus.ENQUEUED.value, lease_owner=None, lease_until=None,
                 attempts=Job.attempts - 1, message="requeued: worker shutting down")
         )
-        if res.rowcount == 1:
+        if changed_rows(res) == 1:
             _event(session, job_id, JobStatus.ENQUEUED, 0, owner, "released on shutdown")
-        return res.rowcount == 1
+        return changed_rows(res) == 1
 
 
 def mark_gone(job_id: str, status: JobStatus, org_id: str | None = None) -> bool:
@@ -440,7 +440,7 @@ def mark_gone(job_id: str, status: JobStatus, org_id: str | None = None) -> bool
                 status=status.value, lease_owner=None, lease_until=None,
                 finished_at=case((Job.finished_at.is_(None), utcnow()), else_=Job.finished_at))
         )
-        if res.rowcount != 1:
+        if changed_rows(res) != 1:
             return False
         session.execute(delete(JobFile).where(JobFile.job_id == job_id))
         # its published outputs' public links die with it (their blobs are deleted next)

@@ -26,7 +26,7 @@ from typing import Any
 
 import jsonschema
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import delete, func, or_, select, text
+from sqlalchemy import Insert, delete, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from docmill.core.auth import Principal
@@ -261,12 +261,14 @@ def add_terms(session: Session, kb_id: str, doc_text: str) -> None:
     terms = vocabulary_of(doc_text)
     if not terms:
         return
+    statement: Insert
     if _sqlite(session):
-        from sqlalchemy.dialects.sqlite import insert
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+        statement = sqlite_insert(KnowledgeTerm).on_conflict_do_nothing()
     else:
-        from sqlalchemy.dialects.postgresql import insert
-    session.execute(insert(KnowledgeTerm).on_conflict_do_nothing(),
-                    [{"kb_id": kb_id, "term": t} for t in terms])
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+        statement = postgresql_insert(KnowledgeTerm).on_conflict_do_nothing()
+    session.execute(statement, [{"kb_id": kb_id, "term": t} for t in terms])
 
 
 def spellings(session: Session, kb_id: str, terms: list[str]) -> list[str]:
@@ -295,8 +297,8 @@ def spellings(session: Session, kb_id: str, terms: list[str]) -> list[str]:
 
 def _check_content(base: KnowledgeBase, content: dict[str, Any]) -> None:
     validator = jsonschema.validators.validator_for(base.json_schema)(base.json_schema)
-    problems = [f"content{'/' + '/'.join(str(p) for p in e.absolute_path) if e.absolute_path else ''}"
-                f": {e.message}" for e in validator.iter_errors(content)][:20]
+    problems = [f"content{''.join('/' + str(p) for p in e.absolute_path)}: {e.message}"
+                for e in validator.iter_errors(content)][:20]
     if problems:
         raise InvalidInput("; ".join(problems), errors=problems)
 
@@ -374,7 +376,7 @@ def update_document(principal: Principal, kb_id: str, doc_id: str,
     with session_scope() as session:
         doc = _document(session, principal, kb_id, doc_id)
         if content is not None:
-            _check_content(session.get(KnowledgeBase, kb_id), content)
+            _check_content(session.get_one(KnowledgeBase, kb_id), content)
             doc.content, doc.text = content, flatten(content)
         if fields.metadata is not None:
             doc.doc_metadata = fields.metadata

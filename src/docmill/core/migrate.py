@@ -31,7 +31,8 @@ def alembic_config(url: str | None = None) -> Config:
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    config.set_main_option("sqlalchemy.url", (url or get_settings().database_url).replace("%", "%%"))
+    config.set_main_option("sqlalchemy.url",
+                           (url or get_settings().database_url).replace("%", "%%"))
     return config
 
 
@@ -46,9 +47,10 @@ def upgrade_in_child(url: str | None = None) -> None:
 
     Forked where the platform allows it (cheap: the child already has everything but Alembic
     imported); the caller must not have started threads yet."""
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    child = multiprocessing.get_context(method).Process(target=upgrade, args=(url,),
-                                                        name="docmill-migrate")
+    context = (multiprocessing.get_context("fork")
+               if "fork" in multiprocessing.get_all_start_methods()
+               else multiprocessing.get_context("spawn"))
+    child = context.Process(target=upgrade, args=(url,), name="docmill-migrate")
     child.start()
     child.join()
     if child.exitcode != 0:

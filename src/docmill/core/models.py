@@ -8,15 +8,25 @@ from __future__ import annotations
 
 import enum
 import uuid
-from datetime import datetime, timezone
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def new_id() -> str:
@@ -34,17 +44,19 @@ class UTCDateTime(TypeDecorator):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime")
-        value = value.astimezone(timezone.utc)
+        value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is None:
             return None
-        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime, dict[str, Any]: JSON}
+    if TYPE_CHECKING:
+        __table__: ClassVar[Table]  # every model maps one table (core statements use it)
 
 
 class JobStatus(str, enum.Enum):
@@ -133,7 +145,7 @@ class Job(Base):
     step: Mapped[str | None] = mapped_column(String(100), default=None)
     step_item: Mapped[int | None] = mapped_column(Integer, default=None)
 
-    files: Mapped[list["JobFile"]] = relationship(
+    files: Mapped[list[JobFile]] = relationship(
         back_populates="job", order_by="JobFile.position", cascade="all, delete-orphan"
     )
 
@@ -148,7 +160,7 @@ class Job(Base):
     def job_status(self) -> JobStatus:
         return JobStatus(self.status)
 
-    def files_of(self, role: str) -> list["JobFile"]:
+    def files_of(self, role: str) -> list[JobFile]:
         return [f for f in self.files if f.role == role]
 
 

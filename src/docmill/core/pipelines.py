@@ -70,7 +70,8 @@ class Step(BaseModel):
         """(case name, what it sets) for every way this step can run; `None` = no branch."""
         if self.when is None:
             return [(None, Case())]
-        found = [(name, c) for name, c in self.when.cases.items() if isinstance(c, Case)]
+        found: list[tuple[str | None, Case]] = [
+            (name, c) for name, c in self.when.cases.items() if isinstance(c, Case)]
         if isinstance(self.when.default, Case):
             found.append(("default", self.when.default))
         return found

@@ -22,7 +22,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from docmill.core.auth import get_or_create_org
-from docmill.core.db import session_scope
+from docmill.core.db import changed_rows, session_scope
 from docmill.core.files import get_blob_store
 from docmill.core.inputs import InputStager
 from docmill.core.models import JobFile, PublicFile, utcnow
@@ -144,7 +144,7 @@ def spend_download(file_id: str) -> PublicFileInfo:
         res = session.execute(update(PublicFile)
                               .where(PublicFile.id == file_id, PublicFile.downloads_left > 0)
                               .values(downloads_left=PublicFile.downloads_left - 1))
-    if res.rowcount != 1:
+    if changed_rows(res) != 1:
         raise Forbidden("the download limit of this document has been reached")
     return get_public(file_id)
 

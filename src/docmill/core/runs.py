@@ -407,7 +407,7 @@ def _summary(run: Job, plan: _Plan) -> tuple[dict[str, Any], list[jobs.OutputFil
         elif items:
             entry["result"] = items[0].result
             if isinstance((items[0].result or {}).get("data"), dict):
-                data = items[0].result["data"]
+                data = (items[0].result or {})["data"]
         summary.append(entry)
         if step.id in read or state.state != "done":
             continue

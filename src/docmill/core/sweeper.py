@@ -90,7 +90,7 @@ def sweep_orphans(min_age_s: float = ORPHAN_AGE_S, batch: int = 500) -> int:
         with session_scope(readonly=True) as session:
             known = dict(session.execute(
                 select(Job.id, Job.status).where(Job.id.in_(job_ids))).all())
-        for prefix, job_id in zip(chunk, job_ids):
+        for prefix, job_id in zip(chunk, job_ids, strict=True):
             status = known.get(job_id)
             if status is None:
                 modified = store.last_modified(prefix)

@@ -21,7 +21,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from standardwebhooks.webhooks import Webhook
 
-from docmill.core.db import session_scope
+from docmill.core.db import changed_rows, session_scope
 from docmill.core.models import Job, Organization, WebhookDelivery, utcnow
 from docmill.errors import DocmillError, NotFound
 from docmill.security.ssrf import open_url, policy_from_settings
@@ -103,7 +103,7 @@ def _claim_due(limit: int) -> list[int]:
                        WebhookDelivery.next_attempt_at <= now)
                 .values(next_attempt_at=now + timedelta(seconds=CLAIM_S))
             )
-            if res.rowcount == 1:
+            if changed_rows(res) == 1:
                 claimed.append(delivery_id)
         return claimed
 

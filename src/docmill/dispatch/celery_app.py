@@ -12,7 +12,7 @@ the broker holds with what the database says is waiting.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from celery import Celery
 from celery.exceptions import SoftTimeLimitExceeded
@@ -123,9 +123,10 @@ def redispatch_lost(min_age_s: float) -> list[str]:
             .where(Job.status == JobStatus.ENQUEUED.value)
             .order_by(Job.created_at)
         ).all()
-    by_queue: dict[str, list[tuple[str, str, float, object]]] = {}
-    for row in rows:
-        by_queue.setdefault(queue_for(row[1]), []).append(tuple(row))  # type: ignore[arg-type]
+    by_queue: dict[str, list[tuple[str, str, float, datetime | None]]] = {}
+    for job_id, operation, timeout_s, dispatched_at in rows:
+        by_queue.setdefault(queue_for(operation), []).append(
+            (job_id, operation, timeout_s, dispatched_at))
     resent: list[str] = []
     for queue, waiting in by_queue.items():
         depth = broker_depth(queue)

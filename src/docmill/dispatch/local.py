@@ -95,7 +95,8 @@ class LocalDispatcher(Dispatcher):
             pool_host.preload()
             get_engine().dispose()  # no database connection may cross the fork
             pool_host.freeze()
-        context = multiprocessing.get_context("fork" if forked else "spawn")
+        context = (multiprocessing.get_context("fork") if forked
+                   else multiprocessing.get_context("spawn"))
         server_end, host_end = context.Pipe()
         process = context.Process(
             target=pool_host.main, name="docmill-pool",
@@ -216,7 +217,7 @@ class LocalDispatcher(Dispatcher):
             if outcome == "timeout":
                 jobs.fail(job_id, "timeout", f"the job ran longer than its {timeout_s:g} s "
                           "timeout and was stopped")
-            elif outcome == "ok" or outcome == "cancelled" and not self.stopping.is_set():
+            elif outcome == "ok" or (outcome == "cancelled" and not self.stopping.is_set()):
                 pass  # run_job recorded the outcome / the job was deleted
             elif self.stopping.is_set():
                 # Shutting down: the pool ends running jobs; the job is given back without

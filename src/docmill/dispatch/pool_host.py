@@ -125,9 +125,9 @@ class _Host:
                 future.add_done_callback(partial(self._report, job_id))
             elif message[0] == "cancel":
                 with self.lock:
-                    future = self.futures.get(message[1])
-                if future is not None:
-                    future.cancel()  # pebble kills the child if the job is running
+                    running = self.futures.get(message[1])
+                if running is not None:
+                    running.cancel()  # pebble kills the child if the job is running
             elif message[0] == "stop":
                 return
 

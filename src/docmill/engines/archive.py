@@ -51,7 +51,7 @@ class ArchiveEngine(Engine):
         names = unique_names([item.name for item in inputs])
         with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6,
                              allowZip64=True) as archive:
-            for done, (item, name) in enumerate(zip(inputs, names)):
+            for done, (item, name) in enumerate(zip(inputs, names, strict=True)):
                 archive.write(item.path, arcname=name)
                 progress(100 * (done + 1) / len(inputs), f"added {name}")
         return EngineResult(outputs=[EngineOutput(out, "application/zip")],

@@ -170,7 +170,8 @@ class ImageEngine(Engine):
             progress(80 * (done + 1) / len(inputs), f"read {item.name}")
         out = workdir / f"{output_stem(inputs[0].name)}.pdf"
         try:
-            out.write_bytes(img2pdf.convert(sources, layout_fun=layout, rotation=img2pdf.Rotation.ifvalid))
+            out.write_bytes(img2pdf.convert(sources, layout_fun=layout,
+                                            rotation=img2pdf.Rotation.ifvalid))
         except Exception as exc:  # img2pdf raises its own error types for odd images
             raise InvalidInput(f"cannot put these images into a PDF: {exc}") from exc
         return EngineResult(outputs=[EngineOutput(out, "application/pdf")],

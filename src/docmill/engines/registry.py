@@ -21,12 +21,12 @@ from docmill.errors import InvalidInput
 @cache
 def engine_classes() -> tuple[type[Engine], ...]:
     from docmill.engines.archive import ArchiveEngine
+    from docmill.engines.html.spreadsheet import SpreadsheetEngine
     from docmill.engines.html.to_pdf import HtmlEngine
     from docmill.engines.image import ImageEngine
     from docmill.engines.ocr.pipeline import OcrEngine
     from docmill.engines.office.engine import OfficeEngine
     from docmill.engines.pdf.render import PdfEngine
-    from docmill.engines.html.spreadsheet import SpreadsheetEngine
     from docmill.settings import get_settings
 
     classes: list[type[Engine]] = [PdfEngine, ImageEngine, OfficeEngine, HtmlEngine,

@@ -36,7 +36,7 @@ def _format_candidates(layout: Layout, spec: FieldSpec, month_first: bool) -> li
                                          f.start, f.end, "format"))
         if spec.kind == "currency":
             return _currency_vote(spec, layout, out)
-        return out[:1] if spec.kind != "phone" else out[:1]
+        return out[:1]
     if spec.kind == "date" and plain in _GENERIC_DATE:
         for seg in layout.segs:
             for f in V.find_dates(seg.text, month_first):
@@ -73,7 +73,7 @@ def _currency_vote(spec: FieldSpec, layout: Layout, found: list[Candidate]) -> l
         votes.setdefault(c.value, []).append(c)
     if not votes:
         return []
-    code, cands = max(votes.items(), key=lambda kv: (len(kv[1]), -kv[1][0].seg.index))
+    _value, cands = max(votes.items(), key=lambda kv: (len(kv[1]), -kv[1][0].seg.index))
     share = len(cands) / sum(len(v) for v in votes.values())
     best = cands[0]
     best.score = min(0.9, 0.45 + 0.4 * share)

@@ -157,7 +157,7 @@ def example_scores(text: str, candidates: list[dict[str, Any]]) -> list[float]:
     matrix = vectorizer.fit_transform(corpus + [_norm_text(text[:EXAMPLE_CHARS])])
     sims = cosine_similarity(matrix[-1], matrix[:-1])[0]
     best = [0.0] * len(candidates)
-    for owner, sim in zip(owners, sims):
+    for owner, sim in zip(owners, sims, strict=True):
         best[owner] = max(best[owner], float(sim))
     return best
 
@@ -173,7 +173,7 @@ def identify(document: Document, candidates: list[dict[str, Any]],
     layout = Layout.of(document)
     sims = example_scores(text, candidates) if text.strip() else [0.0] * len(candidates)
     evidence: list[Evidence] = []
-    for cand, sim in zip(candidates, sims):
+    for cand, sim in zip(candidates, sims, strict=True):
         taught = any(isinstance(e, str) and e.strip() for e in cand.get("examples") or [])
         keywords, hits = keyword_evidence(text, cand)
         fill, found = fill_evidence(document, cand.get("schema"), layout) if text.strip() \
@@ -182,7 +182,7 @@ def identify(document: Document, candidates: list[dict[str, Any]],
                                  found))
     most_hits = max(e.keyword_hits for e in evidence)
     most_found = max(e.fill_found for e in evidence)
-    for cand, ev in zip(candidates, evidence):
+    for cand, ev in zip(candidates, evidence, strict=True):
         if not ev.taught:  # a taught type is judged mostly by its own examples
             ev.keywords *= _explained(ev.keyword_hits, most_hits)
             ev.fill *= _explained(ev.fill_found, most_found)

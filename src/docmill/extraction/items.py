@@ -20,7 +20,8 @@ def _items(layout: Layout, spec: FieldSpec, month_first: bool) -> tuple[list[dic
     item_specs = spec.items or []
     if not item_specs:
         return [], {}
-    best_row, best_cols = -1, {}
+    best_row = -1
+    best_cols: dict = {}
     headers: list[tuple[int, dict]] = []
     for r, row in enumerate(layout.rows):
         cols: dict[str, tuple[float, float, float]] = {}

@@ -97,7 +97,7 @@ def _label_hits(layout: Layout, specs: list[FieldSpec]) -> list[LabelHit]:
                            score_cutoff=86, dtype="uint8")
     best: dict[tuple[int, int], LabelHit] = {}  # (seg index, spec id) -> best hit
     spec_ids = {id(spec): n for n, spec in enumerate(specs)}
-    for (seg, i, size), text in zip(where, texts):
+    for (seg, i, size), text in zip(where, texts, strict=True):
         row = matrix[index[text]]
         for j in row.nonzero()[0]:
             spec, label, k = labels[j]
@@ -264,7 +264,7 @@ def _value_after(layout: Layout, hit: LabelHit, month_first: bool) -> list[Candi
             if len(value) >= 2 and any(c.isalnum() for c in value):
                 begin = offset + text.find(value)
                 if spec.kind == "address" and placement == BELOW:
-                    value, s_end = _address_below(layout, s)
+                    value, _end = _address_below(layout, s)
                     return [Candidate(spec, value, hit.score * placement * s.confidence,
                                       s, begin, len(s.text), "label")]
                 out.append(Candidate(spec, value, hit.score * placement * 0.9 * s.span_confidence(
@@ -327,7 +327,7 @@ def _amount_after(spec: FieldSpec, hit: LabelHit, places) -> list[Candidate]:
 
 def _address_below(layout: Layout, first: Seg) -> tuple[str, int]:
     lines = [first] + layout.below(first, limit=4, max_gap=1.2)
-    texts = []
+    texts: list[str] = []
     for s in lines:
         if texts and _STOP_LINE.search(s.text):
             break

@@ -29,11 +29,12 @@ class Seg:
         return sum(w.confidence for w in self.words) / len(self.words) if self.words else 0.0
 
     def span_box(self, start: int, end: int) -> Box:
-        boxes = [w.box for w, (a, b) in zip(self.words, self.offsets) if a < end and b > start]
+        boxes = [w.box for w, (a, b) in zip(self.words, self.offsets, strict=True)
+                 if a < end and b > start]
         return Box.union(boxes) if boxes else self.box
 
     def span_confidence(self, start: int, end: int) -> float:
-        confs = [w.confidence for w, (a, b) in zip(self.words, self.offsets)
+        confs = [w.confidence for w, (a, b) in zip(self.words, self.offsets, strict=True)
                  if a < end and b > start]
         return sum(confs) / len(confs) if confs else self.confidence
 
@@ -63,7 +64,7 @@ class Layout:
     _by_page: dict[int, list[Seg]] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, document: Document) -> "Layout":
+    def of(cls, document: Document) -> Layout:
         segs: list[Seg] = []
         for page in document.pages:
             for line in page.lines():

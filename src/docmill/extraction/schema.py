@@ -67,7 +67,7 @@ class FieldSpec:
     exclude: set[str] = field(default_factory=set)
     position: str | None = None
     required: bool = False
-    items: list["FieldSpec"] | None = None  # for arrays of objects: the item's fields
+    items: list[FieldSpec] | None = None  # for arrays of objects: the item's fields
 
     @property
     def pointer(self) -> str:

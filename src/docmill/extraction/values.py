@@ -134,12 +134,12 @@ def find_dates(text: str, month_first: bool = False) -> list[Found]:
                     out.append(Found(date.isoformat(), m.start(), m.end(), quality))
             if out:
                 break
-    for m in _word_date().finditer(text):
-        if any(f.start <= m.start() < f.end for f in out):
+    for w in _word_date().finditer(text):
+        if any(f.start <= w.start() < f.end for f in out):
             continue
-        date = parse_word_date(m.group(0))
+        date = parse_word_date(w.group(0))
         if date and 1900 <= date.year <= 2100:
-            out.append(Found(date.isoformat(), m.start(), m.end(), 1.0))
+            out.append(Found(date.isoformat(), w.start(), w.end(), 1.0))
     out.sort(key=lambda f: f.start)
     return out
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
@@ -79,7 +79,7 @@ async def stage_upload(stager: InputStager, upload: UploadFile,
         await upload.close()
 
 
-def is_upload(value: object) -> bool:
+def is_upload(value: object) -> TypeGuard[UploadFile]:
     return isinstance(value, UploadFile)
 
 

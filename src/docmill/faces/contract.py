@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -68,7 +68,7 @@ def error_responses(statuses: Iterable[int], *, model: type[BaseModel] | None = 
     return declared
 
 
-def merge(*parts: Responses) -> Responses:
+def merge(*parts: Mapping[Any, Any]) -> Responses:
     merged: Responses = {}
     for part in parts:
         merged.update(part)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Security
@@ -109,7 +109,8 @@ async def principal(
         key = value
     # A key seen in the last few seconds is answered from memory, on the loop; otherwise the
     # database lookup runs in a thread.
-    return cached_principal(key) or await run_in_threadpool(authenticate, key)
+    cached = cached_principal(key)
+    return cached if cached is not None else await run_in_threadpool(authenticate, key)
 
 
 Caller = Annotated[Principal, Depends(principal)]
@@ -122,7 +123,7 @@ class InputRef(BaseModel):
     filename: str | None = None
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> "InputRef":
+    def _exactly_one(self) -> InputRef:
         if (self.url is None) == (self.base64 is None):
             raise ValueError("each input needs exactly one of 'url' or 'base64'")
         return self
@@ -176,7 +177,8 @@ async def _submit_multipart(request: Request, caller: Principal, job_id: str) ->
     operation = form.get("operation")
     if not isinstance(operation, str) or not operation:
         raise errors.InvalidInput("the 'operation' field is required")
-    params = _parse_params(form.get("params") if isinstance(form.get("params"), str) else None)
+    raw_params = form.get("params")
+    params = _parse_params(raw_params if isinstance(raw_params, str) else None)
     uploads, timeout_s, webhook_url = upload_fields(form)
     params = await _prepare(caller, operation, params)  # fail fast, before storing anything
     stager = service.new_stager(caller, job_id)
@@ -399,7 +401,7 @@ async def list_jobs(caller: Caller, status: Status = None, operation: str | None
 
 def _aware(value: datetime | None) -> datetime | None:
     """A time bound without a zone is UTC."""
-    return value.replace(tzinfo=timezone.utc) if value and value.tzinfo is None else value
+    return value.replace(tzinfo=UTC) if value and value.tzinfo is None else value
 
 
 @router.get("/jobs/{job_id}/transitions", summary="The job's transition log, oldest first",
@@ -455,7 +457,7 @@ async def get_input(job_id: str, name: str, caller: Caller) -> Response:
 async def _download(caller: Principal, job_id: str, name: str, role: str) -> Response:
     item = await run_in_threadpool(service.job_file, caller, job_id, name, role)
     store = get_blob_store()
-    disposition = {"content_disposition_type": "attachment"}
+    disposition: dict[str, Any] = {"content_disposition_type": "attachment"}
     path = store.filesystem_path(item.blob_key)
     if path is not None:
         return FileResponse(path, media_type=item.content_type, filename=item.name,

@@ -78,7 +78,8 @@ class SsrfPolicy:
                 infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
             except socket.gaierror as exc:
                 raise DownloadFailed(f"cannot resolve host {host!r}: {exc.strerror}") from exc
-            addresses = list(dict.fromkeys(ipaddress.ip_address(i[4][0].split("%")[0]) for i in infos))
+            addresses = list(dict.fromkeys(ipaddress.ip_address(str(i[4][0]).split("%")[0])
+                                           for i in infos))
         for ip in addresses:
             self.check_address(host, ip)
         return addresses
@@ -99,7 +100,7 @@ class _GuardedBackend(httpcore.SyncBackend):
     def __init__(self, policy: SsrfPolicy) -> None:
         self.policy = policy
 
-    def connect_tcp(  # type: ignore[override]
+    def connect_tcp(
         self,
         host: str,
         port: int,

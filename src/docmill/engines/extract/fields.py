@@ -70,7 +70,7 @@ class TrainParams(Params):
 
 def read_params(ocr_engine: str, languages: list[str] | None, pages: str | None,
                 password: str | None) -> ReadParams:
-    return ReadParams(engine=ocr_engine, languages=languages, pages=pages,  # type: ignore[arg-type]
+    return ReadParams(engine=ocr_engine, languages=languages, pages=pages,
                       password=password)
 
 
@@ -212,7 +212,7 @@ class ExtractEngine(Engine):
         return EngineResult([EngineOutput(out, "application/json")], data=data,
                             warnings=warnings, pages=len(document.pages))
 
-    def _train(self, inputs: Sequence[EngineInput], params: "TrainParams", workdir: Path,
+    def _train(self, inputs: Sequence[EngineInput], params: TrainParams, workdir: Path,
                progress: Progress) -> EngineResult:
         from docmill.extraction.learned.training import train_type
 

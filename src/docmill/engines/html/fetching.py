@@ -32,7 +32,7 @@ def _fetcher_class() -> type:
     from docmill.security.ssrf import open_url, policy_from_settings, read_capped
     from docmill.settings import get_settings
 
-    class GuardedFetcher(URLFetcher):  # type: ignore[misc, valid-type]
+    class GuardedFetcher(URLFetcher):
         def __init__(self) -> None:
             settings = get_settings()
             super().__init__(timeout=settings.html_resource_timeout_s,
@@ -180,6 +180,8 @@ def _print_fetcher(params: PrintPdfParams) -> Any:
     base = _fetcher_class()
 
     class PrintFetcher(base):  # type: ignore[misc, valid-type]
+        timeout: float  # set by weasyprint's URLFetcher
+
         def __init__(self) -> None:
             super().__init__()
             self.extra_headers = params.headers()

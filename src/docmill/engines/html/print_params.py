@@ -130,7 +130,7 @@ class PrintPdfParams(FetchParams):
         return value
 
     @model_validator(mode="after")
-    def _compatible(self) -> "PrintPdfParams":
+    def _compatible(self) -> PrintPdfParams:
         if self.encrypt and self.pdf_variant and self.pdf_variant.startswith(("pdfa", "pdfx")):
             raise ValueError("PDF/A and PDF/X documents cannot be encrypted")
         if self.javascript and self.pdf_variant:

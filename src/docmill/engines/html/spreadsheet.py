@@ -87,8 +87,9 @@ def typed_value(text: str) -> tuple[Any, str | None]:
     match = _DATETIME.match(raw)
     if match:
         try:
-            parts = [int(p) for p in match.groups(default="0")]
-            return dt.datetime(*parts), "yyyy-mm-dd hh:mm:ss" if match.group(6) else \
+            year, month, day, hour, minute, second = (int(p) for p in match.groups(default="0"))
+            when = dt.datetime(year, month, day, hour, minute, second)
+            return when, "yyyy-mm-dd hh:mm:ss" if match.group(6) else \
                 "yyyy-mm-dd hh:mm"
         except ValueError:
             return text.strip(), None
@@ -159,7 +160,8 @@ def html_tables_to_xlsx(html: str, target: Path, params: HtmlToSheetParams,
     if not tables:
         raise InvalidInput("the HTML has no <table> to convert")
     workbook = Workbook()
-    workbook.remove(workbook.active)
+    if workbook.active is not None:  # a new workbook's empty first sheet
+        workbook.remove(workbook.active)
     taken: set[str] = set()
     sheets = []
     cells = 0

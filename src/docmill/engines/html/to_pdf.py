@@ -81,13 +81,14 @@ class HtmlToPdfParams(Params):
                                    "and images (WeasyPrint always does).")
 
     @model_validator(mode="after")
-    def _engine(self) -> "HtmlToPdfParams":
+    def _engine(self) -> HtmlToPdfParams:
         if self.engine is None:
             self.engine = "chromium" if self.javascript else "weasyprint"
         if self.engine == "weasyprint":
-            chromium_only = [name for name in ("javascript", "javascript_delay_ms",
-                                               "page_timeout_s", "landscape")
-                             if name in self.model_fields_set and getattr(self, name)]
+            chromium_only: list[str] = [
+                name for name in ("javascript", "javascript_delay_ms", "page_timeout_s",
+                                  "landscape")
+                if name in self.model_fields_set and getattr(self, name)]
             if "print_background" in self.model_fields_set and not self.print_background:
                 chromium_only.append("print_background false")
             if chromium_only:

@@ -31,7 +31,7 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from docmill.documents import Box, Line, Word
 from docmill.errors import EngineFailed, InvalidInput
@@ -39,7 +39,8 @@ from docmill.errors import EngineFailed, InvalidInput
 if TYPE_CHECKING:
     from PIL import Image
 
-TESSDATA_CANDIDATES = ("/usr/share/tesseract-ocr/5/tessdata", "/usr/share/tesseract-ocr/4.00/tessdata",
+TESSDATA_CANDIDATES = ("/usr/share/tesseract-ocr/5/tessdata",
+                       "/usr/share/tesseract-ocr/4.00/tessdata",
                        "/usr/share/tessdata", "/usr/local/share/tessdata")
 
 
@@ -55,7 +56,8 @@ class OcrBackend(Protocol):
 
 
 def tessdata_dir(configured: str = "") -> str:
-    for candidate in ([configured] if configured else []) + [os.environ.get("TESSDATA_PREFIX", "")] + list(TESSDATA_CANDIDATES):
+    preferred = [configured] if configured else []
+    for candidate in [*preferred, os.environ.get("TESSDATA_PREFIX", ""), *TESSDATA_CANDIDATES]:
         if candidate and Path(candidate, "eng.traineddata").is_file():
             return candidate
         if candidate and Path(candidate, "tessdata", "eng.traineddata").is_file():
@@ -101,7 +103,7 @@ class TesseractBackend:
         with self._lock:
             api = self._api(languages)
             api.SetImage(image)
-            api.SetSourceResolution(max(70, int(round(dpi))))
+            api.SetSourceResolution(max(70, round(dpi)))
             api.Recognize()
             lines: list[Line] = []
             words: list[Word] = []
@@ -183,8 +185,9 @@ class RapidOcrBackend:
     """RapidOCR with the detection and recognition models shipped in the wheel."""
 
     name = "rapidocr"
-    MODELS = {"Det": "PP-OCRv6_det_small.onnx", "Rec": "PP-OCRv6_rec_small.onnx",
-              "Cls": "ch_ppocr_mobile_v2.0_cls_mobile.onnx"}
+    MODELS: ClassVar[dict[str, str]] = {"Det": "PP-OCRv6_det_small.onnx",
+                                        "Rec": "PP-OCRv6_rec_small.onnx",
+                                        "Cls": "ch_ppocr_mobile_v2.0_cls_mobile.onnx"}
     MAX_SIDE = 2000  # rapidocr's Global.max_side_len: larger images are shrunk to it first
     DET_MIN_SIDE = 736  # rapidocr's Det.limit_side_len (limit_type min)
 
@@ -231,6 +234,7 @@ class RapidOcrBackend:
 
     def recognize(self, image: Image.Image, languages: list[str], dpi: float) -> list[Line]:
         import numpy as np
+        from rapidocr.utils.output import RapidOCROutput
 
         array = np.asarray(image.convert("RGB"))[:, :, ::-1].copy()  # RapidOCR wants BGR
         text_px = text_height(image) if self.det_line_px else None
@@ -238,11 +242,15 @@ class RapidOcrBackend:
         with self._lock:
             self.detector.limit_type, self.detector.limit_side_len = limit
             result = self.engine(array, return_word_box=True)
-        if result.boxes is None or result.txts is None:
+        # the whole pipeline (detection, classification, recognition) returns a RapidOCROutput
+        if (not isinstance(result, RapidOCROutput) or result.boxes is None or result.txts is None
+                or result.scores is None):
             return []
         lines: list[Line] = []
-        word_results = result.word_results or ()
-        for index, (quad, text, score) in enumerate(zip(result.boxes, result.txts, result.scores)):
+        # rapidocr annotates one (text, score, box) here; it holds a tuple of them per line
+        word_results: Any = result.word_results or ()
+        triples = zip(result.boxes, result.txts, result.scores, strict=True)
+        for index, (quad, text, score) in enumerate(triples):
             text = (text or "").strip()
             if not text:
                 continue
@@ -253,7 +261,8 @@ class RapidOcrBackend:
                 word_text, word_score, word_quad = part
                 for piece, piece_box in _split_spaces(str(word_text), _quad_box(word_quad)):
                     words.append(Word(piece, piece_box, float(word_score)))
-            if not words or " ".join(w.text for w in words).replace(" ", "") != text.replace(" ", ""):
+            spelled = "".join(w.text for w in words).replace(" ", "")
+            if not words or spelled != text.replace(" ", ""):
                 words = [Word(piece, piece_box, float(score))
                          for piece, piece_box in _split_spaces(text, line_box)]
             lines.append(Line(words, Box.union([line_box] + [w.box for w in words])))

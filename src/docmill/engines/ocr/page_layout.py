@@ -274,7 +274,7 @@ def _leaf_blocks(items: list[_Item], body_size: float, title_ratio: float) -> li
             groups.append(lines)
             sizes.append(size)
             continue
-    for lines, size in zip(groups, sizes):
+    for lines, size in zip(groups, sizes, strict=True):
         is_title = (len(lines) <= 3 and size >= title_ratio * body_size
                     and sum(len(ln.words) for ln in lines) <= 30)
         blocks.append(Block("title" if is_title else "text", lines))

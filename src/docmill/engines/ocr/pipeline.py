@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, field_validator
 
+from docmill.documents import Box, Document, Line, Page, Word
 from docmill.engines.base import (
     Engine,
     EngineInput,
@@ -37,7 +38,6 @@ from docmill.engines.base import (
     output_stem,
     parse_page_ranges,
 )
-from docmill.documents import Box, Document, Line, Page, Word
 from docmill.engines.ocr.page_layout import analyze_document
 from docmill.errors import EngineFailed, InvalidInput
 from docmill.settings import get_settings
@@ -66,7 +66,8 @@ class ReadParams(Params):
     pages: str | None = Field(None, description="Page ranges, e.g. '1-3,5'; all when empty.")
     password: str | None = None
     dpi: int | None = Field(None, ge=72, le=600, description="Render resolution for OCR of PDF "
-                            "pages; default: a scan's own resolution, else the ocr_render_dpi setting.")
+                            "pages; default: a scan's own resolution, else the "
+                            "ocr_render_dpi setting.")
     detect_orientation: bool = Field(True, description="Turn pages read by OCR upright first.")
     deskew: bool = Field(True, description="Straighten slightly skewed scans before Tesseract.")
     tables: bool = Field(True, description="Detect tables in the layout.")
@@ -200,14 +201,14 @@ def ocr_image(image: Image.Image, dpi: float, engine: str, languages: list[str],
             work = image.resize((round(image.width * scale), round(image.height * scale)),
                                 Image.Resampling.LANCZOS)
         if deskew:
-            angle = backend.skew_angle(work)  # type: ignore[attr-defined]
+            angle = backend.skew_angle(work)
             if 0.3 <= abs(angle) <= 15:
                 skew = -angle  # how far the text is tilted counter-clockwise
                 fill = 255 if work.mode == "L" else (255, 255, 255)
                 work = work.rotate(-skew, resample=Image.Resampling.BICUBIC, fillcolor=fill)
     else:
         backend = _rapidocr()
-    lines = backend.recognize(work, languages, dpi * scale)  # type: ignore[attr-defined]
+    lines = backend.recognize(work, languages, dpi * scale)
     cx, cy = work.width / 2, work.height / 2
 
     def back(box: Box) -> Box:
@@ -226,7 +227,7 @@ def ocr_image(image: Image.Image, dpi: float, engine: str, languages: list[str],
 
     lines = _map_lines(lines, back)
     return OcrOutcome(lines, image.width * 72 / dpi, image.height * 72 / dpi,
-                      (360 - turn) % 360, skew, backend.name,  # type: ignore[attr-defined]
+                      (360 - turn) % 360, skew, backend.name,
                       image.size)
 
 
@@ -344,8 +345,8 @@ def _stash(page: Page, lines: list[Line]) -> Page:
 def _read_pdf(inp: EngineInput, params: ReadParams, languages: list[str], report) -> ReadOutcome:
     import pypdfium2 as pdfium
 
-    from docmill.engines.pdf.render import open_pdfium
     from docmill.engines.ocr.textlayer import PageGeometry, has_usable_text, read_lines
+    from docmill.engines.pdf.render import open_pdfium
 
     dpi = params.dpi or get_settings().ocr_render_dpi
     pages: list[Page] = []
@@ -520,7 +521,7 @@ class OcrEngine(Engine):
             progress(94, "writing the searchable PDF")
             if outcome.kind == "pdf":
                 by_index = {index: page for index, page in zip(outcome.page_indexes,
-                                                               document.pages)
+                                                               document.pages, strict=True)
                             if page.source == "ocr"}
                 write_searchable(source.path, by_index, out)
                 if params.pages:  # keep only the pages asked for

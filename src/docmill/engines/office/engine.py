@@ -194,7 +194,7 @@ def _lo_page_range(spec: str) -> str:
         start, end = start.strip(), end.strip()
         if not (start or end) or (start and not start.isdigit()) or (end and not end.isdigit()):
             raise InvalidInput(f"invalid page range {part!r}; use e.g. 1-3,5,8-")
-        if start and int(start) < 1 or (start and end and int(end) < int(start)):
+        if (start and int(start) < 1) or (start and end and int(end) < int(start)):
             raise InvalidInput(f"invalid page range {part!r}")
         parts.append(f"{start or 1}-{end}" if dash else start)
     if not parts:

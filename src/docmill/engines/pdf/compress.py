@@ -33,7 +33,7 @@ def _as_matrix(value: Any) -> Matrix | None:
         numbers = tuple(float(v) for v in value)
     except (TypeError, ValueError):
         return None
-    return numbers if len(numbers) == 6 else None  # type: ignore[return-value]
+    return numbers if len(numbers) == 6 else None
 
 
 def _image_placements(pdf: pikepdf.Pdf, progress: Progress, band: float
@@ -56,8 +56,8 @@ def _image_placements(pdf: pikepdf.Pdf, progress: Progress, band: float
         xobjects = resources.get("/XObject") if isinstance(resources, pikepdf.Dictionary) \
             else None
         saved: list[Matrix] = []
-        for operands, operator in instructions:
-            op = str(operator)
+        for instruction in instructions:
+            operands, op = instruction.operands, str(instruction.operator)
             if op == "q":
                 saved.append(ctm)
             elif op == "Q":
@@ -150,9 +150,9 @@ def _recompress_image(image: pikepdf.Stream, size_pt: tuple[float, float],
         dpi = min(width / (size_pt[0] / 72), height / (size_pt[1] / 72))
         if dpi > params.dpi * 1.1:  # a few percent over is not worth a resampling
             scale = params.dpi / dpi
-    is_jpeg = image.get("/Filter") == Name.DCTDecode or (
-        isinstance(image.get("/Filter"), pikepdf.Array)
-        and Name.DCTDecode in list(image.get("/Filter")))
+    filters = image.get("/Filter")
+    is_jpeg = filters == Name.DCTDecode or (
+        isinstance(filters, pikepdf.Array) and Name.DCTDecode in list(filters))
     if scale == 1.0 and is_jpeg and old_length < 20_000:
         stats.skipped += 1  # a small JPEG: re-encoding it again gains little and loses some
         return
@@ -227,6 +227,8 @@ def compress(item: EngineInput, params: CompressParams, workdir: Path,
             for done, (objgen, size) in enumerate(placements.items()):
                 image = pdf.get_object(objgen)
                 try:
+                    if not isinstance(image, pikepdf.Stream):
+                        raise TypeError("not an image stream")
                     _recompress_image(image, size, params, stats)
                 except Exception as exc:  # one odd image must not sink the document
                     stats.skipped += 1

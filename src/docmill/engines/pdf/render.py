@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -65,7 +65,7 @@ class SplitParams(Params):
     password: str | None = None
 
     @model_validator(mode="after")
-    def _one_mode(self) -> "SplitParams":
+    def _one_mode(self) -> SplitParams:
         if self.ranges and self.every:
             raise ValueError("give either ranges or every, not both")
         return self
@@ -97,11 +97,10 @@ def open_pypdf(path: Path, password: str | None) -> pypdf.PdfReader:
 
     try:
         reader = pypdf.PdfReader(path, strict=False)
-        if reader.is_encrypted:
-            if not password or not reader.decrypt(password):
-                raise PasswordRequired(
-                    "the PDF is encrypted: " + ("the password is wrong" if password
-                                                else "give its password in 'password'"))
+        if reader.is_encrypted and (not password or not reader.decrypt(password)):
+            raise PasswordRequired(
+                "the PDF is encrypted: " + ("the password is wrong" if password
+                                            else "give its password in 'password'"))
         len(reader.pages)  # forces the page tree to parse
         return reader
     except PasswordRequired:
@@ -135,11 +134,11 @@ class PdfEngine(Engine):
 
     def run(self, operation: str, inputs: Sequence[EngineInput], params: Params,
             workdir: Path, progress: Progress) -> EngineResult:
-        handler = {
+        handlers: dict[str, Callable[..., EngineResult]] = {
             "pdf.to-image": self._to_image, "pdf.to-text": self._to_text,
             "pdf.merge": self._merge, "pdf.split": self._split,
-        }[operation]
-        return handler(inputs, params, workdir, progress)
+        }
+        return handlers[operation](inputs, params, workdir, progress)
 
     def _to_image(self, inputs: Sequence[EngineInput], params: ToImageParams, workdir: Path,
                   progress: Progress) -> EngineResult:
@@ -244,7 +243,8 @@ class PdfEngine(Engine):
             for index in group:
                 writer.add_page(reader.pages[index])
             first, last = group[0] + 1, group[-1] + 1
-            out = workdir / (f"{stem}-{first}.pdf" if first == last else f"{stem}-{first}-{last}.pdf")
+            span = f"{first}" if first == last else f"{first}-{last}"
+            out = workdir / f"{stem}-{span}.pdf"
             with open(out, "wb") as handle:
                 writer.write(handle)
             result.outputs.append(EngineOutput(out, "application/pdf"))
@@ -260,6 +260,6 @@ def _fit_scale(width: float, height: float,
     and the exact size to stretch to when proportions are not kept (else None)."""
     sx = params.width / width if params.width else None
     sy = params.height / height if params.height else None
-    if params.keep_proportions or sx is None or sy is None:
+    if params.keep_proportions or not params.width or not params.height:
         return min(s for s in (sx, sy) if s is not None), None
-    return max(sx, sy), (params.width, params.height)
+    return max(params.width / width, params.height / height), (params.width, params.height)

@@ -68,7 +68,7 @@ class DocContext:
 
     @classmethod
     def of(cls, layout: Layout, rule_fields: dict[str, dict[str, Any]],
-           label_scores: dict[tuple[int, str], float]) -> "DocContext":
+           label_scores: dict[tuple[int, str], float]) -> DocContext:
         from docmill.extraction import values as V
 
         widths: dict[int, float] = {}

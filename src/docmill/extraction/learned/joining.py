@@ -78,7 +78,7 @@ def training_rows(cands: Sequence[Cand], labels: Sequence[bool]
                   ) -> tuple[list[list[float]], list[int]]:
     """From each labelled line to its neighbours: positive when the neighbour is labelled
     too."""
-    labelled = {c.order for c, lab in zip(cands, labels) if lab}
+    labelled = {c.order for c, lab in zip(cands, labels, strict=True) if lab}
     xs, ys = [], []
     for order, beside, feats in pairs(cands):
         if order in labelled:
@@ -111,4 +111,4 @@ def join_probabilities(joiner: Any, cands: Sequence[Cand]) -> dict[tuple[int, in
     import numpy as np
 
     probs = joiner.predict(np.asarray([feats for _, _, feats in rows], dtype=np.float64))
-    return {(a, b): float(p) for (a, b, _), p in zip(rows, probs)}
+    return {(a, b): float(p) for (a, b, _), p in zip(rows, probs, strict=True)}

@@ -50,7 +50,7 @@ def same(spec: FieldSpec, expected: Any, predicted: Any) -> bool:
     if is_empty(expected) or is_empty(predicted):
         return False
     if spec.kind in ("amount", "quantity", "integer", "percent") or \
-            spec.types & {"number", "integer"} and not spec.types & {"string"}:
+            (spec.types & {"number", "integer"} and not spec.types & {"string"}):
         a, b = as_number(expected), as_number(predicted)
         return a is not None and b is not None and abs(a - b) < 0.005
     if spec.kind == "date":
@@ -82,11 +82,12 @@ def positives(spec: FieldSpec, expected: Any, cands: list[Cand]) -> list[bool]:
             out.append(own == target or (len(own) >= 6 and fuzz.ratio(own, target) >= 90))
     if spec.kind in MULTILINE_KINDS:  # of one line's variants, only the fullest is right
         best: dict[int, int] = {}
-        for i, (c, ok) in enumerate(zip(cands, out)):
+        for i, (c, ok) in enumerate(zip(cands, out, strict=True)):
             if ok and (c.seg.index not in best or
                        len(alnum(c.value)) > len(alnum(cands[best[c.seg.index]].value))):
                 best[c.seg.index] = i
-        out = [ok and best.get(c.seg.index) == i for i, (c, ok) in enumerate(zip(cands, out))]
+        out = [ok and best.get(c.seg.index) == i
+               for i, (c, ok) in enumerate(zip(cands, out, strict=True))]
     return out
 
 

@@ -74,7 +74,7 @@ class FieldModel:
         body = {"format": FORMAT, "version": VERSION, "trained": self.trained,
                 "quality": self.quality, "dense": list(DENSE),
                 "join_features": list(JOIN_FEATURES),
-                "fields": {p: {"kind": h.kind, "vocab": sorted(h.vocab, key=h.vocab.get),
+                "fields": {p: {"kind": h.kind, "vocab": sorted(h.vocab, key=h.vocab.__getitem__),
                                "booster": h.booster.model_to_string(),
                                "threshold": h.threshold, "extend": h.extend,
                                "lexicon": h.lexicon, "lexicon_ratio": h.lexicon_ratio,
@@ -85,7 +85,7 @@ class FieldModel:
         return gzip.compress(json.dumps(body, separators=(",", ":")).encode(), mtime=0)
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "FieldModel":
+    def from_bytes(cls, data: bytes) -> FieldModel:
         import lightgbm
 
         try:
@@ -123,7 +123,7 @@ class FieldModel:
         return cls(heads, body.get("trained") or {}, body.get("quality") or {})
 
     @classmethod
-    def load(cls, path: Path) -> "FieldModel":
+    def load(cls, path: Path) -> FieldModel:
         try:
             data = path.read_bytes()
         except OSError as exc:
@@ -248,7 +248,7 @@ def predict_field(spec: FieldSpec, cands: list[Cand], scores: list[float], thres
                 corrected_words(value, words or {})
         return Prediction(value, scores[best], [cands[best]])
     by_seg: dict[int, tuple[float, Cand]] = {}
-    for c, p in zip(cands, scores):
+    for c, p in zip(cands, scores, strict=True):
         if c.order not in by_seg or p > by_seg[c.order][0]:
             by_seg[c.order] = (p, c)
     first = cands[best]

@@ -204,12 +204,12 @@ def tune(model: FieldModel, specs: Sequence[FieldSpec], prepared: Sequence[Prepa
                      _decide(head, spec, p.fields[pointer], table.get((i, pointer)),
                              head.threshold, head.extend, r))
                 for i, p in enumerate(prepared) if pointer in p.fields), -r))
-            hits = {fix: sum(same(spec, p.fields[pointer].expected,
-                                  _decide(head, spec, p.fields[pointer], table.get((i, pointer)),
-                                          head.threshold, head.extend, None, fix))
-                             for i, p in enumerate(prepared) if pointer in p.fields)
-                    for fix in (False, True)}
-            head.fix_words = hits[True] > hits[False]
+            fixed = {fix: sum(same(spec, p.fields[pointer].expected,
+                                   _decide(head, spec, p.fields[pointer], table.get((i, pointer)),
+                                           head.threshold, head.extend, None, fix))
+                              for i, p in enumerate(prepared) if pointer in p.fields)
+                     for fix in (False, True)}
+            head.fix_words = fixed[True] > fixed[False]
 
 
 def score(model: FieldModel | None, specs: Sequence[FieldSpec], prepared: Sequence[Prepared],
@@ -302,8 +302,10 @@ def train_type(body: Any, folds: int = 5,
     model.trained = {"examples": [e.name for e in examples], "folds": max(2, min(folds,
                                                                                  len(examples)))}
     model.quality = quality
-    mean = (lambda key: round(sum(q[key] for q in quality.values()) / len(quality), 4)
-            if quality else None)
+
+    def mean(key: str) -> float | None:
+        return round(sum(q[key] for q in quality.values()) / len(quality), 4) if quality else None
+
     return model, {"quality": quality, "examples": len(examples),
                    "fields": sorted(model.fields), "accuracy": mean("accuracy"),
                    "rules_accuracy": mean("rules_accuracy")}

@@ -94,7 +94,7 @@ def for_request(exc: errors.DocmillError) -> tuple[int, dict[str, Any]]:
     invalid = exc.details.get("invalid_parameters") if exc.details else None
     if invalid is None and exc.details.get("problems"):
         invalid = {}
-        for problem in exc.details["problems"]:  # type: ignore[union-attr]
+        for problem in exc.details["problems"]:
             invalid.setdefault(str(problem.get("param", "params")), []).append(
                 str(problem.get("message", "")))
     return status, body(code, exc.message, invalid)

@@ -238,10 +238,13 @@ class BodyReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def read(self, size: int = -1) -> bytes:  # type: ignore[override]
+    async def _next_chunk(self) -> bytes:
+        return await self._chunks.__anext__()
+
+    def read(self, size: int = -1) -> bytes:
         while not self._done:
             try:
-                chunk = anyio.from_thread.run(self._chunks.__anext__)
+                chunk = anyio.from_thread.run(self._next_chunk)
             except StopAsyncIteration:
                 self._done = True
                 break

@@ -45,9 +45,8 @@ from docmill.core.inputs import safe_name
 from docmill.core.models import Job, JobFile, JobStatus
 from docmill.core.ratelimit import FixedWindow
 from docmill.faces.common import FaceErrors, read_form, register_face_errors
-from docmill.faces.contract import bearer, link, merge, method_not_allowed, query_key
-from docmill.faces.contract import request_body
 from docmill.faces.common import public_base as common_public_base
+from docmill.faces.contract import bearer, link, merge, method_not_allowed, query_key, request_body
 from docmill.faces.convertapi import converters
 from docmill.faces.convertapi import errors as vendor
 from docmill.faces.convertapi.errors import fails
@@ -145,7 +144,8 @@ async def caller(request: Request) -> Principal:
                                  "User credentials not set, secret or token must be passed.")
     try:
         # a key seen in the last seconds is answered from memory, on the loop
-        return cached_principal(key) or await run_in_threadpool(authenticate, key)
+        cached = cached_principal(key)
+        return cached if cached is not None else await run_in_threadpool(authenticate, key)
     except errors.Unauthorized:
         code = vendor.BAD_SECRET if source == "secret" else vendor.BAD_TOKEN
         raise vendor.VendorError(401, code, "Unauthorized.") from None
@@ -201,7 +201,7 @@ def _translate(converter: converters.Converter, req: VendorRequest,
         return service.validate_params(converter.operation, params)
     except errors.InvalidInput as exc:
         invalid: dict[str, list[str]] = {}
-        for problem in exc.details.get("problems") or []:  # type: ignore[union-attr]
+        for problem in exc.details.get("problems") or []:
             name = str(problem.get("param", "")).split(".")[0]
             invalid.setdefault(names.get(name, name or "Parameters"), []).append(
                 str(problem.get("message", "")))
@@ -244,14 +244,14 @@ def _files_json(job: Job, base_url: str) -> list[dict[str, Any]]:
     if state.get("store_file", False):
         published = {p.blob_key: p for p in public_files.publish_outputs(
             job.id, job.org_id, job.expires_at)}
-        for out, name in zip(outputs, names):
+        for out, name in zip(outputs, names, strict=True):
             file_id = published[out.blob_key].id
             files.append({"FileName": name, "FileExt": PurePosixPath(name).suffix[1:],
                           "FileSize": out.size, "FileId": file_id,
                           "Url": f"{base_url}/d/{file_id}/{quote(name)}"})
     else:
         store = get_blob_store()
-        for out, name in zip(outputs, names):
+        for out, name in zip(outputs, names, strict=True):
             with store.open(out.blob_key) as handle:
                 data = base64.b64encode(handle.read()).decode("ascii")
             files.append({"FileName": name, "FileExt": PurePosixPath(name).suffix[1:],
@@ -313,7 +313,7 @@ def _multipart(job: Job) -> Response:
     store = get_blob_store()
 
     def parts() -> Any:
-        for out, name in zip(outputs, names):
+        for out, name in zip(outputs, names, strict=True):
             yield (f"--{boundary}\r\nContent-Type: {out.content_type}\r\n"
                    f"Content-Disposition: {_content_disposition('attachment', name)}\r\n"
                    f"Content-Length: {out.size}\r\n\r\n").encode()
@@ -458,8 +458,10 @@ def build_router() -> APIRouter:
     add = router.add_api_route
     keyed = [bearer("ConvertApiToken", "An API key (2.x clients)"),
              query_key("ConvertApiSecret", "Secret", "An API key (1.x clients; also Token)")]
-    converting = {"responses": merge(CONVERTED, CONVERT_ERRORS), "dependencies": keyed,
-                  "openapi_extra": convert_body(get_settings().convertapi_max_timeout_s)}
+    converting: dict[str, Any] = {"responses": merge(CONVERTED, CONVERT_ERRORS),
+                                  "dependencies": keyed,
+                                  "openapi_extra": convert_body(
+                                      get_settings().convertapi_max_timeout_s)}
     for method in ("GET", "POST"):  # one operation id each
         add("/convert/{source}/to/{target}", convert, methods=[method], **converting,
             summary="Convert (sync, Async=true, or semi-async with JobId)")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -165,7 +165,7 @@ def parse_time(value: Any) -> datetime | None:
         when = datetime.fromisoformat(text)
     except ValueError:
         raise ValueError(text) from None
-    return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
 
 
 def _is_http_url(value: str) -> bool:

@@ -37,8 +37,15 @@ from docmill.core.auth import Principal, authenticate
 from docmill.core.files import get_blob_store
 from docmill.core.models import Job, JobStatus, utcnow
 from docmill.faces.common import FaceErrors, read_form, register_face_errors
-from docmill.faces.contract import Responses, basic, error_responses, link, merge, query_key
-from docmill.faces.contract import request_body
+from docmill.faces.contract import (
+    Responses,
+    basic,
+    error_responses,
+    link,
+    merge,
+    query_key,
+    request_body,
+)
 from docmill.faces.docraptor import webhook
 from docmill.faces.docraptor.request import (
     DOCUMENT_TYPES,
@@ -199,7 +206,8 @@ def _key(request: Request) -> str | None:
             try:
                 user = b64decode(value.strip(), validate=False).decode("utf-8")
             except (BinasciiError, UnicodeDecodeError, ValueError):
-                raise errors.Unauthorized("Unable to authenticate: malformed Basic credentials")
+                raise errors.Unauthorized(
+                    "Unable to authenticate: malformed Basic credentials") from None
             key = user.partition(":")[0]  # the password is ignored
             if key:
                 return key

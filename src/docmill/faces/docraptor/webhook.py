@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -54,7 +54,7 @@ def download_url(job_id: str, org_id: str) -> str:
 
 
 def completed_message(finished: datetime | None) -> str:
-    when = (finished or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    when = (finished or datetime.now(UTC)).astimezone(UTC)
     return "Completed at " + when.strftime("%a %b %d %H:%M:%S %z %Y")
 
 

@@ -58,7 +58,7 @@ def validation(*messages: str) -> VendorError:
 
 def not_allowed(exc: errors.MethodNotAllowed) -> VendorError:
     """A 405 in the `{"error", "message"}` shape, `Allow` naming the path's methods."""
-    allow: list[str] = list(exc.details.get("allow") or ())  # type: ignore[call-overload]
+    allow: list[str] = list(exc.details.get("allow") or ())
     return VendorError(405, {"error": "Method not allowed", "message": exc.message},
                        {"Allow": ", ".join(allow)})
 

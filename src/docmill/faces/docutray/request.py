@@ -100,7 +100,7 @@ async def read_request(request: Request) -> DocRequest:
         fields: dict[str, Any] = {k: v for k, v in form.multi_items() if isinstance(v, str)}
         upload = next((v for k, v in form.multi_items()
                        if k in ("image", "file") and isinstance(v, UploadFile)), None)
-        for key, value in form.multi_items():
+        for _key, value in form.multi_items():
             if isinstance(value, UploadFile) and value is not upload:
                 await value.close()
         if upload is not None:

@@ -39,15 +39,23 @@ from starlette.responses import Response
 from docmill import errors
 from docmill.core import doctypes, pipelines, runs, service
 from docmill.core.auth import Principal, authenticate, cached_principal
-from docmill.core.ratelimit import FixedWindow
 from docmill.core.models import DocumentType, Job
+from docmill.core.ratelimit import FixedWindow
 from docmill.faces.common import FaceErrors, read_json, register_face_errors
-from docmill.faces.contract import MAX_PAGE, inline_schema, link, merge, method_not_allowed
-from docmill.faces.contract import bearer, query_parameters, request_body
 from docmill.faces.common import public_base as common_public_base
+from docmill.faces.contract import (
+    MAX_PAGE,
+    bearer,
+    inline_schema,
+    link,
+    merge,
+    method_not_allowed,
+    query_parameters,
+    request_body,
+)
 from docmill.faces.docutray import errors as vendor
-from docmill.faces.docutray.errors import fails
 from docmill.faces.docutray import knowledge_bases, views
+from docmill.faces.docutray.errors import fails
 from docmill.faces.docutray.request import DocRequest, read_request, stage
 from docmill.faces.docutray.views import FACE
 from docmill.settings import get_settings
@@ -126,7 +134,8 @@ async def caller(request: Request) -> Principal:
     if scheme.lower() != "bearer" or not key:
         raise vendor.VendorError(401, dict(vendor.INVALID_KEY))
     try:
-        return cached_principal(key) or await run_in_threadpool(authenticate, key)
+        cached = cached_principal(key)
+        return cached if cached is not None else await run_in_threadpool(authenticate, key)
     except errors.Unauthorized:
         raise vendor.VendorError(401, dict(vendor.INVALID_KEY)) from None
 
@@ -248,7 +257,7 @@ async def _identification(request: Request, principal: Principal, sync: bool) ->
         try:
             rows = await run_in_threadpool(doctypes.candidates, principal, options)
         except errors.Forbidden as exc:
-            codes = ", ".join(exc.details.get("codes") or [])  # type: ignore[arg-type]
+            codes = ", ".join(exc.details.get("codes") or [])
             message = (f"You do not have permission to use the following document types: "
                        f"{codes}" if sync else f"Document types not accessible: {codes}")
             raise vendor.VendorError(403, {"message": message}) from None
@@ -552,9 +561,10 @@ ANY_JSON = request_body({"application/json": {}}, description="The data to check
 # Pages: a non-integer or a page < 1 is the vendor's 400, an empty value the default; a
 # larger limit is clamped to 100.
 _DEFAULT = {"type": "string", "pattern": r"^\s*$", "description": "empty: the default"}
-PAGING = {"page": {"anyOf": [{"type": "integer", "minimum": 1, "maximum": MAX_PAGE}, _DEFAULT]},
-          "limit": {"anyOf": [{"type": "integer", "minimum": 1}, _DEFAULT]},
-          "search": {"type": "string"}}
+PAGING: dict[str, dict[str, Any]] = {
+    "page": {"anyOf": [{"type": "integer", "minimum": 1, "maximum": MAX_PAGE}, _DEFAULT]},
+    "limit": {"anyOf": [{"type": "integer", "minimum": 1}, _DEFAULT]},
+    "search": {"type": "string"}}
 TYPES = fails(400, 401, 429)
 A_TYPE = fails(401, 404, 429)
 WRITE_TYPE = fails(400, 401, 403, 404, 409, 413, 429)

@@ -3,10 +3,10 @@ webhook (`webhook.py`) can import it.
 
 A conversion is an `extract.fields` job, an identification an `identify.type` job, a step
 execution a pipeline run (core/runs.py), all created by this face (`face == "docutray"`,
-`face_state["kind"]`). Their statuses are the vendor's four: a job re-queued after a worker died stays PROCESSING (the client must never
-see a state move backwards), and a job unfinished `timeout_s` after its request is ERROR
-from then on, even if a worker completes it later (the vendor's 60-minute auto-timeout;
-deciding by the clock keeps the answer stable).
+`face_state["kind"]`). Their statuses are the vendor's four: a job re-queued after a worker
+died stays PROCESSING (the client must never see a state move backwards), and a job
+unfinished `timeout_s` after its request is ERROR from then on, even if a worker completes
+it later (the vendor's 60-minute auto-timeout; deciding by the clock keeps the answer stable).
 """
 
 from __future__ import annotations

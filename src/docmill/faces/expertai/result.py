@@ -18,7 +18,7 @@ import base64
 import gzip
 import struct
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 PX_PER_PT = 100 / 72
@@ -88,7 +88,7 @@ def _line_words(lines: list[dict[str, Any]], parent: int, page: _Page,
 def build_result(document: dict[str, Any], *, name: str, finished: datetime | None,
                  version: str, separator: bool = True) -> dict[str, Any]:
     """`result` of a SUCCESS status from the engine's native document JSON."""
-    when = (finished or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    when = (finished or datetime.now(UTC)).astimezone(UTC)
     mtime = int(when.timestamp())
     layout: list[dict[str, Any]] = []
     words: list[str] = []

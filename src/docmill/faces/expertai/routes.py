@@ -35,8 +35,15 @@ from docmill.core.auth import KEY_CACHE_TTL_S, Principal, authenticate, principa
 from docmill.core.files import get_blob_store
 from docmill.core.models import Job, JobStatus
 from docmill.faces.common import FaceErrors, register_face_errors
-from docmill.faces.contract import Responses, error_responses, link, merge, method_not_allowed
-from docmill.faces.contract import bearer, request_body
+from docmill.faces.contract import (
+    Responses,
+    bearer,
+    error_responses,
+    link,
+    merge,
+    method_not_allowed,
+    request_body,
+)
 from docmill.faces.expertai import tokens
 from docmill.faces.expertai.result import build_result
 from docmill.settings import get_settings
@@ -192,7 +199,8 @@ async def _read_body(request: Request, limit: int) -> bytes:
     413 instead of seeing its upload cut off)."""
     declared = request.headers.get("content-length", "")
     over = declared.isdigit() and int(declared) > limit
-    chunks, size = [], 0
+    chunks: list[bytes] = []
+    size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:

@@ -1,14 +1,14 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-23 16:35:39.367388
 """
 
-from alembic import op
 import sqlalchemy as sa
-import docmill.core.models
+from alembic import op
 
+import docmill.core.models
 
 revision = '0001'
 down_revision = None

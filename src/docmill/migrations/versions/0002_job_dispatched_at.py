@@ -5,10 +5,10 @@ Revises: 0001
 Create Date: 2026-11-23 16:54:21.216824
 """
 
-from alembic import op
 import sqlalchemy as sa
-import docmill.core.models
+from alembic import op
 
+import docmill.core.models
 
 revision = '0002'
 down_revision = '0001'

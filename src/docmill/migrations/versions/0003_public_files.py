@@ -5,10 +5,10 @@ Revises: 0002
 Create Date: 2026-11-23 17:10:19.424066
 """
 
-from alembic import op
 import sqlalchemy as sa
-import docmill.core.models
+from alembic import op
 
+import docmill.core.models
 
 revision = '0003'
 down_revision = '0002'

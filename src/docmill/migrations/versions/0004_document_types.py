@@ -5,10 +5,10 @@ Revises: 0003
 Create Date: 2026-11-23 19:02:04.508272
 """
 
-from alembic import op
 import sqlalchemy as sa
-import docmill.core.models
+from alembic import op
 
+import docmill.core.models
 
 revision = '0004'
 down_revision = '0003'

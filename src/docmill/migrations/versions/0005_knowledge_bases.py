@@ -9,10 +9,10 @@ with `knowledge_documents` (core/knowledge.py), PostgreSQL a GIN index over
 `to_tsvector('simple', text)`.
 """
 
-from alembic import op
 import sqlalchemy as sa
-import docmill.core.models
+from alembic import op
 
+import docmill.core.models
 
 revision = '0005'
 down_revision = '0004'

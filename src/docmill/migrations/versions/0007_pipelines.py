@@ -5,10 +5,10 @@ Revises: 0006
 Create Date: 2026-12-03 11:20:00
 """
 
-from alembic import op
 import sqlalchemy as sa
-import docmill.core.models
+from alembic import op
 
+import docmill.core.models
 
 revision = '0007'
 down_revision = '0006'
