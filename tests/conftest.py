@@ -1,8 +1,12 @@
 """Shared fixtures: a real Docmill server per database backend, keys for two organizations.
 
-`DOCMILL_TEST_BACKENDS` (default "sqlite,postgres,distributed") picks the backends; every test
-that uses `server` runs once per backend. "distributed" is PostgreSQL + Celery on Redis +
-SeaweedFS S3 with two `docmill worker` processes and an API process.
+`DOCMILL_TEST_BACKENDS` (default "sqlite,postgres,distributed") picks the backends. A test that
+uses `server` runs once, on the first of them (SQLite unless left out), unless it or its module
+is marked `@pytest.mark.backends("all")`: then once per backend. Only what can depend on the
+database or the dispatcher is so marked (lifecycle, isolation, faults, webhooks, distributed,
+pipelines, search, admin queries): translation is the same on every backend, and running it
+three times only tripled the suite. "distributed" is PostgreSQL + Celery on Redis + SeaweedFS S3
+with two `docmill worker` processes and an API process.
 """
 
 from __future__ import annotations
@@ -35,6 +39,34 @@ def s3_env() -> dict[str, str]:
     return _seaweed.env(f"instance-{uuid.uuid4().hex[:12]}")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", 'backends(which): "all" runs a test using `server` on every backend of '
+        "DOCMILL_TEST_BACKENDS; unmarked, it runs on the first (SQLite) only")
+    config.addinivalue_line(
+        "markers", "fast: the fast layer (`pytest -m fast`); its `server` is the app in the "
+        "test process on SQLite (tests/inprocess.py)")
+
+
+def backends_for(node: pytest.Function) -> list[str]:
+    """The backends a test using `server` runs on, from its (or its module's) marker."""
+    if node.get_closest_marker("fast"):
+        return ["inprocess"]
+    marker = node.get_closest_marker("backends")
+    which = marker.args[0] if marker else "one"
+    if which == "all":
+        return BACKENDS
+    if which != "one":
+        raise pytest.UsageError(f'{node.nodeid}: backends({which!r}): use "all" or no marker')
+    return BACKENDS[:1] if "sqlite" not in BACKENDS else ["sqlite"]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "server" in metafunc.fixturenames:
+        metafunc.parametrize("server", backends_for(metafunc.definition), indirect=True,
+                             scope="session")
+
+
 def pytest_sessionfinish(session, exitstatus):
     if _seaweed is not None:
         _seaweed.stop()
@@ -46,10 +78,16 @@ def data() -> Path:
     return DATA
 
 
-@pytest.fixture(scope="session", params=BACKENDS)
+@pytest.fixture(scope="session")
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
-    srv = DocmillServer(tmp_path_factory.mktemp(f"server-{request.param}"), backend=request.param,
-                        s3_env=s3_env() if request.param == "distributed" else {})
+    if request.param == "inprocess":
+        from inprocess import InProcessServer
+
+        srv = InProcessServer(tmp_path_factory.mktemp("server-inprocess"))
+    else:
+        srv = DocmillServer(tmp_path_factory.mktemp(f"server-{request.param}"),
+                            backend=request.param,
+                            s3_env=s3_env() if request.param == "distributed" else {})
     srv.cli("migrate")
     srv.create_key("acme", admin=True)
     srv.create_key("globex")

@@ -190,8 +190,12 @@ class DocmillServer:
                     pass
 
     def client(self, org: str = "acme", **kwargs: object) -> httpx.Client:
-        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.keys[org]}"},
-                            timeout=60, trust_env=False, **kwargs)  # type: ignore[arg-type]
+        return self.anonymous(headers={"Authorization": f"Bearer {self.keys[org]}"}, **kwargs)
+
+    def anonymous(self, **kwargs: object) -> httpx.Client:
+        """A client without a key."""
+        return httpx.Client(base_url=self.url, timeout=60, trust_env=False,
+                            **kwargs)  # type: ignore[arg-type]
 
     def destroy(self) -> None:
         self.stop()
