@@ -116,8 +116,7 @@ def make_server(tmp_path: Path, request: pytest.FixtureRequest):
     def make(backend: str = "sqlite", **env: str) -> DocmillServer:
         srv = DocmillServer(tmp_path / f"srv{len(made)}", backend=backend, extra_env=env,
                             s3_env=s3_env() if backend == "distributed" else {})
-        srv.cli("migrate")
-        srv.create_key("acme", admin=True)
+        srv.provision({"acme": True})
         made.append(srv)
         return srv
 
