@@ -67,6 +67,26 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
                              scope="session")
 
 
+_inprocess: list = []  # the in-process server while it runs
+_last_inprocess_test: list[str] = []
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Note the last test (in run order) of the in-process server, to stop it right after."""
+    users = [item.nodeid for item in session.items
+             if getattr(getattr(item, "callspec", None), "params", {}).get("server") == "inprocess"]
+    _last_inprocess_test[:] = users[-1:]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):
+    """Stop the in-process app after its last test, not at the end of the session: its
+    dispatcher and sweeper read the process's settings, which later tests set to their own."""
+    yield
+    if _inprocess and [item.nodeid] == _last_inprocess_test:
+        _inprocess.pop().stop()
+
+
 def pytest_sessionfinish(session, exitstatus):
     if _seaweed is not None:
         _seaweed.stop()
@@ -84,6 +104,7 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         from inprocess import InProcessServer
 
         srv = InProcessServer(tmp_path_factory.mktemp("server-inprocess"))
+        _inprocess[:] = [srv]
     else:
         srv = DocmillServer(tmp_path_factory.mktemp(f"server-{request.param}"),
                             backend=request.param,
