@@ -6,7 +6,8 @@ is marked `@pytest.mark.backends("all")`: then once per backend. Only what can d
 database or the dispatcher is so marked (lifecycle, isolation, faults, webhooks, distributed,
 pipelines, search, admin queries): translation is the same on every backend, and running it
 three times only tripled the suite. "distributed" is PostgreSQL + Celery on Redis + SeaweedFS S3
-with two `docmill worker` processes and an API process.
+with two `docmill worker` processes and an API process. A module marked `fast` (the fast layer,
+`pytest -m fast`) gets instead the app in the test process on SQLite, whatever the backends.
 """
 
 from __future__ import annotations
