@@ -4,7 +4,7 @@
 uses `server` runs once, on the first of them (SQLite unless left out), unless it or its module
 is marked `@pytest.mark.backends("all")`: then once per backend. Only what can depend on the
 database or the dispatcher is so marked (lifecycle, isolation, faults, webhooks, distributed,
-pipelines, search, admin queries): translation is the same on every backend, and running it
+pipelines, teaching, search, admin queries): translation is the same on every backend, and running it
 three times only tripled the suite. "distributed" is PostgreSQL + Celery on Redis + SeaweedFS S3
 with two `docmill worker` processes and an API process. A module marked `fast` (the fast layer,
 `pytest -m fast`) gets instead the app in the test process on SQLite, whatever the backends.
