@@ -1,8 +1,14 @@
 """Shared fixtures: a real Docmill server per database backend, keys for two organizations.
 
-`DOCMILL_TEST_BACKENDS` (default "sqlite,postgres,distributed") picks the backends; every test
-that uses `server` runs once per backend. "distributed" is PostgreSQL + Celery on Redis +
-SeaweedFS S3 with two `docmill worker` processes and an API process.
+`DOCMILL_TEST_BACKENDS` (default "sqlite,postgres,distributed") picks the backends. A test that
+uses `server` runs once, on the first of them (SQLite unless left out), unless it or its module
+is marked `@pytest.mark.backends("all")`: then once per backend. Only what can depend on the
+database or the dispatcher is so marked (lifecycle, isolation, faults, webhooks, distributed,
+pipelines, teaching, search, admin queries): translation is the same on every backend, and
+running it three times only tripled the suite. "distributed" is PostgreSQL + Celery on Redis +
+SeaweedFS S3 with two `docmill worker` processes and an API process. A module marked `fast` (the
+fast layer, `pytest -m fast`) gets instead the app in the test process on SQLite, whatever the
+backends.
 """
 
 from __future__ import annotations
@@ -35,6 +41,54 @@ def s3_env() -> dict[str, str]:
     return _seaweed.env(f"instance-{uuid.uuid4().hex[:12]}")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", 'backends(which): "all" runs a test using `server` on every backend of '
+        "DOCMILL_TEST_BACKENDS; unmarked, it runs on the first (SQLite) only")
+    config.addinivalue_line(
+        "markers", "fast: the fast layer (`pytest -m fast`); its `server` is the app in the "
+        "test process on SQLite (tests/inprocess.py)")
+
+
+def backends_for(node: pytest.Function) -> list[str]:
+    """The backends a test using `server` runs on, from its (or its module's) marker."""
+    if node.get_closest_marker("fast"):
+        return ["inprocess"]
+    marker = node.get_closest_marker("backends")
+    which = marker.args[0] if marker else "one"
+    if which == "all":
+        return BACKENDS
+    if which != "one":
+        raise pytest.UsageError(f'{node.nodeid}: backends({which!r}): use "all" or no marker')
+    return BACKENDS[:1] if "sqlite" not in BACKENDS else ["sqlite"]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "server" in metafunc.fixturenames:
+        metafunc.parametrize("server", backends_for(metafunc.definition), indirect=True,
+                             scope="session")
+
+
+_inprocess: list = []  # the in-process server while it runs
+_last_inprocess_test: list[str] = []
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Note the last test (in run order) of the in-process server, to stop it right after."""
+    users = [item.nodeid for item in session.items
+             if getattr(getattr(item, "callspec", None), "params", {}).get("server") == "inprocess"]
+    _last_inprocess_test[:] = users[-1:]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):
+    """Stop the in-process app after its last test, not at the end of the session: its
+    dispatcher and sweeper read the process's settings, which later tests set to their own."""
+    yield
+    if _inprocess and [item.nodeid] == _last_inprocess_test:
+        _inprocess.pop().stop()
+
+
 def pytest_sessionfinish(session, exitstatus):
     if _seaweed is not None:
         _seaweed.stop()
@@ -46,10 +100,17 @@ def data() -> Path:
     return DATA
 
 
-@pytest.fixture(scope="session", params=BACKENDS)
+@pytest.fixture(scope="session")
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
-    srv = DocmillServer(tmp_path_factory.mktemp(f"server-{request.param}"), backend=request.param,
-                        s3_env=s3_env() if request.param == "distributed" else {})
+    if request.param == "inprocess":
+        from inprocess import InProcessServer
+
+        srv = InProcessServer(tmp_path_factory.mktemp("server-inprocess"))
+        _inprocess[:] = [srv]
+    else:
+        srv = DocmillServer(tmp_path_factory.mktemp(f"server-{request.param}"),
+                            backend=request.param,
+                            s3_env=s3_env() if request.param == "distributed" else {})
     srv.cli("migrate")
     srv.create_key("acme", admin=True)
     srv.create_key("globex")
@@ -78,8 +139,7 @@ def make_server(tmp_path: Path, request: pytest.FixtureRequest):
     def make(backend: str = "sqlite", **env: str) -> DocmillServer:
         srv = DocmillServer(tmp_path / f"srv{len(made)}", backend=backend, extra_env=env,
                             s3_env=s3_env() if backend == "distributed" else {})
-        srv.cli("migrate")
-        srv.create_key("acme", admin=True)
+        srv.provision({"acme": True})
         made.append(srv)
         return srv
 

@@ -3,6 +3,7 @@ PostgreSQL database, API keys for two organizations."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -112,6 +113,16 @@ class DocmillServer:
         self.keys[org] = key
         return key
 
+    def provision(self, orgs: dict[str, bool]) -> None:
+        """What `docmill migrate` and a `docmill keys create --org ORG [--admin]` per org do
+        (orgs: slug -> admin), in one process: each CLI call pays an interpreter start and a
+        schema check, a few seconds per private server. The session's `server` keeps the CLI."""
+        result = subprocess.run([sys.executable, "-c", _PROVISION, json.dumps(orgs)],
+                                env=self.env, capture_output=True, text=True, timeout=120)
+        if result.returncode:
+            raise RuntimeError(f"provisioning failed:\n{result.stderr[-3000:]}")
+        self.keys.update(json.loads(result.stdout.strip().splitlines()[-1]))
+
     def start_worker(self, index: int) -> subprocess.Popen:
         log_path = self.root / f"worker{index}.log"
         offset = log_path.stat().st_size if log_path.exists() else 0
@@ -195,14 +206,30 @@ class DocmillServer:
                     pass
 
     def client(self, org: str = "acme", **kwargs: object) -> httpx.Client:
-        return httpx.Client(base_url=self.url,
-                            headers={"Authorization": f"Bearer {self.keys[org]}"},
-                            timeout=60, trust_env=False, **kwargs)  # type: ignore[arg-type]
+        return self.anonymous(headers={"Authorization": f"Bearer {self.keys[org]}"}, **kwargs)
+
+    def anonymous(self, **kwargs: object) -> httpx.Client:
+        """A client without a key."""
+        return httpx.Client(base_url=self.url, timeout=60, trust_env=False,
+                            **kwargs)  # type: ignore[arg-type]
 
     def destroy(self) -> None:
         self.stop()
         if self.backend in ("postgres", "distributed"):
             drop_pg_database(self.database_url)
+
+
+_PROVISION = """
+import json, sys
+from docmill.core.auth import create_key
+from docmill.core.doctypes import seed_builtin_types
+from docmill.core.migrate import upgrade
+from docmill.core.models import Role
+upgrade()
+seed_builtin_types()
+print(json.dumps({org: create_key(org, Role.ADMIN if admin else Role.USER)[0]
+                  for org, admin in json.loads(sys.argv[1]).items()}))
+"""
 
 
 def _stop_process(process: subprocess.Popen, sig: int, timeout: float) -> None:

@@ -11,11 +11,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from local_http import WebhookReceiver
 
 PDF_NAME = "pdf/minimal-document.pdf"
+pytestmark = pytest.mark.backends("all")  # keys, time filters and deliveries are queries
 
 
 def admin_client(server, org: str) -> httpx.Client:

@@ -18,6 +18,8 @@ import pypdfium2 as pdfium
 import pytest
 from PIL import Image
 
+pytestmark = pytest.mark.fast
+
 TERMINAL = {"SUCCESS", "ERROR"}
 
 
@@ -373,9 +375,7 @@ def test_unsafe_webhook_url(acme, data):
 # --- authentication --------------------------------------------------------------------------
 
 def test_missing_and_wrong_key(server, data):
-    import httpx
-
-    with httpx.Client(base_url=server.url, trust_env=False, timeout=30) as anonymous:
+    with server.anonymous() as anonymous:
         for headers in ({}, {"Authorization": "Bearer not-a-real-key"},
                         {"X-API-Key": "not-a-real-key"}, {"Authorization": "Basic dXNlcjpwYXNz"}):
             response = anonymous.post("/v1/jobs", headers=headers,

@@ -19,9 +19,9 @@ from sqlalchemy import create_engine, text
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from server import DocmillServer, free_port
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.skipif(
     "distributed" not in os.environ.get("DOCMILL_TEST_BACKENDS", "sqlite,postgres,distributed"),
-    reason="distributed backend not selected")
+    reason="distributed backend not selected"), pytest.mark.backends("all")]
 
 
 def submit(client, data, params, operation="diag.sleep"):

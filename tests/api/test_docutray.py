@@ -418,6 +418,7 @@ def test_25_31_create_get_update_validate(server):
 
 # --- tenant isolation (native and Docutray) ---------------------------------------------------
 
+@pytest.mark.backends("all")  # isolation
 def test_tenant_isolation_of_document_types(server, types, docs):
     secret = types.foreign  # globex's private type
     acme = client(server)

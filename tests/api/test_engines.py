@@ -18,6 +18,8 @@ import pypdfium2 as pdfium
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
+pytestmark = pytest.mark.fast  # the app in-process (tests/inprocess.py)
+
 TERMINAL = {"SUCCESS", "ERROR"}
 
 

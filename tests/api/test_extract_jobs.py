@@ -8,10 +8,14 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_ocr import output, run, submit
 
 from docmill.extraction.builtin_types import builtin_type, builtin_types
+
+pytestmark = pytest.mark.fast  # the app in-process (tests/inprocess.py)
 
 
 def test_extract_fields_job(acme, data):

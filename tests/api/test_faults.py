@@ -16,6 +16,8 @@ from sqlalchemy import create_engine, text
 
 BACKENDS = [b for b in os.environ.get("DOCMILL_TEST_BACKENDS", "sqlite,postgres").split(",") if b]
 
+pytestmark = pytest.mark.backends("all")  # fault recovery depends on the database and dispatcher
+
 
 def sleep_job(client, data, seconds, wait=0, **params):
     path = data / "pdf" / "minimal-document.pdf"

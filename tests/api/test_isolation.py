@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+pytestmark = pytest.mark.backends("all")  # each backend scopes its queries by org
+
 
 def test_other_org_cannot_see_download_or_delete(acme, globex, data):
     path = data / "pdf" / "minimal-document.pdf"

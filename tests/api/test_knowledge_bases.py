@@ -18,6 +18,8 @@ import pytest
 from clients import run_client
 from server import DocmillServer
 
+pytestmark = pytest.mark.backends("all")  # search is PostgreSQL full-text there, LIKE on SQLite
+
 SCHEMA = {"type": "object", "required": ["title"],
           "properties": {"title": {"type": "string"}, "body": {"type": "string"},
                          "tags": {"type": "array", "items": {"type": "string"}}}}

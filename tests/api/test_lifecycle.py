@@ -18,6 +18,8 @@ from standardwebhooks.webhooks import Webhook
 
 BACKENDS = [b for b in os.environ.get("DOCMILL_TEST_BACKENDS", "sqlite,postgres").split(",") if b]
 
+pytestmark = pytest.mark.backends("all")  # restarts, recovery and webhooks depend on the database
+
 
 def submit(client, path: Path, operation="diag.sleep", params=None, wait=0, **form):
     with open(path, "rb") as handle:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 
 import pypdfium2 as pdfium
+import pytest
+
+pytestmark = pytest.mark.fast  # the app in-process (tests/inprocess.py)
 
 
 def submit(client, path, operation, params=None, wait=30):

@@ -15,6 +15,8 @@ import pypdf
 import pypdfium2 as pdfium
 import pytest
 
+pytestmark = pytest.mark.fast  # the app in-process (tests/inprocess.py)
+
 TERMINAL = {"SUCCESS", "ERROR"}
 USER_PASSWORD = "openpassword"
 

@@ -25,6 +25,8 @@ CRASH_BACKENDS = [b for b in os.environ.get("DOCMILL_TEST_BACKENDS",
 CRASH_ENV = {"DOCMILL_ENABLE_DIAGNOSTICS": "true", "DOCMILL_WORKERS": "2",
              "DOCMILL_LEASE_S": "4"}  # a killed Celery worker's job is requeued when it lapses
 
+pytestmark = pytest.mark.backends("all")  # steps are chained by the dispatcher
+
 
 def make_pipeline(client, steps, name=None, expect=201):
     body = {"name": name or f"p-{uuid.uuid4().hex[:8]}", "steps": steps}

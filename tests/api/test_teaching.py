@@ -18,6 +18,9 @@ from test_ocr import finish, run, submit
 
 from docmill.extraction.learned.matching import as_number
 
+# the training is a job (the dispatcher), the model a blob (S3 on the distributed backend)
+pytestmark = pytest.mark.backends("all")
+
 SCHEMA = {"type": "object", "properties": {
     "shop": {"type": ["string", "null"], "title": "Shop"},
     "day": {"type": ["string", "null"], "format": "date", "title": "Day"},

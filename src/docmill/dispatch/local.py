@@ -39,17 +39,26 @@ class _HostHandle:
         self.alive = True
         self.hung_up = False
         self.reader: threading.Thread | None = None
+        # `stop` hangs up while the reader may be closing after the host exited: one at a
+        # time, or one closes a descriptor the other has just closed (EBADF).
+        self._closing = threading.Lock()
 
     def hang_up(self) -> None:
         """Close our end of the pipe so that the host reads EOF now. `shutdown` first: a
         thread blocked polling the pipe would keep a merely closed socket open."""
         self.hung_up = True
-        try:
-            with socket.fromfd(self.conn.fileno(), socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-                sock.shutdown(socket.SHUT_RDWR)
-        except OSError:  # already closed
-            pass
-        self.conn.close()
+        with self._closing:
+            try:
+                with socket.fromfd(self.conn.fileno(), socket.AF_UNIX,
+                                   socket.SOCK_STREAM) as sock:
+                    sock.shutdown(socket.SHUT_RDWR)
+            except OSError:  # already closed
+                pass
+            self.conn.close()
+
+    def close(self) -> None:
+        with self._closing:
+            self.conn.close()
 
 
 class LocalDispatcher(Dispatcher):
@@ -179,7 +188,7 @@ class LocalDispatcher(Dispatcher):
             lost = [job_id for job_id, (_, owner) in self.inflight.items() if owner is host]
         host.process.join(timeout=5)
         _kill_group(host.process)  # a worker that outlived its host
-        host.conn.close()
+        host.close()
         for job_id in lost:  # their workers died with the host
             self._finished(job_id, "pool-died", host.process.exitcode)
         if self.stopping.is_set() or host.hung_up:  # stopped by us, or this process exits
