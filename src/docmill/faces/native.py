@@ -12,16 +12,15 @@ from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Security
-from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
 from docmill import errors
-from docmill.core import service
+from docmill.core import service, sync
 from docmill.core.auth import Principal, authenticate, cached_principal, org_by_slug
-from docmill.core.files import get_blob_store
 from docmill.core.inputs import InputStager
 from docmill.core.models import JobStatus
 from docmill.core.views import _iso, job_view
@@ -34,6 +33,7 @@ from docmill.faces.common import (
     register_face_errors,
 )
 from docmill.faces.contract import Responses, error_responses, link, merge, request_body
+from docmill.faces.download import stream_blob
 from docmill.security.ssrf import policy_from_settings
 from docmill.settings import get_settings
 
@@ -360,8 +360,9 @@ async def create_job(request: Request, caller: Caller,
     if wait:  # watch before submitting: a job that finishes at once is not missed
         with service.watch(job_id) as watch:
             job = await submit(request, caller, job_id)
-            job = await service.wait_for(caller, job.id, wait_seconds(wait), watch=watch,
-                                         known=job)
+            outcome = await sync.await_sync(caller, job, reachable=True,
+                                            budget_s=wait_seconds(wait), watch=watch)
+            job = outcome.job
     else:
         job = await submit(request, caller, job_id)
     status = 200 if job.job_status.is_terminal else 202
@@ -454,16 +455,7 @@ async def get_input(job_id: str, name: str, caller: Caller) -> Response:
 
 async def _download(caller: Principal, job_id: str, name: str, role: str) -> Response:
     item = await run_in_threadpool(service.job_file, caller, job_id, name, role)
-    store = get_blob_store()
-    disposition = {"content_disposition_type": "attachment"}
-    path = store.filesystem_path(item.blob_key)
-    if path is not None:
-        return FileResponse(path, media_type=item.content_type, filename=item.name,
-                            **disposition)
-    handle = await run_in_threadpool(store.open, item.blob_key)
-    return StreamingResponse(iter(lambda: handle.read(1 << 20), b""),
-                             media_type=item.content_type,
-                             headers={"Content-Disposition": f'attachment; filename="{item.name}"'})
+    return await stream_blob(item.blob_key, item.content_type, item.name, size=item.size)
 
 
 @router.delete("/jobs/{job_id}", status_code=204, summary="Delete a job and its files",

@@ -22,24 +22,24 @@ import json
 import re
 from base64 import b64decode
 from binascii import Error as BinasciiError
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 from xml.sax.saxutils import escape
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, Response, StreamingResponse
+from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from docmill import errors
-from docmill.core import public_files, service
+from docmill.core import public_files, service, sync
 from docmill.core.auth import Principal, authenticate
-from docmill.core.files import get_blob_store
 from docmill.core.models import Job, JobStatus, utcnow
 from docmill.faces.common import FaceErrors, read_form, register_face_errors
 from docmill.faces.contract import Responses, basic, error_responses, link, merge, query_key
 from docmill.faces.contract import request_body
 from docmill.faces.docraptor import webhook
+from docmill.faces.download import stream_blob
 from docmill.faces.docraptor.request import (
     DOCUMENT_TYPES,
     BadRequest,
@@ -60,7 +60,6 @@ DOWNLOAD_KEY_ERROR = "[Download Key Error] The supplied download key is not vali
 STATUS_FORBIDDEN = ("[Authentication Error] You do not have permission to view the status "
                     "of this document.")
 EXPIRE_FORBIDDEN = "[Authentication Error] You do not have permission to expire this document."
-SYNC_GRACE_S = 2.0  # the job's own timeout fires first and gives the better message
 _XML_BAD = re.compile(r"[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
@@ -311,11 +310,12 @@ async def _read(request: Request, *, asynchronous: bool, hosted: bool) -> tuple[
 
 async def _finish_sync(principal: Principal, job: Job) -> Job:
     limit = get_settings().docraptor_sync_timeout_s
-    job = await service.wait_for(principal, job.id, limit + SYNC_GRACE_S, poll_s=0.2)
+    # a sync document's id is never handed out: the core stops it when the wait runs out
+    outcome = await sync.await_sync(principal, job, reachable=False)
+    job = outcome.job
     if job.status == JobStatus.SUCCESS.value:
         return job
-    if not job.job_status.is_terminal:
-        await run_in_threadpool(_drop, principal, job.id)
+    if not outcome.finished:
         raise DocumentFailed(f"Document creation timed out: a synchronous document must be "
                              f"done within {limit:g} seconds (use async for longer ones)")
     raise DocumentFailed(_failure_text(job))
@@ -345,16 +345,8 @@ def _output(job: Job) -> Any:
     return outputs[0]
 
 
-def _file_response(blob_key: str, content_type: str, filename: str) -> Response:
-    store = get_blob_store()
-    path = store.filesystem_path(blob_key)
-    if path is not None:
-        return FileResponse(path, status_code=200, media_type=content_type, filename=filename,
-                            content_disposition_type="inline")
-    handle = store.open(blob_key)
-    return StreamingResponse(iter(lambda: handle.read(1 << 20), b""), status_code=200,
-                             media_type=content_type,
-                             headers={"Content-Disposition": f'inline; filename="{filename}"'})
+def _file_response(blob_key: str, content_type: str, filename: str) -> Awaitable[Response]:
+    return stream_blob(blob_key, content_type, filename, disposition="inline")
 
 
 def _status_body(job: Job) -> dict[str, Any]:
@@ -392,8 +384,7 @@ async def create_doc(request: Request) -> Response:
         return await _create_hosted(principal, doc)
     job = await run_in_threadpool(_create, principal, doc)
     job = await _finish_sync(principal, job)
-    return await run_in_threadpool(_file_response, _output(job).blob_key, doc.content_type,
-                                   doc.filename)
+    return await _file_response(_output(job).blob_key, doc.content_type, doc.filename)
 
 
 @_route("POST", "/async_docs", "Create a document asynchronously (status_id)",
@@ -480,7 +471,7 @@ async def download(download_id: str) -> Response:
     state = job.face_state or {}
     ext = state.get("document_type") or "pdf"
     name = (state.get("name") or "").strip() or f"document.{ext}"
-    return await run_in_threadpool(_file_response, info.blob_key, info.content_type, name)
+    return await _file_response(info.blob_key, info.content_type, name)
 
 
 def _expire(principal: Principal, download: str) -> None:

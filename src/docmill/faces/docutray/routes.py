@@ -37,7 +37,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from docmill import errors
-from docmill.core import doctypes, pipelines, runs, service
+from docmill.core import doctypes, pipelines, runs, service, sync
 from docmill.core.auth import Principal, authenticate, cached_principal
 from docmill.core.ratelimit import FixedWindow
 from docmill.core.models import DocumentType, Job
@@ -216,6 +216,7 @@ async def _submit(request: Request, principal: Principal, doc: DocRequest, opera
     submission = service.Submission(
         operation=operation, params=params, face=FACE, face_state=state,
         timeout_s=settings.docutray_job_timeout_s, retention_s=settings.docutray_retention_s,
+        deadline_s=settings.docutray_job_timeout_s,  # the vendor's auto-timeout
         webhook_url=settings.docutray_webhooks.get(principal.org_slug) or None, job_id=job_id)
     return await run_in_threadpool(service.submit, principal, submission, stager)
 
@@ -269,7 +270,8 @@ async def _wait(principal: Principal, job: Job, started: float) -> Job:
     """The job once finished, or as it is when the sync budget runs out (counted from the
     request's arrival: a slow URL download eats into it)."""
     budget = get_settings().docutray_sync_wait_s - (time.monotonic() - started)
-    return await service.wait_for(principal, job.id, max(1.0, budget))
+    outcome = await sync.await_sync(principal, job, reachable=True, budget_s=max(1.0, budget))
+    return outcome.job
 
 
 def _unfinished(job: Job, status: str, base: str, path: str) -> JSONResponse:
@@ -373,7 +375,8 @@ async def step_async(request: Request, step_id: str) -> Response:
                                "original_filename": doc.filename or staged.name,
                                "document_metadata": metadata},
         webhook_url=settings.docutray_webhooks.get(principal.org_slug) or None,
-        timeout_s=settings.docutray_job_timeout_s, retention_s=settings.docutray_retention_s)
+        timeout_s=settings.docutray_job_timeout_s, retention_s=settings.docutray_retention_s,
+        deadline_s=settings.docutray_job_timeout_s)
     run = await run_in_threadpool(runs.start_run, principal, row.id, stager, options)
     url = f"{public_base(request)}/api/steps-async/status/{run.id}"
     return JSONResponse({"id": run.id, "status": "ENQUEUED", "step_id": row.id,
