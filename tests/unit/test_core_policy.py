@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .test_state_machine import _make_jobs, _org_of, database  # noqa: F401
+from .test_state_machine import _make_jobs, _org_of, database  # noqa: F401,F811
 
 
 def _job(job_id: str):

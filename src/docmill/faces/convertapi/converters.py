@@ -29,8 +29,7 @@ from typing import Any, Literal, get_args, get_origin
 from pydantic.fields import FieldInfo
 
 from docmill.core.inputs import EXTRA_TYPES
-from docmill.engines.base import Operation
-from docmill.engines.registry import operations
+from docmill.core.catalogue import Operation, operations
 
 # Vendor names that differ from Docmill's ------------------------------------------------------
 EXTENSION_ALIASES = {"jpeg": "jpg", "jpe": "jpg", "jfif": "jpg", "tif": "tiff", "htm": "html",

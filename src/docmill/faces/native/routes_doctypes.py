@@ -21,7 +21,8 @@ from docmill.core.models import DocumentType, JobStatus
 from docmill.core.views import _iso
 from docmill.faces.common import is_upload, read_form, read_json
 from docmill.faces.contract import MAX_PAGE, inline_schema, request_body
-from docmill.faces.native import Caller, fails
+from docmill.faces.native.errors import fails
+from docmill.faces.native.request import Caller
 from docmill.security.ssrf import policy_from_settings
 from docmill.settings import get_settings
 
