@@ -140,17 +140,17 @@ def test_docraptor_download_ids_round_trip_and_callback_only_after_success():
 # --- Docutray ---------------------------------------------------------------------------------
 
 def test_docutray_statuses_and_the_deadline_timeout_text():
-    from docmill.faces.docutray import views
+    from docmill.faces.docutray import render
 
-    assert views.lifecycle(_job(status="ENQUEUED", attempts=0, finished_at=None)) == (
+    assert render.lifecycle(_job(status="ENQUEUED", attempts=0, finished_at=None)) == (
         "ENQUEUED", None, None)
-    assert views.lifecycle(_job(status="ENQUEUED", attempts=1, finished_at=None))[0] == \
+    assert render.lifecycle(_job(status="ENQUEUED", attempts=1, finished_at=None))[0] == \
         "PROCESSING"  # requeued after a worker died: never backwards
     deadline = T0 + timedelta(hours=1)
     failed = _job(status="ERROR", error_code="timeout", timeout_s=3600.0,
                   deadline_at=deadline, finished_at=deadline)
-    assert views.lifecycle(failed) == ("ERROR", "Processing timeout (60 minutes)", deadline)
-    assert views.lifecycle(_job(status="ERROR", error_code="engine_failed",
+    assert render.lifecycle(failed) == ("ERROR", "Processing timeout (60 minutes)", deadline)
+    assert render.lifecycle(_job(status="ERROR", error_code="engine_failed",
                                 error_message="bad scan"))[1] == "bad scan"
 
 
@@ -174,3 +174,50 @@ def test_docutray_webhook_event_names():
     failed = json.loads(webhook.build(_job(status="ERROR", error_code="timeout",
                                            face_state={"kind": "identify"})).body)
     assert (failed["event"], failed["status"]) == ("IDENTIFICATION_FAILED", "ERROR")
+
+
+# --- the render and errors modules of the other faces ----------------------------------------
+
+def test_convertapi_result_names_and_multipart_choice():
+    from docmill.core.models import JobFile
+    from docmill.faces.convertapi import render
+
+    outputs = [JobFile(name=f"page-{i}.png", content_type="image/png", size=1) for i in (1, 2)]
+    assert render.result_names("scan", outputs, None) == ["scan.png", "scan-2.png"]
+    assert render.result_names("scan", outputs[:1], "report.png") == ["report.png"]
+    assert render.wants_multipart("multipart/mixed")
+    assert not render.wants_multipart("multipart/mixed, application/json")
+
+
+def test_docraptor_status_and_error_tables():
+    from docmill.faces.docraptor import errors as vendor
+    from docmill.faces.docraptor import render
+
+    assert render.status_body(_job(status="ENQUEUED", attempts=0)) == {
+        "status": "queued", "message": "queued"}
+    failed = render.status_body(_job(status="ERROR", error_code="timeout", error_message="60 s"))
+    assert failed == {"status": "failed", "message": "Failed",
+                      "validation_errors": "Document creation timed out: 60 s"}
+    assert render.failure_text(_job(status="ERROR", error_code="worker_lost",
+                                    error_message="")) == \
+        "Document creation failed due to unknown reasons."
+    assert vendor.error_status(vendor.DownloadKeyError("x")) == 400
+    assert vendor.error_status(errors.NotFound("x")) == 403  # never tells what exists
+    assert vendor.error_status(vendor.DocumentFailed("x")) == 422
+    assert vendor.xml_errors(["a < b", "", "c\x01"]) == (
+        b'<?xml version="1.0" encoding="UTF-8"?>\n<errors>\n  <error>a &lt; b</error>'
+        b"\n  <error>c</error>\n</errors>\n")
+
+
+def test_expertai_status_and_error_tables():
+    from docmill.faces.expertai import errors as vendor
+    from docmill.faces.expertai import render
+
+    assert render.status_body(_job(status="PROCESSING", progress=95)) == {
+        "current": 95, "message": "classification", "state": "PROGRESS"}
+    assert render.status_body(_job(status="ERROR", error_code="engine_failed",
+                                   error_message=" bad scan ")) == {
+        "current": 0, "message": "bad scan", "state": "FAILURE"}
+    assert vendor.error_status(errors.Conflict("x")) == 400
+    assert vendor.error_body(404, "/beta/status/x", ["gone"])["_embedded"] == {
+        "errors": [{"message": "gone"}]}

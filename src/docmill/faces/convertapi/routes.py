@@ -16,7 +16,6 @@ JSON. The poll gate lives in this process's memory (one API process per deployme
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import math
 import re
@@ -26,7 +25,7 @@ import weakref
 from collections.abc import Callable, Coroutine
 from pathlib import PurePosixPath
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
@@ -42,16 +41,16 @@ from docmill.core import public_files, service, sync
 from docmill.core.auth import Principal, authenticate, cached_principal, org_by_slug
 from docmill.core.files import get_blob_store
 from docmill.core.inputs import safe_name
-from docmill.core.models import Job, JobFile, JobStatus
+from docmill.core.models import Job, JobStatus
 from docmill.core.ratelimit import FixedWindow
 from docmill.faces.common import FaceErrors, read_form, register_face_errors
 from docmill.faces.contract import bearer, link, merge, method_not_allowed, query_key
 from docmill.faces.contract import request_body
 from docmill.faces.common import public_base as common_public_base
-from docmill.faces.convertapi import converters
+from docmill.faces.convertapi import converters, render
 from docmill.faces.convertapi import errors as vendor
 from docmill.faces.convertapi.errors import fails
-from docmill.faces.convertapi.params import (
+from docmill.faces.convertapi.request import (
     BodyReader,
     FileRef,
     StageContext,
@@ -219,21 +218,6 @@ def _find(source: str, target: str) -> converters.Converter:
 
 # --- job rendering -----------------------------------------------------------------------------
 
-def result_names(base: str, outputs: list[JobFile], file_name: str | None) -> list[str]:
-    """`<base>.<ext>`, then `<base>-2.<ext>`, `<base>-3.<ext>`... (the vendor's naming)."""
-    names = []
-    for index, out in enumerate(outputs):
-        ext = converters.vendor_ext(PurePosixPath(out.name).suffix) or \
-            converters.extension_of_type(out.content_type)
-        stem = base
-        if file_name:
-            path = PurePosixPath(file_name)
-            stem = path.stem if converters.vendor_ext(path.suffix) == ext else file_name
-        suffix = "" if index == 0 else f"-{index + 1}"
-        names.append(f"{stem}{suffix}.{ext}" if ext else f"{stem}{suffix}")
-    return names
-
-
 def publish(job: Job) -> dict[str, public_files.PublicFileInfo]:
     """A `StoreFile` conversion's public links (created by the first request that answers
     the finished job, race-free), by blob key; none for one that returns its bytes."""
@@ -241,30 +225,6 @@ def publish(job: Job) -> dict[str, public_files.PublicFileInfo]:
         return {}
     return {p.blob_key: p for p in public_files.publish_outputs(job.id, job.org_id,
                                                                 job.expires_at)}
-
-
-def _files_json(job: Job, base_url: str,
-                published: dict[str, public_files.PublicFileInfo]) -> list[dict[str, Any]]:
-    state = job.face_state or {}
-    outputs = job.files_of("output")
-    inputs = job.files_of("input")
-    base = PurePosixPath(inputs[0].name).stem if inputs else "result"
-    names = result_names(base or "result", outputs, state.get("file_name"))
-    files: list[dict[str, Any]] = []
-    if state.get("store_file", False):
-        for out, name in zip(outputs, names):
-            file_id = published[out.blob_key].id
-            files.append({"FileName": name, "FileExt": PurePosixPath(name).suffix[1:],
-                          "FileSize": out.size, "FileId": file_id,
-                          "Url": f"{base_url}/d/{file_id}/{quote(name)}"})
-    else:
-        store = get_blob_store()
-        for out, name in zip(outputs, names):
-            with store.open(out.blob_key) as handle:
-                data = base64.b64encode(handle.read()).decode("ascii")
-            files.append({"FileName": name, "FileExt": PurePosixPath(name).suffix[1:],
-                          "FileSize": out.size, "FileData": data})
-    return files
 
 
 _client_ids: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -275,7 +235,7 @@ async def render_job(request: Request, job: Job) -> Response:
     status = job.job_status
     if status is JobStatus.SUCCESS:
         published = await run_in_threadpool(publish, job)
-        files = await run_in_threadpool(_files_json, job, public_base(request), published)
+        files = await run_in_threadpool(render.files_json, job, public_base(request), published)
         cost = max(1, int((job.result or {}).get("pages_processed") or 0))
         return VendorJSON({"ConversionCost": cost, "Files": files})
     if status is JobStatus.ERROR:
@@ -298,15 +258,9 @@ async def _raw_download(request: Request, job: Job, disposition: str) -> Respons
     out = outputs[0]
     inputs = job.files_of("input")
     base = PurePosixPath(inputs[0].name).stem if inputs else "result"
-    name = result_names(base, outputs, (job.face_state or {}).get("file_name"))[0]
+    name = render.result_names(base, outputs, (job.face_state or {}).get("file_name"))[0]
     return await stream_blob(out.blob_key, out.content_type, name, disposition=disposition,
                              size=out.size)
-
-
-def wants_multipart(accept: str) -> bool:
-    """`Accept: multipart/mixed` (ConvertAPI's CLI) unless JSON is asked for as well."""
-    types = [part.split(";")[0].strip().lower() for part in accept.split(",")]
-    return "multipart/mixed" in types and "application/json" not in types
 
 
 def _multipart(job: Job) -> Response:
@@ -314,7 +268,7 @@ def _multipart(job: Job) -> Response:
     outputs = job.files_of("output")
     inputs = job.files_of("input")
     base = PurePosixPath(inputs[0].name).stem if inputs else "result"
-    names = result_names(base or "result", outputs, (job.face_state or {}).get("file_name"))
+    names = render.result_names(base or "result", outputs, (job.face_state or {}).get("file_name"))
     boundary = "docmill-" + uuid.uuid4().hex
 
     def parts() -> Any:
@@ -523,7 +477,7 @@ async def _convert(request: Request, principal: Principal, req: VendorRequest, s
         else "")
     if disposition and disposition not in ("inline", "attachment"):
         raise _invalid(req.sent_name("download"), "must be inline or attachment")
-    multipart = not disposition and wants_multipart(request.headers.get("accept", ""))
+    multipart = not disposition and render.wants_multipart(request.headers.get("accept", ""))
     params = _translate(converter, req, url) if converter else None
     options = {"store_file": store_file, "file_name": req.get("FileName"),
                "source": source, "target": target}
@@ -532,7 +486,8 @@ async def _convert(request: Request, principal: Principal, req: VendorRequest, s
         if run_async:
             return VendorJSON({"JobId": job.id})
         # without a client JobId nobody can ask for the job later: the core stops it
-        outcome = await sync.await_sync(principal, job, reachable=job_id is not None)
+        outcome = await sync.await_sync(principal, job, reachable=job_id is not None,
+                                        budget_s=timeout + sync.SYNC_GRACE_S)
         if not outcome.finished:
             raise errors.Timeout(f"The conversion did not finish within {timeout} s.")
         job = outcome.job

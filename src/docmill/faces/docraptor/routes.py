@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import io
 import json
-import re
 from base64 import b64decode
 from binascii import Error as BinasciiError
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
-from xml.sax.saxutils import escape
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -36,13 +34,22 @@ from docmill.core import public_files, service, sync
 from docmill.core.auth import Principal, authenticate
 from docmill.core.models import Job, JobStatus, utcnow
 from docmill.faces.common import FaceErrors, read_form, register_face_errors
-from docmill.faces.contract import Responses, basic, error_responses, link, merge, query_key
+from docmill.faces.contract import basic, link, merge, query_key
 from docmill.faces.contract import request_body
-from docmill.faces.docraptor import webhook
+from docmill.faces.docraptor import render, webhook
+from docmill.faces.docraptor.errors import (
+    DOWNLOAD_KEY_ERROR,
+    EXPIRE_FORBIDDEN,
+    STATUS_FORBIDDEN,
+    DocumentFailed,
+    DownloadKeyError,
+    NoPermission,
+    fails,
+    render_error,
+)
 from docmill.faces.download import stream_blob
 from docmill.faces.docraptor.request import (
     DOCUMENT_TYPES,
-    BadRequest,
     DocRequest,
     as_bool,
     form_fields,
@@ -56,74 +63,10 @@ from docmill.settings import get_settings
 FACE = webhook.FACE
 JSON_TYPE = "application/json; charset=utf-8"
 XML_TYPE = "application/xml; charset=utf-8"
-DOWNLOAD_KEY_ERROR = "[Download Key Error] The supplied download key is not valid."
-STATUS_FORBIDDEN = ("[Authentication Error] You do not have permission to view the status "
-                    "of this document.")
-EXPIRE_FORBIDDEN = "[Authentication Error] You do not have permission to expire this document."
-_XML_BAD = re.compile(r"[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-
-
-class DownloadKeyError(errors.NotFound):
-    """An unknown, expired, used-up or unfinished download (400 with the vendor's text)."""
-
-    code = "download_key_error"
-
-
-class NoPermission(errors.Forbidden):
-    code = "forbidden"
-
-
-class DocumentFailed(errors.InvalidInput):
-    """A document that could not be made (422), one <error> per line of its message."""
-
-    code = "document_failed"
-
-
-# --- errors --------------------------------------------------------------------------------
-
-
-def error_status(exc: errors.DocmillError) -> int:
-    if isinstance(exc, errors.Unauthorized):
-        return 401
-    if isinstance(exc, errors.MethodNotAllowed):
-        return 405
-    if isinstance(exc, DownloadKeyError | BadRequest | errors.TooLarge | errors.Conflict):
-        return 400
-    if isinstance(exc, errors.Forbidden | errors.NotFound):
-        return 403
-    if isinstance(exc, errors.InvalidInput | errors.UnsupportedFormat | errors.EngineFailed
-                  | errors.Timeout):
-        return 422
-    return 500
-
-
-def xml_errors(messages: list[str]) -> bytes:
-    items = "".join(f"\n  <error>{escape(_XML_BAD.sub('', m))}</error>" for m in messages if m)
-    text = f'<?xml version="1.0" encoding="UTF-8"?>\n<errors>{items}\n</errors>\n'
-    return text.encode("utf-8", "replace")  # a lone surrogate from JSON must not break it
-
-
-def render_error(request: Request, exc: errors.DocmillError) -> Response:
-    lines = exc.details.get("errors") if isinstance(exc.details.get("errors"), list) else None
-    if lines is None:
-        lines = [line for line in exc.message.split("\n") if line.strip()] or [exc.code]
-    headers = ({"WWW-Authenticate": 'Basic realm="DocRaptor API"'}
-               if isinstance(exc, errors.Unauthorized) else None)
-    return Response(xml_errors([str(x) for x in lines]), status_code=error_status(exc),
-                    media_type=XML_TYPE, headers=headers)
 
 
 def _json(body: dict[str, Any]) -> Response:
     return Response(json.dumps(body).encode(), status_code=200, media_type=JSON_TYPE)
-
-
-# --- the contract --------------------------------------------------------------------------
-
-
-def fails(*statuses: int) -> Responses:
-    """The vendor's XML error answers a route declares (`responses=`)."""
-    return error_responses(statuses, media_type="application/xml", schema={
-        "type": "string", "description": "<errors><error>...</error></errors>"})
 
 
 _TEXT = {"type": "string"}
@@ -318,7 +261,7 @@ async def _finish_sync(principal: Principal, job: Job) -> Job:
     if not outcome.finished:
         raise DocumentFailed(f"Document creation timed out: a synchronous document must be "
                              f"done within {limit:g} seconds (use async for longer ones)")
-    raise DocumentFailed(_failure_text(job))
+    raise DocumentFailed(render.failure_text(job))
 
 
 def _drop(principal: Principal, job_id: str) -> None:
@@ -326,16 +269,6 @@ def _drop(principal: Principal, job_id: str) -> None:
         service.delete_job(principal, job_id)
     except errors.NotFound:
         pass
-
-
-def _failure_text(job: Job) -> str:
-    message = (job.error_message or "").strip()
-    if not message or job.error_code in ("internal_error", "worker_lost"):
-        return "Document creation failed due to unknown reasons." + (
-            f"\n{message}" if message else "")
-    if job.error_code == "timeout":
-        return f"Document creation timed out: {message}"
-    return message
 
 
 def _output(job: Job) -> Any:
@@ -347,17 +280,6 @@ def _output(job: Job) -> Any:
 
 def _file_response(blob_key: str, content_type: str, filename: str) -> Awaitable[Response]:
     return stream_blob(blob_key, content_type, filename, disposition="inline")
-
-
-def _status_body(job: Job) -> dict[str, Any]:
-    if job.status == JobStatus.SUCCESS.value:
-        return webhook.completed_fields(job)
-    if job.status == JobStatus.ERROR.value:
-        return {"status": "failed", "validation_errors": _failure_text(job),
-                "message": "Failed"}
-    if job.status == JobStatus.PROCESSING.value:
-        return {"status": "working", "message": job.message or "working"}
-    return {"status": "queued", "message": "queued"}
 
 
 # --- endpoints -----------------------------------------------------------------------------
@@ -440,7 +362,7 @@ async def get_status(status_id: str, request: Request) -> Response:
     job = await run_in_threadpool(_live_job, principal, _strip_format(status_id))
     if job is None:
         raise NoPermission(STATUS_FORBIDDEN)
-    return _json(_status_body(job))
+    return _json(render.status_body(job))
 
 
 def _spend(download: str) -> tuple[public_files.PublicFileInfo, Job]:

@@ -6,7 +6,7 @@
   `identify.type` job choosing among the options (every usable type when none are given);
 - `/api/document-types`: list, get, create, update, validate (and delete, an extension);
 - `/api/knowledge-bases`: knowledge bases, their documents, search and sync
-  (`knowledge_bases.py` over `core/knowledge.py`);
+  (`routes_knowledge.py` over `core/knowledge.py`);
 - `POST /api/steps-async/{step_id}` + `GET /api/steps-async/status/{id}`: a step is a
   pipeline of the caller's organization (by id or name), an execution a run of it
   (core/runs.py) whose final extraction data is the status `data`.
@@ -47,9 +47,10 @@ from docmill.faces.contract import bearer, query_parameters, request_body
 from docmill.faces.common import public_base as common_public_base
 from docmill.faces.docutray import errors as vendor
 from docmill.faces.docutray.errors import fails
-from docmill.faces.docutray import knowledge_bases, views
+from docmill.faces.docutray import render
+from docmill.faces.docutray import routes_knowledge
 from docmill.faces.docutray.request import DocRequest, read_request, stage
-from docmill.faces.docutray.views import FACE
+from docmill.faces.docutray.render import FACE
 from docmill.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ class _Route(APIRoute):
         handler = super().get_route_handler()
         template = self.path[len(_prefix()):]
         doc_types = template.startswith(("/api/document-types", "/api/knowledge-bases"))
-        render = vendor.for_path(template)
+        answer = vendor.for_path(template)
         failed = (FAILED_500.get(template) or
                   ({"error": "Error processing request"} if doc_types else
                    {"message": "Internal server error: Failed to process image"}))
@@ -95,7 +96,7 @@ class _Route(APIRoute):
             try:
                 response = await handler(request)
             except errors.DocmillError as exc:
-                status, body = render(exc)
+                status, body = answer(exc)
                 if status >= 500:
                     log.error("Docutray face: %s on %s: %s", exc.code, request.url.path,
                               exc.message)
@@ -290,9 +291,9 @@ async def convert(request: Request) -> Response:
     job = await _conversion(request, principal)
     job = await _wait(principal, job, started)
     base = public_base(request)
-    status, error, _ = views.lifecycle(job)
+    status, error, _ = render.lifecycle(job)
     if status == "SUCCESS":
-        body = views.conversion_status(job, base)
+        body = render.conversion_status(job, base)
         return JSONResponse({"data": body.pop("data"), **body})
     if status == "ERROR":
         return JSONResponse({"message": f"Conversion failed: {error}", "status": "ERROR",
@@ -315,7 +316,7 @@ async def conversion_status(request: Request, job_id: str) -> Response:
         if foreign:
             raise vendor.VendorError(403, {"error": "Access denied to this conversion"})
         raise vendor.VendorError(404, {"error": "Conversion not found"})
-    return JSONResponse(views.conversion_status(job, public_base(request)))
+    return JSONResponse(render.conversion_status(job, public_base(request)))
 
 
 # --- identification ------------------------------------------------------------------------
@@ -325,9 +326,9 @@ async def identify(request: Request) -> Response:
     principal = await _caller(request)
     job = await _identification(request, principal, sync=True)
     job = await _wait(principal, job, started)
-    status, error, _ = views.lifecycle(job)
+    status, error, _ = render.lifecycle(job)
     if status == "SUCCESS":
-        return JSONResponse({**views.identification_result(job), "identification_id": job.id,
+        return JSONResponse({**render.identification_result(job), "identification_id": job.id,
                              "status": "SUCCESS"})
     if status == "ERROR":
         return JSONResponse({"message": f"Identification failed: {error}", "status": "ERROR",
@@ -350,7 +351,7 @@ async def identification_status(request: Request, job_id: str) -> Response:
             raise vendor.VendorError(403, {"message": "You do not have access to this "
                                                       "identification"})
         raise vendor.VendorError(404, {"message": "Identification not found"})
-    return JSONResponse(views.identification_status(job, public_base(request)))
+    return JSONResponse(render.identification_status(job, public_base(request)))
 
 
 # --- steps (pipelines) ----------------------------------------------------------------------
@@ -395,7 +396,7 @@ async def step_status(request: Request) -> Response:
         if foreign:
             raise vendor.VendorError(403, {"message": "Access denied to this execution"})
         raise vendor.VendorError(404, {"message": "Execution not found"})
-    return JSONResponse(views.step_status(job, public_base(request)))
+    return JSONResponse(render.step_status(job, public_base(request)))
 
 
 # --- document types ------------------------------------------------------------------------
@@ -425,7 +426,7 @@ async def _json_body(request: Request) -> Any:
 def _data(row: DocumentType, status: int = 200) -> JSONResponse:
     """`{"data": type}` (what 0.2.x unwraps) with the same fields at the top level too, for
     0.1.0, which reads the body as the type (and its schema as `schema_`)."""
-    body = views.document_type(row)
+    body = render.document_type(row)
     return JSONResponse({**body, "schema_": body["jsonSchema"], "data": body},
                         status_code=status)
 
@@ -453,7 +454,7 @@ async def list_document_types(request: Request) -> Response:
     rows, total = await run_in_threadpool(
         lambda: doctypes.list_types(principal, search=search, offset=(page - 1) * limit,
                                     limit=limit))
-    return JSONResponse({"data": [views.document_type(r, full=False) for r in rows],
+    return JSONResponse({"data": [render.document_type(r, full=False) for r in rows],
                          "pagination": {"total": total, "page": page, "limit": limit}})
 
 
@@ -613,7 +614,7 @@ def build_router() -> APIRouter:
         summary="Run a step (a pipeline of the caller's organization)",
         openapi_extra=identifying, status_code=202,
         responses=merge({202: {"description": "Started", "links": _STEP_LINKS}}, PROCESSING))
-    knowledge_bases.add_routes(router, _light_caller, _json_body, _paging, PAGING)
+    routes_knowledge.add_routes(router, _light_caller, _json_body, _paging, PAGING)
     add("/api/{rest:path}", not_offered,
         methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
     return router
