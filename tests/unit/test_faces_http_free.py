@@ -221,3 +221,19 @@ def test_expertai_status_and_error_tables():
     assert vendor.error_status(errors.Conflict("x")) == 400
     assert vendor.error_body(404, "/beta/status/x", ["gone"])["_embedded"] == {
         "errors": [{"message": "gone"}]}
+
+
+@pytest.mark.parametrize(("error", "docraptor", "expertai"), [
+    (errors.Unauthorized("x"), 401, 401), (errors.MethodNotAllowed("x"), 405, 405),
+    (errors.TooLarge("x"), 400, 413), (errors.Conflict("x"), 400, 400),
+    (errors.Forbidden("x"), 403, 403), (errors.NotFound("x"), 403, 404),
+    (errors.InvalidInput("x"), 422, 400), (errors.UnsupportedFormat("x"), 422, 400),
+    (errors.EngineFailed("x"), 422, 500), (errors.Timeout("x"), 422, 500),
+    (errors.DocmillError("x"), 500, 500),
+])
+def test_docraptor_and_expertai_error_tables(error, docraptor, expertai):
+    from docmill.faces.docraptor import errors as docraptor_errors
+    from docmill.faces.expertai import errors as expertai_errors
+
+    assert docraptor_errors.error_status(error) == docraptor
+    assert expertai_errors.error_status(error) == expertai

@@ -4,12 +4,14 @@ vendor's statuses (a refused download is a 400, another organization's document 
 from __future__ import annotations
 
 import re
+from typing import Any
 from xml.sax.saxutils import escape
 
 from fastapi import Request
 from fastapi.responses import Response
 
 from docmill import errors
+from docmill.faces.common import status_for
 from docmill.faces.contract import Responses, error_responses
 from docmill.faces.docraptor.request import BadRequest
 
@@ -37,22 +39,19 @@ class DocumentFailed(errors.InvalidInput):
     code = "document_failed"
 
 
-# --- errors --------------------------------------------------------------------------------
+# Read top down: a refused download is a NotFound, but the vendor's 400; another
+# organization's document, or none, is a 403.
+STATUS_BY_ERROR: list[tuple[Any, int]] = [
+    (errors.Unauthorized, 401),
+    (errors.MethodNotAllowed, 405),
+    ((DownloadKeyError, BadRequest, errors.TooLarge, errors.Conflict), 400),
+    ((errors.Forbidden, errors.NotFound), 403),
+    ((errors.InvalidInput, errors.UnsupportedFormat, errors.EngineFailed, errors.Timeout), 422),
+]
 
 
 def error_status(exc: errors.DocmillError) -> int:
-    if isinstance(exc, errors.Unauthorized):
-        return 401
-    if isinstance(exc, errors.MethodNotAllowed):
-        return 405
-    if isinstance(exc, DownloadKeyError | BadRequest | errors.TooLarge | errors.Conflict):
-        return 400
-    if isinstance(exc, errors.Forbidden | errors.NotFound):
-        return 403
-    if isinstance(exc, errors.InvalidInput | errors.UnsupportedFormat | errors.EngineFailed
-                  | errors.Timeout):
-        return 422
-    return 500
+    return status_for(exc, STATUS_BY_ERROR)
 
 
 def xml_errors(messages: list[str]) -> bytes:

@@ -10,25 +10,24 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from docmill import errors
+from docmill.faces.common import status_for
 from docmill.faces.contract import Responses, error_responses
 
 JSON_TYPE = "application/json"
 
 
+STATUS_BY_ERROR: list[tuple[Any, int]] = [
+    (errors.Unauthorized, 401),
+    (errors.Forbidden, 403),
+    (errors.NotFound, 404),
+    (errors.MethodNotAllowed, 405),
+    (errors.TooLarge, 413),
+    ((errors.InvalidInput, errors.UnsupportedFormat, errors.Conflict), 400),
+]
+
+
 def error_status(exc: errors.DocmillError) -> int:
-    if isinstance(exc, errors.Unauthorized):
-        return 401
-    if isinstance(exc, errors.Forbidden):
-        return 403
-    if isinstance(exc, errors.NotFound):
-        return 404
-    if isinstance(exc, errors.MethodNotAllowed):
-        return 405
-    if isinstance(exc, errors.TooLarge):
-        return 413
-    if isinstance(exc, errors.InvalidInput | errors.UnsupportedFormat | errors.Conflict):
-        return 400
-    return 500
+    return status_for(exc, STATUS_BY_ERROR)
 
 
 def error_body(status: int, path: str, messages: list[str]) -> dict[str, Any]:

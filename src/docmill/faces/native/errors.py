@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from docmill import errors
-from docmill.faces.common import FaceErrors, register_face_errors
+from docmill.faces.common import FaceErrors, register_face_errors, status_for
 from docmill.faces.contract import Responses, error_responses
 
 STATUS_BY_ERROR: list[tuple[type[errors.DocmillError], int]] = [
@@ -29,10 +29,7 @@ STATUS_BY_ERROR: list[tuple[type[errors.DocmillError], int]] = [
 
 
 def error_status(exc: errors.DocmillError) -> int:
-    for cls, status in STATUS_BY_ERROR:
-        if isinstance(exc, cls):
-            return status
-    return 500
+    return status_for(exc, STATUS_BY_ERROR)
 
 
 def render_error(request: Request, exc: errors.DocmillError) -> Response:
