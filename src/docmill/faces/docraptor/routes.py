@@ -62,7 +62,6 @@ from docmill.settings import get_settings
 
 FACE = webhook.FACE
 JSON_TYPE = "application/json; charset=utf-8"
-XML_TYPE = "application/xml; charset=utf-8"
 
 
 def _json(body: dict[str, Any]) -> Response:
