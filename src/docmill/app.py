@@ -17,16 +17,23 @@ from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from docmill import __version__, dispatch, errors
+from docmill import __version__, bootstrap, dispatch, errors
 from docmill.core import sweeper as sweeper_mod
 from docmill.core.db import session_scope
-from docmill.faces import native, native_admin, native_doctypes, native_knowledge, native_pipelines
 from docmill.faces.common import BodyLimitMiddleware, renderer_for
 from docmill.faces.contract import method_not_allowed, published_schema
 from docmill.faces.convertapi.routes import build_router as convertapi_router
 from docmill.faces.docraptor import routes as docraptor
 from docmill.faces.docutray.routes import build_router as docutray_router
 from docmill.faces.expertai import routes as expertai
+from docmill.faces.native import errors as native_errors
+from docmill.faces.native import (
+    routes_admin,
+    routes_doctypes,
+    routes_jobs,
+    routes_knowledge,
+    routes_pipelines,
+)
 from docmill.settings import get_settings
 
 log = logging.getLogger("docmill")
@@ -34,6 +41,7 @@ log = logging.getLogger("docmill")
 
 def create_app(*, run_workers: bool = True, run_sweeper: bool = True) -> FastAPI:
     settings = get_settings()
+    bootstrap.load_webhook_builders()  # before the pool host forks from this process
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -67,7 +75,7 @@ def create_app(*, run_workers: bool = True, run_sweeper: bool = True) -> FastAPI
 
     @app.exception_handler(errors.DocmillError)
     async def docmill_error(request: Request, exc: errors.DocmillError) -> Response:
-        render = renderer_for(request.url.path) or native.render_error
+        render = renderer_for(request.url.path) or native_errors.render_error
         response = render(request, exc)
         if isinstance(exc, errors.MethodNotAllowed):
             response.headers["Allow"] = ", ".join(exc.details.get("allow") or ())
@@ -94,14 +102,14 @@ def create_app(*, run_workers: bool = True, run_sweeper: bool = True) -> FastAPI
         message = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
         return await docmill_error(request, errors.InvalidInput(message, problems=problems))
 
-    app.include_router(native.router)
-    app.include_router(native_admin.router)
+    app.include_router(routes_jobs.router)
+    app.include_router(routes_admin.router)
     app.include_router(docraptor.router)
     app.include_router(convertapi_router())
     app.include_router(expertai.router)
-    app.include_router(native_doctypes.router)
-    app.include_router(native_knowledge.router)
-    app.include_router(native_pipelines.router)
+    app.include_router(routes_doctypes.router)
+    app.include_router(routes_knowledge.router)
+    app.include_router(routes_pipelines.router)
     app.include_router(docutray_router())
     if settings.console_enabled:
         from docmill.console import mount as mount_console

@@ -500,7 +500,7 @@ def test_17_golden_one_word_pdf(server):
     assert result["header"]["documentName"] == "golden.pdf"
     check_layout(result, page_sizes(content))
     # The packing itself reproduces the vendor's own sample string exactly.
-    from docmill.faces.expertai.result import pack_words
+    from docmill.faces.expertai.render import pack_words
 
     assert pack_words([("test", 2, (100, 101, 124, 114))], mtime=0x622885AF) == VENDOR_SAMPLE
 

@@ -10,7 +10,7 @@ import json
 import pytest
 
 from docmill.faces.expertai import tokens
-from docmill.faces.expertai.result import build_result, pack_words, unpack_words
+from docmill.faces.expertai.render import build_result, pack_words, unpack_words
 from docmill.settings import get_settings
 
 VENDOR_SAMPLE = "H4sIAK+FKGIC/ytJLS5hYGJgYEgB4lQgrgHiIiAGAEjL9hsZAAAA"

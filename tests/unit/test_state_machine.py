@@ -12,31 +12,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from server import DATA, create_pg_database, drop_pg_database
+from server import DATA
 
-BACKENDS = [b for b in os.environ.get("DOCMILL_TEST_BACKENDS", "sqlite,postgres").split(",") if b]
 JOBS = 200
-
-
-@pytest.fixture(params=BACKENDS)
-def database(request, tmp_path, monkeypatch):
-    url = (create_pg_database() if request.param == "postgres"
-           else f"sqlite:///{tmp_path / 'race.db'}")
-    monkeypatch.setenv("DOCMILL_DATABASE_URL", url)
-    monkeypatch.setenv("DOCMILL_DATA_DIR", str(tmp_path))
-    from docmill.settings import get_settings
-
-    get_settings.cache_clear()
-    from docmill.core.migrate import upgrade
-
-    upgrade(url)
-    yield url
-    get_settings.cache_clear()
-    if request.param == "postgres":
-        from docmill.core.db import get_engine
-
-        get_engine().dispose()
-        drop_pg_database(url)
 
 
 def _make_jobs(count: int, **fields) -> list[str]:

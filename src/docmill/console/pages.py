@@ -22,7 +22,7 @@ from docmill.console import session as sessions
 from docmill.console.api import Api, ApiResponse
 from docmill.errors import DocmillError
 from docmill.faces.common import read_form
-from docmill.faces.native import error_status
+from docmill.faces.native.errors import error_status
 
 HERE = Path(__file__).parent
 

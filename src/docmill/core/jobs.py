@@ -8,6 +8,7 @@ Every transition that happens also writes a `job_events` row in the same transac
     ENQUEUED --claim--> PROCESSING --succeed--> SUCCESS
         ^                   |  \\--fail-------> ERROR
         +--requeue (lease lapsed, worker died, attempts left)
+    any live state --deadline passed--> ERROR (timeout); a later success is refused
     any live state --expire--> EXPIRED;  --delete--> DELETED
 """
 
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, case, delete, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, case, delete, insert, or_, select, update
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -87,7 +88,8 @@ _PROGRESS = update(_JOBS).where(*_HELD).values(
     message=bindparam("message_"),
 )
 _SUCCEED = (
-    update(_JOBS).where(*_HELD)
+    update(_JOBS).where(*_HELD, or_(_JOBS.c.deadline_at.is_(None),
+                                    _JOBS.c.deadline_at > _param("now_", _JOBS.c.deadline_at)))
     .values(status=JobStatus.SUCCESS.value, progress=100, message=bindparam("message_"),
             result=_param("result_", _JOBS.c.result),
             finished_at=_param("now_", _JOBS.c.finished_at), lease_owner=None,
@@ -248,15 +250,21 @@ def succeed(job_id: str, owner: str, result: dict[str, Any], outputs: Iterable[O
         done = conn.execute(_SUCCEED, {"job_id_": job_id, "owner_": owner, "message_": message,
                                        "result_": result, "now_": utcnow()}).first()
         if done is None:
-            return False
-        _insert_outputs(conn, job_id, outputs)
-        _event(conn, job_id, JobStatus.SUCCESS, done.attempts, owner)
-        if done.webhook_url:  # the outbox only ever has rows for jobs with a webhook
-            # joins this transaction (inside a savepoint too), commits nothing
-            with Session(bind=conn, join_transaction_mode="rollback_only") as session:
-                _after_terminal(session, job_id)
-                session.flush()
-        advanced = _advance_parent(conn, done.parent_id) if done.parent_id else None
+            missed = True
+        else:
+            missed = False
+            _insert_outputs(conn, job_id, outputs)
+            _event(conn, job_id, JobStatus.SUCCESS, done.attempts, owner)
+            if done.webhook_url:  # the outbox only ever has rows for jobs with a webhook
+                # joins this transaction (inside a savepoint too), commits nothing
+                with Session(bind=conn, join_transaction_mode="rollback_only") as session:
+                    _after_terminal(session, job_id)
+                    session.flush()
+            advanced = _advance_parent(conn, done.parent_id) if done.parent_id else None
+    if missed:
+        fail_overdue(job_id)  # refused for its deadline: it ends now, not at the next sweep
+        return False
+    assert done is not None
     if advanced is not None:
         from docmill.core import runs
 
@@ -323,12 +331,38 @@ def fail(job_id: str, code: str, message: str, *, owner: str | None = None,
     """-> ERROR with a classified code. With `owner`, only if that worker holds the lease;
     without, from any live state (the supervisor failing a job whose worker it killed)."""
     where = _held(job_id, owner) if owner else (Job.id == job_id, Job.status.in_(LIVE))
+    return _fail(where, job_id, code, message, owner=owner, result=result)
+
+
+def fail_overdue(job_id: str, now: datetime | None = None) -> bool:
+    """A live job past its `deadline_at` -> ERROR `timeout`, finished at its deadline (the
+    moment the promise broke, whenever the sweeper or a reader noticed)."""
+    now = now or utcnow()
+    where = (Job.id == job_id, Job.status.in_(LIVE), Job.deadline_at.is_not(None),
+             Job.deadline_at <= now)
+    return _fail(where, job_id, "timeout", "the job did not finish by its deadline",
+                 finished_at=Job.deadline_at)
+
+
+def overdue(now: datetime | None = None, limit: int = 500) -> list[str]:
+    """Live jobs whose deadline has passed (for the sweeper to `fail_overdue`)."""
+    now = now or utcnow()
+    with session_scope(readonly=True) as session:
+        return list(session.scalars(
+            select(Job.id).where(Job.status.in_(LIVE), Job.deadline_at <= now)
+            .order_by(Job.deadline_at).limit(limit)))
+
+
+def _fail(where: tuple[Any, ...], job_id: str, code: str, message: str, *,
+          owner: str | None = None, result: dict[str, Any] | None = None,
+          finished_at: Any = None) -> bool:
     with session_scope() as session:
         done = session.execute(
             update(Job).where(*where)
             .values(status=JobStatus.ERROR.value, error_code=code,
                     error_message=message[:MAX_MESSAGE], message=message[:MAX_MESSAGE],
-                    result=result, finished_at=utcnow(), lease_owner=None, lease_until=None)
+                    result=result, finished_at=utcnow() if finished_at is None else finished_at,
+                    lease_owner=None, lease_until=None)
         )
         if changed_rows(done) != 1:
             return False

@@ -133,6 +133,9 @@ class Job(Base):
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
     expires_at: Mapped[datetime]
+    # when a live job fails with `timeout` whatever its worker does (a face's promise such as
+    # Docutray's 60 minutes); the sweeper and every read enforce it, see `jobs.fail_overdue`
+    deadline_at: Mapped[datetime | None] = mapped_column(default=None)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     error_code: Mapped[str | None] = mapped_column(String(64), default=None)
     error_message: Mapped[str | None] = mapped_column(Text, default=None)
@@ -153,6 +156,7 @@ class Job(Base):
         Index("ix_jobs_status_lease", "status", "lease_until"),
         Index("ix_jobs_org_created", "org_id", "created_at"),
         Index("ix_jobs_expires", "expires_at"),
+        Index("ix_jobs_deadline", "deadline_at"),
         Index("ux_jobs_parent_step_item", "parent_id", "step", "step_item", unique=True),
     )
 
@@ -237,6 +241,10 @@ class PublicFile(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(index=True)
     downloads_left: Mapped[int | None] = mapped_column(Integer, default=None)
+
+    # one public link per job output: concurrent publishers upsert into it (NULLs, the
+    # uploads, never collide)
+    __table_args__ = (Index("ux_public_files_job_blob", "job_id", "blob_key", unique=True),)
 
 
 class DocumentType(Base):

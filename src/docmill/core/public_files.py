@@ -17,9 +17,12 @@ import secrets
 import string
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from docmill.core.auth import get_or_create_org
 from docmill.core.db import changed_rows, session_scope
@@ -80,23 +83,30 @@ def save_upload(org_id: str, file_id: str, stager: InputStager,
 
 def publish_outputs(job_id: str, org_id: str, expires_at: datetime,
                     downloads: int | None = None) -> list[PublicFileInfo]:
-    """Give each output of a finished job a public id (idempotent: existing ids are kept)."""
+    """Give each output of a finished job a public id, in output order. Race-free: one row
+    per (job, output) by a unique index, inserted with ON CONFLICT DO NOTHING, so concurrent
+    publishers (two polls, two API processes) all read back the same ids."""
     with session_scope() as session:
-        existing = {r.blob_key: r for r in session.scalars(
-            select(PublicFile).where(PublicFile.job_id == job_id))}
         outputs = session.scalars(select(JobFile).where(
             JobFile.job_id == job_id, JobFile.role == "output").order_by(JobFile.position)).all()
-        published = []
-        for out in outputs:
-            row = existing.get(out.blob_key)
-            if row is None:
-                row = PublicFile(id=new_file_id(), org_id=org_id, job_id=job_id, name=out.name,
-                                 blob_key=out.blob_key, size=out.size,
-                                 content_type=out.content_type, expires_at=expires_at,
-                                 downloads_left=downloads)
-                session.add(row)
-            published.append(_info(row))
-        return published
+        if outputs:
+            rows = [{"id": new_file_id(), "org_id": org_id, "job_id": job_id, "name": out.name,
+                     "blob_key": out.blob_key, "size": out.size,
+                     "content_type": out.content_type, "created_at": utcnow(),
+                     "expires_at": expires_at, "downloads_left": downloads}
+                    for out in outputs]
+            session.execute(_insert_for(session).values(rows).on_conflict_do_nothing(
+                index_elements=["job_id", "blob_key"]))
+        existing = {r.blob_key: r for r in session.scalars(
+            select(PublicFile).where(PublicFile.job_id == job_id))}
+        return [_info(existing[out.blob_key]) for out in outputs if out.blob_key in existing]
+
+
+def _insert_for(session: Session) -> Any:
+    """INSERT with the dialect's ON CONFLICT (SQLite and PostgreSQL spell it alike)."""
+    name = session.get_bind().dialect.name
+    module = postgresql if name == "postgresql" else sqlite
+    return module.insert(PublicFile)
 
 
 def anonymous_org_id() -> str:

@@ -53,6 +53,7 @@ class RunOptions:
     webhook_url: str | None = None
     timeout_s: float | None = None
     retention_s: float | None = None
+    deadline_s: float | None = None  # as `service.Submission.deadline_s`
 
 
 # --- starting --------------------------------------------------------------------------------
@@ -95,6 +96,8 @@ def start_run(principal: Principal, pipeline_ref: str, stager: InputStager,
                     "role": principal.role.value},
             max_attempts=1, timeout_s=options.timeout_s or settings.pipeline_timeout_s,
             created_at=now, expires_at=now + timedelta(seconds=retention),
+            deadline_at=(None if options.deadline_s is None
+                         else now + timedelta(seconds=options.deadline_s)),
             webhook_url=options.webhook_url, face_state=options.face_state,
             message="started",
         )

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from docmill import dispatch
-from docmill.core import doctypes, jobs, runs
+from docmill.core import doctypes, jobs, runs, sweeper
 from docmill.core.auth import Principal
 from docmill.core.db import connection_scope, session_scope
 from docmill.core.events import Subscription, job_events
@@ -44,6 +44,9 @@ class Submission:
     timeout_s: float | None = None
     retention_s: float | None = None
     job_id: str | None = None
+    # after this long from submission the job fails with `timeout` whatever its worker
+    # does (see `jobs.fail_overdue`); None: only its per-attempt `timeout_s` applies
+    deadline_s: float | None = None
 
 
 def new_stager(principal: Principal, job_id: str | None = None,
@@ -108,6 +111,7 @@ def submit(principal: Principal, submission: Submission, stager: InputStager) ->
             max_attempts=settings.max_attempts,
             timeout_s=submission.timeout_s or settings.default_timeout_s,
             created_at=now, expires_at=now + timedelta(seconds=retention),
+            deadline_at=deadline_after(now, submission.deadline_s),
             webhook_url=submission.webhook_url, face_state=submission.face_state,
             message="queued",
         )
@@ -126,9 +130,24 @@ def submit(principal: Principal, submission: Submission, stager: InputStager) ->
     return job
 
 
+def deadline_after(start: datetime, seconds: float | None) -> datetime | None:
+    return None if seconds is None else start + timedelta(seconds=seconds)
+
+
+def _past_deadline(job: Job | None) -> bool:
+    return (job is not None and job.deadline_at is not None and not job.job_status.is_terminal
+            and job.deadline_at <= utcnow())
+
+
 def get_job(principal: Principal, job_id: str) -> Job:
+    """The job as it is; one past its deadline is failed first (the sweeper would do it at
+    its next pass; a reader never sees a broken promise as still running)."""
     with connection_scope(readonly=True) as conn:
         job = jobs.load_job(conn, job_id, org_id=principal.org_id)
+    if _past_deadline(job):
+        sweeper.end_overdue([job_id])
+        with connection_scope(readonly=True) as conn:
+            job = jobs.load_job(conn, job_id, org_id=principal.org_id)
     if job is None or job.job_status.is_gone:
         raise NotFound(f"job {job_id} not found")
     return job
@@ -137,9 +156,15 @@ def get_job(principal: Principal, job_id: str) -> Job:
 def find_job(org_id: str, job_id: str) -> Job | None:
     """Like get_job but None instead of NotFound, and gone jobs included (faces that must
     tell expired from unknown)."""
+    query = select(Job).options(selectinload(Job.files)).where(Job.id == job_id,
+                                                               Job.org_id == org_id)
     with session_scope(readonly=True) as session:
-        return session.scalar(select(Job).options(selectinload(Job.files))
-                              .where(Job.id == job_id, Job.org_id == org_id))
+        job = session.scalar(query)
+    if _past_deadline(job):
+        sweeper.end_overdue([job_id])
+        with session_scope(readonly=True) as session:
+            job = session.scalar(query)
+    return job
 
 
 def _encode_cursor(job: Job) -> str:

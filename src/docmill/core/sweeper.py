@@ -2,8 +2,9 @@
 
 One background thread per server: re-queues jobs whose worker stopped renewing its lease,
 moves on pipeline runs whose next step was never created (a crash between two steps),
-expires jobs past their retention (state first, then their blobs), collects orphaned blob
-folders (a crash between writing inputs and committing the job), and sends due webhooks.
+fails jobs past their deadline (`timeout`), expires jobs past their retention (state first,
+then their blobs), collects orphaned blob folders (a crash between writing inputs and
+committing the job), and sends due webhooks.
 Every step is an atomic transition, so several servers may sweep the same database.
 """
 
@@ -64,6 +65,26 @@ def sweep_dead_local_workers() -> list[str]:
     return changed
 
 
+def end_overdue(job_ids: list[str]) -> list[str]:
+    """Fail these jobs with `timeout` if their deadline has passed, and stop what they still
+    run: their worker, and a pipeline run's live steps."""
+    ended = []
+    for job_id in job_ids:
+        if jobs.fail_overdue(job_id):
+            dispatch.current().cancel(job_id)
+            with session_scope(readonly=True) as session:
+                org_id = session.scalar(select(Job.org_id).where(Job.id == job_id))
+            if org_id is not None:
+                runs.remove_steps(org_id, job_id, live_only=True)
+            job_events.notify(job_id)
+            ended.append(job_id)
+    return ended
+
+
+def sweep_deadlines() -> list[str]:
+    return end_overdue(jobs.overdue())
+
+
 def sweep_expired() -> int:
     store = get_blob_store()
     count = 0
@@ -120,6 +141,7 @@ class Sweeper(threading.Thread):
                     sweep_leases()
                     if settings.reclaim_dead_local_workers:
                         sweep_dead_local_workers()
+                    sweep_deadlines()
                     runs.sweep_runs()
                     sweep_expired()
                     public_files.expire_due()

@@ -4,15 +4,13 @@ A job's terminal transition writes its delivery row in the same transaction (so 
 neither lose nor invent a notification). The deliverer sends due rows through the SSRF guard,
 retries with exponential backoff that survives restarts (the schedule is in the database),
 records every attempt and gives up after a horizon. Which method and body a job's webhook
-uses belongs to the face that created it: faces register a builder here.
+uses belongs to the face that created it: each face's HTTP-free `webhook.py` registers a
+builder here, and the process bootstrap (`docmill.bootstrap`) imports them.
 """
 
 from __future__ import annotations
 
-import importlib
-import json
 import logging
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -48,29 +46,20 @@ def register_builder(face: str, builder: WebhookBuilder) -> None:
     _builders[face] = builder
 
 
-def native_builder(job: Job) -> WebhookRequest | None:
-    """Native webhooks: POST of `{type, data: job}` signed with Standard Webhooks."""
-    if not job.webhook_url:
-        return None
-    from docmill.core.views import job_view
-
-    payload = {"type": f"job.{job.status.lower()}", "data": job_view(job)}
-    return WebhookRequest(url=job.webhook_url, body=json.dumps(payload, default=str),
-                          headers={"Content-Type": "application/json"}, sign=True)
+DEFAULT_FACE = "native"  # the builder of a face that registered none
 
 
-register_builder("native", native_builder)
-
-
-def builder_for(face: str) -> WebhookBuilder:
-    """The face's builder. A worker process never imported the face: its HTTP-free
-    `docmill.faces.<face>.webhook` module is imported (and registers itself) on first use."""
-    if face not in _builders and re.fullmatch(r"[a-z][a-z0-9_]*", face):
-        try:
-            importlib.import_module(f"docmill.faces.{face}.webhook")
-        except ImportError:
-            log.warning("no webhook builder for face %r; using the native one", face)
-    return _builders.get(face, native_builder)
+def builder_for(face: str) -> WebhookBuilder | None:
+    """The face's registered builder (the process bootstrap loads them all, see
+    `docmill.bootstrap`), else the native one; None if this process loaded none."""
+    builder = _builders.get(face) or _builders.get(DEFAULT_FACE)
+    if builder is None:
+        log.error("no webhook builders are loaded in this process (docmill.bootstrap."
+                  "load_webhook_builders was not called); the webhook of a %r job is lost",
+                  face)
+    elif face not in _builders:
+        log.warning("no webhook builder for face %r; using the native one", face)
+    return builder
 
 
 def enqueue_for_job(session: Session, job_id: str) -> None:
@@ -79,7 +68,7 @@ def enqueue_for_job(session: Session, job_id: str) -> None:
         return
     session.refresh(job)
     builder = builder_for(job.face)
-    request = builder(job)
+    request = builder(job) if builder is not None else None
     if request is None:
         return
     session.add(WebhookDelivery(job_id=job.id, org_id=job.org_id, url=request.url,

@@ -61,8 +61,10 @@ def make_celery(settings: Settings | None = None) -> Celery:
         worker_cancel_long_running_tasks_on_connection_loss=True,
     )
 
+    from docmill.bootstrap import load_webhook_builders
     from docmill.dispatch import runner
 
+    load_webhook_builders()  # a worker ends jobs, and so writes their webhooks
     runner.timeout_exceptions = (SoftTimeLimitExceeded,)
 
     @app.task(name=TASK_NAME, acks_late=True, reject_on_worker_lost=True)

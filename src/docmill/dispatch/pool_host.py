@@ -40,15 +40,18 @@ log = logging.getLogger(__name__)
 
 def preload() -> None:
     """What every worker should find imported: the runner, pebble, every engine module (their
-    operation catalogue; heavy libraries load in a worker on first use) and PDFium, which
+    operation catalogue; heavy libraries load in a worker on first use), the faces' webhook
+    builders (a worker that ends a job writes its webhook) and PDFium, which
     nearly every job uses (page counts, text layers, rendering): loaded once here and
     shared by all workers rather than loaded by each."""
     import pebble  # noqa: F401
     import pypdfium2  # noqa: F401
 
     import docmill.dispatch.runner  # noqa: F401
+    from docmill.bootstrap import load_webhook_builders
     from docmill.engines.registry import engine_classes
 
+    load_webhook_builders()
     engine_classes()
 
 

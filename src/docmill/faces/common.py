@@ -4,7 +4,7 @@ registry that routes a core error to the face that must render it."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
@@ -97,6 +97,15 @@ _faces: list[FaceErrors] = []
 
 def register_face_errors(face: FaceErrors) -> None:
     _faces.append(face)
+
+
+def status_for(exc: DocmillError, table: Sequence[tuple[Any, int]], default: int = 500) -> int:
+    """A face's error table read top down: the status of the first row whose class (or
+    tuple of classes) `exc` is an instance of, so a subclass row must come first."""
+    for classes, status in table:
+        if isinstance(exc, classes):
+            return status
+    return default
 
 
 def renderer_for(path: str) -> Callable[[Request, DocmillError], Response] | None:

@@ -28,9 +28,8 @@ from typing import Any, Literal, get_args, get_origin
 
 from pydantic.fields import FieldInfo
 
+from docmill.core.catalogue import Operation, operations
 from docmill.core.inputs import EXTRA_TYPES
-from docmill.engines.base import Operation
-from docmill.engines.registry import operations
 
 # Vendor names that differ from Docmill's ------------------------------------------------------
 EXTENSION_ALIASES = {"jpeg": "jpg", "jpe": "jpg", "jfif": "jpg", "tif": "tiff", "htm": "html",

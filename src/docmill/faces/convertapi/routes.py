@@ -16,7 +16,6 @@ JSON. The poll gate lives in this process's memory (one API process per deployme
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import math
 import re
@@ -26,11 +25,11 @@ import weakref
 from collections.abc import Callable, Coroutine
 from pathlib import PurePosixPath
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -38,19 +37,19 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from docmill import errors
-from docmill.core import public_files, service
+from docmill.core import public_files, service, sync
 from docmill.core.auth import Principal, authenticate, cached_principal, org_by_slug
 from docmill.core.files import get_blob_store
 from docmill.core.inputs import safe_name
-from docmill.core.models import Job, JobFile, JobStatus
+from docmill.core.models import Job, JobStatus
 from docmill.core.ratelimit import FixedWindow
 from docmill.faces.common import FaceErrors, read_form, register_face_errors
 from docmill.faces.common import public_base as common_public_base
 from docmill.faces.contract import bearer, link, merge, method_not_allowed, query_key, request_body
-from docmill.faces.convertapi import converters
+from docmill.faces.convertapi import converters, render
 from docmill.faces.convertapi import errors as vendor
 from docmill.faces.convertapi.errors import fails
-from docmill.faces.convertapi.params import (
+from docmill.faces.convertapi.request import (
     BodyReader,
     FileRef,
     StageContext,
@@ -61,13 +60,13 @@ from docmill.faces.convertapi.params import (
     url_name,
 )
 from docmill.faces.convertapi.webhook import FACE
+from docmill.faces.download import content_disposition, iter_blob, stream_blob
 from docmill.security.ssrf import policy_from_settings
 from docmill.settings import get_settings
 
 log = logging.getLogger(__name__)
 
 POLL_BUSY = 5030  # Docmill's code for the 503 of a concurrent poll (the vendor gives none)
-SYNC_GRACE_S = 5.0  # a sync call waits this much past its Timeout (queueing) before giving up
 PAGE_RANGE = re.compile(r"^\s*\d+\s*(-\s*\d*\s*)?(,\s*\d+\s*(-\s*\d*\s*)?)*$")
 FACE_PARAMS = frozenset({"storefile", "timeout", "filename", "async", "jobid", "webhook",
                          "download", "secret", "token", "apikey", "auth", "url", "converter"})
@@ -219,58 +218,24 @@ def _find(source: str, target: str) -> converters.Converter:
 
 # --- job rendering -----------------------------------------------------------------------------
 
-def result_names(base: str, outputs: list[JobFile], file_name: str | None) -> list[str]:
-    """`<base>.<ext>`, then `<base>-2.<ext>`, `<base>-3.<ext>`... (the vendor's naming)."""
-    names = []
-    for index, out in enumerate(outputs):
-        ext = converters.vendor_ext(PurePosixPath(out.name).suffix) or \
-            converters.extension_of_type(out.content_type)
-        stem = base
-        if file_name:
-            path = PurePosixPath(file_name)
-            stem = path.stem if converters.vendor_ext(path.suffix) == ext else file_name
-        suffix = "" if index == 0 else f"-{index + 1}"
-        names.append(f"{stem}{suffix}.{ext}" if ext else f"{stem}{suffix}")
-    return names
-
-
-def _files_json(job: Job, base_url: str) -> list[dict[str, Any]]:
-    state = job.face_state or {}
-    outputs = job.files_of("output")
-    inputs = job.files_of("input")
-    base = PurePosixPath(inputs[0].name).stem if inputs else "result"
-    names = result_names(base or "result", outputs, state.get("file_name"))
-    files: list[dict[str, Any]] = []
-    if state.get("store_file", False):
-        published = {p.blob_key: p for p in public_files.publish_outputs(
-            job.id, job.org_id, job.expires_at)}
-        for out, name in zip(outputs, names, strict=True):
-            file_id = published[out.blob_key].id
-            files.append({"FileName": name, "FileExt": PurePosixPath(name).suffix[1:],
-                          "FileSize": out.size, "FileId": file_id,
-                          "Url": f"{base_url}/d/{file_id}/{quote(name)}"})
-    else:
-        store = get_blob_store()
-        for out, name in zip(outputs, names, strict=True):
-            with store.open(out.blob_key) as handle:
-                data = base64.b64encode(handle.read()).decode("ascii")
-            files.append({"FileName": name, "FileExt": PurePosixPath(name).suffix[1:],
-                          "FileSize": out.size, "FileData": data})
-    return files
+def publish(job: Job) -> dict[str, public_files.PublicFileInfo]:
+    """A `StoreFile` conversion's public links (created by the first request that answers
+    the finished job, race-free), by blob key; none for one that returns its bytes."""
+    if job.job_status is not JobStatus.SUCCESS or not (job.face_state or {}).get("store_file"):
+        return {}
+    return {p.blob_key: p for p in public_files.publish_outputs(job.id, job.org_id,
+                                                                job.expires_at)}
 
 
 _client_ids: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
-_publishing: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
 
 async def render_job(request: Request, job: Job) -> Response:
     """The vendor's answer for a job: the result (200), its error (5xx) or 202."""
     status = job.job_status
     if status is JobStatus.SUCCESS:
-        # publish_outputs is idempotent but not race-free (two transactions may both find no
-        # id and both create one): concurrent answers for one job take turns here.
-        async with _publishing.setdefault(job.id, asyncio.Lock()):
-            files = await run_in_threadpool(_files_json, job, public_base(request))
+        published = await run_in_threadpool(publish, job)
+        files = await run_in_threadpool(render.files_json, job, public_base(request), published)
         cost = max(1, int((job.result or {}).get("pages_processed") or 0))
         return VendorJSON({"ConversionCost": cost, "Files": files})
     if status is JobStatus.ERROR:
@@ -293,14 +258,9 @@ async def _raw_download(request: Request, job: Job, disposition: str) -> Respons
     out = outputs[0]
     inputs = job.files_of("input")
     base = PurePosixPath(inputs[0].name).stem if inputs else "result"
-    name = result_names(base, outputs, (job.face_state or {}).get("file_name"))[0]
-    return _stream_blob(out.blob_key, out.content_type, name, disposition, out.size)
-
-
-def wants_multipart(accept: str) -> bool:
-    """`Accept: multipart/mixed` (ConvertAPI's CLI) unless JSON is asked for as well."""
-    types = [part.split(";")[0].strip().lower() for part in accept.split(",")]
-    return "multipart/mixed" in types and "application/json" not in types
+    name = render.result_names(base, outputs, (job.face_state or {}).get("file_name"))[0]
+    return await stream_blob(out.blob_key, out.content_type, name, disposition=disposition,
+                             size=out.size)
 
 
 def _multipart(job: Job) -> Response:
@@ -308,48 +268,19 @@ def _multipart(job: Job) -> Response:
     outputs = job.files_of("output")
     inputs = job.files_of("input")
     base = PurePosixPath(inputs[0].name).stem if inputs else "result"
-    names = result_names(base or "result", outputs, (job.face_state or {}).get("file_name"))
+    names = render.result_names(base or "result", outputs, (job.face_state or {}).get("file_name"))
     boundary = "docmill-" + uuid.uuid4().hex
-    store = get_blob_store()
 
     def parts() -> Any:
         for out, name in zip(outputs, names, strict=True):
             yield (f"--{boundary}\r\nContent-Type: {out.content_type}\r\n"
-                   f"Content-Disposition: {_content_disposition('attachment', name)}\r\n"
+                   f"Content-Disposition: {content_disposition('attachment', name)}\r\n"
                    f"Content-Length: {out.size}\r\n\r\n").encode()
-            with store.open(out.blob_key) as handle:
-                yield from iter(lambda: handle.read(1 << 20), b"")
+            yield from iter_blob(out.blob_key)
             yield b"\r\n"
         yield f"--{boundary}--\r\n".encode()
 
     return StreamingResponse(parts(), media_type=f"multipart/mixed; boundary={boundary}")
-
-
-def _content_disposition(disposition: str, name: str) -> str:
-    ascii_name = name.encode("ascii", "replace").decode().replace('"', "_").replace("?", "_")
-    return f"{disposition}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
-
-
-def _stream_blob(key: str, content_type: str, name: str, disposition: str | None,
-                 size: int) -> Response:
-    store = get_blob_store()
-    headers = {"Content-Disposition": _content_disposition(disposition or "attachment", name)}
-    path = store.filesystem_path(key)
-    if path is not None:
-        if not path.exists():
-            raise errors.NotFound("File not found.")
-        return FileResponse(path, media_type=content_type, headers=headers)
-    try:
-        handle = store.open(key)
-    except Exception:  # noqa: BLE001 - its job was deleted or expired
-        raise errors.NotFound("File not found.") from None
-
-    def chunks() -> Any:
-        with handle:
-            yield from iter(lambda: handle.read(1 << 20), b"")
-
-    headers["Content-Length"] = str(size)
-    return StreamingResponse(chunks(), media_type=content_type, headers=headers)
 
 
 # --- the poll gate -----------------------------------------------------------------------------
@@ -551,7 +482,7 @@ async def _convert(request: Request, principal: Principal, req: VendorRequest, s
         else "")
     if disposition and disposition not in ("inline", "attachment"):
         raise _invalid(req.sent_name("download"), "must be inline or attachment")
-    multipart = not disposition and wants_multipart(request.headers.get("accept", ""))
+    multipart = not disposition and render.wants_multipart(request.headers.get("accept", ""))
     params = _translate(converter, req, url) if converter else None
     options = {"store_file": store_file, "file_name": req.get("FileName"),
                "source": source, "target": target}
@@ -559,14 +490,12 @@ async def _convert(request: Request, principal: Principal, req: VendorRequest, s
     async def answer(job: Job) -> Response:
         if run_async:
             return VendorJSON({"JobId": job.id})
-        job = await service.wait_for(principal, job.id, timeout + SYNC_GRACE_S)
-        if not job.job_status.is_terminal:
-            if job_id is None:  # nobody can ask for it later: stop it
-                try:
-                    await run_in_threadpool(service.delete_job, principal, job.id)
-                except errors.NotFound:
-                    pass
+        # without a client JobId nobody can ask for the job later: the core stops it
+        outcome = await sync.await_sync(principal, job, reachable=job_id is not None,
+                                        budget_s=timeout + sync.SYNC_GRACE_S)
+        if not outcome.finished:
             raise errors.Timeout(f"The conversion did not finish within {timeout} s.")
+        job = outcome.job
         if disposition:
             return await _raw_download(request, job, disposition)
         if multipart and job.job_status is JobStatus.SUCCESS:
@@ -763,14 +692,14 @@ async def upload(request: Request) -> Response:
 def _file_headers(info: public_files.PublicFileInfo, name: str,
                   disposition: str | None) -> dict[str, str]:
     return {"Content-Type": info.content_type, "Content-Length": str(info.size),
-            "Content-Disposition": _content_disposition(disposition or "attachment", name)}
+            "Content-Disposition": content_disposition(disposition or "attachment", name)}
 
 
 async def get_file(request: Request, file_id: str, file_name: str | None = None) -> Response:
     info = await run_in_threadpool(public_files.get_served, file_id.lower())
     disposition = (request.query_params.get("download") or "").lower() or None
-    return await run_in_threadpool(_stream_blob, info.blob_key, info.content_type,
-                                   safe_name(file_name or info.name), disposition, info.size)
+    return await stream_blob(info.blob_key, info.content_type, safe_name(file_name or info.name),
+                             disposition=disposition or "attachment", size=info.size)
 
 
 async def head_file(request: Request, file_id: str, file_name: str | None = None) -> Response:

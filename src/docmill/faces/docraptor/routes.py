@@ -19,37 +19,35 @@ from __future__ import annotations
 
 import io
 import json
-import re
 from base64 import b64decode
 from binascii import Error as BinasciiError
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
-from xml.sax.saxutils import escape
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, Response, StreamingResponse
+from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from docmill import errors
-from docmill.core import public_files, service
+from docmill.core import public_files, service, sync
 from docmill.core.auth import Principal, authenticate
-from docmill.core.files import get_blob_store
 from docmill.core.models import Job, JobStatus, utcnow
 from docmill.faces.common import FaceErrors, read_form, register_face_errors
-from docmill.faces.contract import (
-    Responses,
-    basic,
-    error_responses,
-    link,
-    merge,
-    query_key,
-    request_body,
+from docmill.faces.contract import basic, link, merge, query_key, request_body
+from docmill.faces.docraptor import render, webhook
+from docmill.faces.docraptor.errors import (
+    DOWNLOAD_KEY_ERROR,
+    EXPIRE_FORBIDDEN,
+    STATUS_FORBIDDEN,
+    DocumentFailed,
+    DownloadKeyError,
+    NoPermission,
+    fails,
+    render_error,
 )
-from docmill.faces.docraptor import webhook
 from docmill.faces.docraptor.request import (
     DOCUMENT_TYPES,
-    BadRequest,
     DocRequest,
     as_bool,
     form_fields,
@@ -57,81 +55,16 @@ from docmill.faces.docraptor.request import (
     query_fields,
     read_doc,
 )
+from docmill.faces.download import stream_blob
 from docmill.security.ssrf import policy_from_settings
 from docmill.settings import get_settings
 
 FACE = webhook.FACE
 JSON_TYPE = "application/json; charset=utf-8"
-XML_TYPE = "application/xml; charset=utf-8"
-DOWNLOAD_KEY_ERROR = "[Download Key Error] The supplied download key is not valid."
-STATUS_FORBIDDEN = ("[Authentication Error] You do not have permission to view the status "
-                    "of this document.")
-EXPIRE_FORBIDDEN = "[Authentication Error] You do not have permission to expire this document."
-SYNC_GRACE_S = 2.0  # the job's own timeout fires first and gives the better message
-_XML_BAD = re.compile(r"[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-
-
-class DownloadKeyError(errors.NotFound):
-    """An unknown, expired, used-up or unfinished download (400 with the vendor's text)."""
-
-    code = "download_key_error"
-
-
-class NoPermission(errors.Forbidden):
-    code = "forbidden"
-
-
-class DocumentFailed(errors.InvalidInput):
-    """A document that could not be made (422), one <error> per line of its message."""
-
-    code = "document_failed"
-
-
-# --- errors --------------------------------------------------------------------------------
-
-
-def error_status(exc: errors.DocmillError) -> int:
-    if isinstance(exc, errors.Unauthorized):
-        return 401
-    if isinstance(exc, errors.MethodNotAllowed):
-        return 405
-    if isinstance(exc, DownloadKeyError | BadRequest | errors.TooLarge | errors.Conflict):
-        return 400
-    if isinstance(exc, errors.Forbidden | errors.NotFound):
-        return 403
-    if isinstance(exc, errors.InvalidInput | errors.UnsupportedFormat | errors.EngineFailed
-                  | errors.Timeout):
-        return 422
-    return 500
-
-
-def xml_errors(messages: list[str]) -> bytes:
-    items = "".join(f"\n  <error>{escape(_XML_BAD.sub('', m))}</error>" for m in messages if m)
-    text = f'<?xml version="1.0" encoding="UTF-8"?>\n<errors>{items}\n</errors>\n'
-    return text.encode("utf-8", "replace")  # a lone surrogate from JSON must not break it
-
-
-def render_error(request: Request, exc: errors.DocmillError) -> Response:
-    lines = exc.details.get("errors") if isinstance(exc.details.get("errors"), list) else None
-    if lines is None:
-        lines = [line for line in exc.message.split("\n") if line.strip()] or [exc.code]
-    headers = ({"WWW-Authenticate": 'Basic realm="DocRaptor API"'}
-               if isinstance(exc, errors.Unauthorized) else None)
-    return Response(xml_errors([str(x) for x in lines]), status_code=error_status(exc),
-                    media_type=XML_TYPE, headers=headers)
 
 
 def _json(body: dict[str, Any]) -> Response:
     return Response(json.dumps(body).encode(), status_code=200, media_type=JSON_TYPE)
-
-
-# --- the contract --------------------------------------------------------------------------
-
-
-def fails(*statuses: int) -> Responses:
-    """The vendor's XML error answers a route declares (`responses=`)."""
-    return error_responses(statuses, media_type="application/xml", schema={
-        "type": "string", "description": "<errors><error>...</error></errors>"})
 
 
 _TEXT = {"type": "string"}
@@ -319,14 +252,15 @@ async def _read(request: Request, *, asynchronous: bool, hosted: bool) -> tuple[
 
 async def _finish_sync(principal: Principal, job: Job) -> Job:
     limit = get_settings().docraptor_sync_timeout_s
-    job = await service.wait_for(principal, job.id, limit + SYNC_GRACE_S, poll_s=0.2)
+    # a sync document's id is never handed out: the core stops it when the wait runs out
+    outcome = await sync.await_sync(principal, job, reachable=False)
+    job = outcome.job
     if job.status == JobStatus.SUCCESS.value:
         return job
-    if not job.job_status.is_terminal:
-        await run_in_threadpool(_drop, principal, job.id)
+    if not outcome.finished:
         raise DocumentFailed(f"Document creation timed out: a synchronous document must be "
                              f"done within {limit:g} seconds (use async for longer ones)")
-    raise DocumentFailed(_failure_text(job))
+    raise DocumentFailed(render.failure_text(job))
 
 
 def _drop(principal: Principal, job_id: str) -> None:
@@ -336,16 +270,6 @@ def _drop(principal: Principal, job_id: str) -> None:
         pass
 
 
-def _failure_text(job: Job) -> str:
-    message = (job.error_message or "").strip()
-    if not message or job.error_code in ("internal_error", "worker_lost"):
-        return "Document creation failed due to unknown reasons." + (
-            f"\n{message}" if message else "")
-    if job.error_code == "timeout":
-        return f"Document creation timed out: {message}"
-    return message
-
-
 def _output(job: Job) -> Any:
     outputs = job.files_of("output")
     if not outputs:
@@ -353,27 +277,8 @@ def _output(job: Job) -> Any:
     return outputs[0]
 
 
-def _file_response(blob_key: str, content_type: str, filename: str) -> Response:
-    store = get_blob_store()
-    path = store.filesystem_path(blob_key)
-    if path is not None:
-        return FileResponse(path, status_code=200, media_type=content_type, filename=filename,
-                            content_disposition_type="inline")
-    handle = store.open(blob_key)
-    return StreamingResponse(iter(lambda: handle.read(1 << 20), b""), status_code=200,
-                             media_type=content_type,
-                             headers={"Content-Disposition": f'inline; filename="{filename}"'})
-
-
-def _status_body(job: Job) -> dict[str, Any]:
-    if job.status == JobStatus.SUCCESS.value:
-        return webhook.completed_fields(job)
-    if job.status == JobStatus.ERROR.value:
-        return {"status": "failed", "validation_errors": _failure_text(job),
-                "message": "Failed"}
-    if job.status == JobStatus.PROCESSING.value:
-        return {"status": "working", "message": job.message or "working"}
-    return {"status": "queued", "message": "queued"}
+def _file_response(blob_key: str, content_type: str, filename: str) -> Awaitable[Response]:
+    return stream_blob(blob_key, content_type, filename, disposition="inline")
 
 
 # --- endpoints -----------------------------------------------------------------------------
@@ -400,8 +305,7 @@ async def create_doc(request: Request) -> Response:
         return await _create_hosted(principal, doc)
     job = await run_in_threadpool(_create, principal, doc)
     job = await _finish_sync(principal, job)
-    return await run_in_threadpool(_file_response, _output(job).blob_key, doc.content_type,
-                                   doc.filename)
+    return await _file_response(_output(job).blob_key, doc.content_type, doc.filename)
 
 
 @_route("POST", "/async_docs", "Create a document asynchronously (status_id)",
@@ -457,7 +361,7 @@ async def get_status(status_id: str, request: Request) -> Response:
     job = await run_in_threadpool(_live_job, principal, _strip_format(status_id))
     if job is None:
         raise NoPermission(STATUS_FORBIDDEN)
-    return _json(_status_body(job))
+    return _json(render.status_body(job))
 
 
 def _spend(download: str) -> tuple[public_files.PublicFileInfo, Job]:
@@ -488,7 +392,7 @@ async def download(download_id: str) -> Response:
     state = job.face_state or {}
     ext = state.get("document_type") or "pdf"
     name = (state.get("name") or "").strip() or f"document.{ext}"
-    return await run_in_threadpool(_file_response, info.blob_key, info.content_type, name)
+    return await _file_response(info.blob_key, info.content_type, name)
 
 
 def _expire(principal: Principal, download: str) -> None:

@@ -6,7 +6,7 @@
   `identify.type` job choosing among the options (every usable type when none are given);
 - `/api/document-types`: list, get, create, update, validate (and delete, an extension);
 - `/api/knowledge-bases`: knowledge bases, their documents, search and sync
-  (`knowledge_bases.py` over `core/knowledge.py`);
+  (`routes_knowledge.py` over `core/knowledge.py`);
 - `POST /api/steps-async/{step_id}` + `GET /api/steps-async/status/{id}`: a step is a
   pipeline of the caller's organization (by id or name), an execution a run of it
   (core/runs.py) whose final extraction data is the status `data`.
@@ -37,7 +37,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from docmill import errors
-from docmill.core import doctypes, pipelines, runs, service
+from docmill.core import doctypes, pipelines, runs, service, sync
 from docmill.core.auth import Principal, authenticate, cached_principal
 from docmill.core.models import DocumentType, Job
 from docmill.core.ratelimit import FixedWindow
@@ -54,10 +54,10 @@ from docmill.faces.contract import (
     request_body,
 )
 from docmill.faces.docutray import errors as vendor
-from docmill.faces.docutray import knowledge_bases, views
+from docmill.faces.docutray import render, routes_knowledge
 from docmill.faces.docutray.errors import fails
+from docmill.faces.docutray.render import FACE
 from docmill.faces.docutray.request import DocRequest, read_request, stage
-from docmill.faces.docutray.views import FACE
 from docmill.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ class _Route(APIRoute):
         handler = super().get_route_handler()
         template = self.path[len(_prefix()):]
         doc_types = template.startswith(("/api/document-types", "/api/knowledge-bases"))
-        render = vendor.for_path(template)
+        answer = vendor.for_path(template)
         failed = (FAILED_500.get(template) or
                   ({"error": "Error processing request"} if doc_types else
                    {"message": "Internal server error: Failed to process image"}))
@@ -103,7 +103,7 @@ class _Route(APIRoute):
             try:
                 response = await handler(request)
             except errors.DocmillError as exc:
-                status, body = render(exc)
+                status, body = answer(exc)
                 if status >= 500:
                     log.error("Docutray face: %s on %s: %s", exc.code, request.url.path,
                               exc.message)
@@ -225,6 +225,7 @@ async def _submit(request: Request, principal: Principal, doc: DocRequest, opera
     submission = service.Submission(
         operation=operation, params=params, face=FACE, face_state=state,
         timeout_s=settings.docutray_job_timeout_s, retention_s=settings.docutray_retention_s,
+        deadline_s=settings.docutray_job_timeout_s,  # the vendor's auto-timeout
         webhook_url=settings.docutray_webhooks.get(principal.org_slug) or None, job_id=job_id)
     return await run_in_threadpool(service.submit, principal, submission, stager)
 
@@ -278,7 +279,8 @@ async def _wait(principal: Principal, job: Job, started: float) -> Job:
     """The job once finished, or as it is when the sync budget runs out (counted from the
     request's arrival: a slow URL download eats into it)."""
     budget = get_settings().docutray_sync_wait_s - (time.monotonic() - started)
-    return await service.wait_for(principal, job.id, max(1.0, budget))
+    outcome = await sync.await_sync(principal, job, reachable=True, budget_s=max(1.0, budget))
+    return outcome.job
 
 
 def _unfinished(job: Job, status: str, base: str, path: str) -> JSONResponse:
@@ -297,9 +299,9 @@ async def convert(request: Request) -> Response:
     job = await _conversion(request, principal)
     job = await _wait(principal, job, started)
     base = public_base(request)
-    status, error, _ = views.lifecycle(job)
+    status, error, _ = render.lifecycle(job)
     if status == "SUCCESS":
-        body = views.conversion_status(job, base)
+        body = render.conversion_status(job, base)
         return JSONResponse({"data": body.pop("data"), **body})
     if status == "ERROR":
         return JSONResponse({"message": f"Conversion failed: {error}", "status": "ERROR",
@@ -322,7 +324,7 @@ async def conversion_status(request: Request, job_id: str) -> Response:
         if foreign:
             raise vendor.VendorError(403, {"error": "Access denied to this conversion"})
         raise vendor.VendorError(404, {"error": "Conversion not found"})
-    return JSONResponse(views.conversion_status(job, public_base(request)))
+    return JSONResponse(render.conversion_status(job, public_base(request)))
 
 
 # --- identification ------------------------------------------------------------------------
@@ -332,9 +334,9 @@ async def identify(request: Request) -> Response:
     principal = await _caller(request)
     job = await _identification(request, principal, sync=True)
     job = await _wait(principal, job, started)
-    status, error, _ = views.lifecycle(job)
+    status, error, _ = render.lifecycle(job)
     if status == "SUCCESS":
-        return JSONResponse({**views.identification_result(job), "identification_id": job.id,
+        return JSONResponse({**render.identification_result(job), "identification_id": job.id,
                              "status": "SUCCESS"})
     if status == "ERROR":
         return JSONResponse({"message": f"Identification failed: {error}", "status": "ERROR",
@@ -357,7 +359,7 @@ async def identification_status(request: Request, job_id: str) -> Response:
             raise vendor.VendorError(403, {"message": "You do not have access to this "
                                                       "identification"})
         raise vendor.VendorError(404, {"message": "Identification not found"})
-    return JSONResponse(views.identification_status(job, public_base(request)))
+    return JSONResponse(render.identification_status(job, public_base(request)))
 
 
 # --- steps (pipelines) ----------------------------------------------------------------------
@@ -382,7 +384,8 @@ async def step_async(request: Request, step_id: str) -> Response:
                                "original_filename": doc.filename or staged.name,
                                "document_metadata": metadata},
         webhook_url=settings.docutray_webhooks.get(principal.org_slug) or None,
-        timeout_s=settings.docutray_job_timeout_s, retention_s=settings.docutray_retention_s)
+        timeout_s=settings.docutray_job_timeout_s, retention_s=settings.docutray_retention_s,
+        deadline_s=settings.docutray_job_timeout_s)
     run = await run_in_threadpool(runs.start_run, principal, row.id, stager, options)
     url = f"{public_base(request)}/api/steps-async/status/{run.id}"
     return JSONResponse({"id": run.id, "status": "ENQUEUED", "step_id": row.id,
@@ -401,7 +404,7 @@ async def step_status(request: Request) -> Response:
         if foreign:
             raise vendor.VendorError(403, {"message": "Access denied to this execution"})
         raise vendor.VendorError(404, {"message": "Execution not found"})
-    return JSONResponse(views.step_status(job, public_base(request)))
+    return JSONResponse(render.step_status(job, public_base(request)))
 
 
 # --- document types ------------------------------------------------------------------------
@@ -431,7 +434,7 @@ async def _json_body(request: Request) -> Any:
 def _data(row: DocumentType, status: int = 200) -> JSONResponse:
     """`{"data": type}` (what 0.2.x unwraps) with the same fields at the top level too, for
     0.1.0, which reads the body as the type (and its schema as `schema_`)."""
-    body = views.document_type(row)
+    body = render.document_type(row)
     return JSONResponse({**body, "schema_": body["jsonSchema"], "data": body},
                         status_code=status)
 
@@ -459,7 +462,7 @@ async def list_document_types(request: Request) -> Response:
     rows, total = await run_in_threadpool(
         lambda: doctypes.list_types(principal, search=search, offset=(page - 1) * limit,
                                     limit=limit))
-    return JSONResponse({"data": [views.document_type(r, full=False) for r in rows],
+    return JSONResponse({"data": [render.document_type(r, full=False) for r in rows],
                          "pagination": {"total": total, "page": page, "limit": limit}})
 
 
@@ -620,7 +623,7 @@ def build_router() -> APIRouter:
         summary="Run a step (a pipeline of the caller's organization)",
         openapi_extra=identifying, status_code=202,
         responses=merge({202: {"description": "Started", "links": _STEP_LINKS}}, PROCESSING))
-    knowledge_bases.add_routes(router, _light_caller, _json_body, _paging, PAGING)
+    routes_knowledge.add_routes(router, _light_caller, _json_body, _paging, PAGING)
     add("/api/{rest:path}", not_offered,
         methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
     return router

@@ -14,8 +14,8 @@ import json
 from docmill.core.models import Job
 from docmill.core.views import base_url
 from docmill.core.webhooks import WebhookRequest, register_builder
-from docmill.faces.docutray import views
-from docmill.faces.docutray.views import FACE
+from docmill.faces.docutray import render
+from docmill.faces.docutray.render import FACE
 from docmill.settings import get_settings
 
 
@@ -26,13 +26,13 @@ def build(job: Job) -> WebhookRequest | None:
     prefix = get_settings().docutray_prefix.strip("/")
     base = base_url() + (f"/{prefix}" if prefix else "")
     if kind == "identify":
-        body = views.identification_status(job, base)
+        body = render.identification_status(job, base)
         prefix = "IDENTIFICATION"
     elif kind == "step":
-        body = views.step_status(job, base)
+        body = render.step_status(job, base)
         prefix = "STEP"
     else:
-        body = views.conversion_status(job, base)
+        body = render.conversion_status(job, base)
         prefix = "CONVERSION"
     body["event"] = f"{prefix}_{'COMPLETED' if body['status'] == 'SUCCESS' else 'FAILED'}"
     return WebhookRequest(url=job.webhook_url, body=json.dumps(body, default=str),

@@ -21,7 +21,6 @@ import json
 import re
 import time
 from collections.abc import Callable
-from http import HTTPStatus
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -29,23 +28,14 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from docmill import __version__, errors
+from docmill import errors
 from docmill.core import service
 from docmill.core.auth import KEY_CACHE_TTL_S, Principal, authenticate, principal_for_key_id
-from docmill.core.files import get_blob_store
-from docmill.core.models import Job, JobStatus
 from docmill.faces.common import FaceErrors, register_face_errors
-from docmill.faces.contract import (
-    Responses,
-    bearer,
-    error_responses,
-    link,
-    merge,
-    method_not_allowed,
-    request_body,
-)
-from docmill.faces.expertai import tokens
-from docmill.faces.expertai.result import build_result
+from docmill.faces.contract import bearer, link, merge, method_not_allowed, request_body
+from docmill.faces.expertai import render, tokens
+from docmill.faces.expertai.errors import fails, render_error
+from docmill.faces.expertai.errors import json_response as _json
 from docmill.settings import get_settings
 
 FACE = "expertai"
@@ -55,58 +45,6 @@ TEXT_TYPE = "text/plain; charset=utf-8"
 DRAIN_MAX = 256 * 1024 * 1024  # an oversize body is read (and dropped) up to this, then cut
 _TASK_ID = re.compile(r"^[A-Za-z0-9._~-]{1,2000}$")
 _ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
-
-
-# --- errors --------------------------------------------------------------------------------
-
-
-def error_status(exc: errors.DocmillError) -> int:
-    if isinstance(exc, errors.Unauthorized):
-        return 401
-    if isinstance(exc, errors.Forbidden):
-        return 403
-    if isinstance(exc, errors.NotFound):
-        return 404
-    if isinstance(exc, errors.MethodNotAllowed):
-        return 405
-    if isinstance(exc, errors.TooLarge):
-        return 413
-    if isinstance(exc, errors.InvalidInput | errors.UnsupportedFormat | errors.Conflict):
-        return 400
-    return 500
-
-
-def error_body(status: int, path: str, messages: list[str]) -> dict[str, Any]:
-    return {"message": HTTPStatus(status).phrase,
-            "_links": {"self": {"href": path, "templated": False}},
-            "_embedded": {"errors": [{"message": m} for m in messages]}}
-
-
-# Micronaut's `vnd.error`, what the official client reads.
-ERROR_SCHEMA = {"type": "object", "required": ["message", "_embedded"], "properties": {
-    "message": {"type": "string"},
-    "_links": {"type": "object"},
-    "_embedded": {"type": "object", "required": ["errors"], "properties": {"errors": {
-        "type": "array", "items": {"type": "object", "required": ["message"],
-                                   "properties": {"message": {"type": "string"}}}}}}}}
-
-
-def fails(*statuses: int) -> Responses:
-    """The vnd.error answers a route declares (`responses=`)."""
-    return error_responses(statuses, schema=ERROR_SCHEMA)
-
-
-def render_error(request: Request, exc: errors.DocmillError) -> Response:
-    status = error_status(exc)
-    message = exc.message if status != 500 else "Internal Server Error: " + exc.message
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return _json(error_body(status, request.url.path, [message]), status, headers)
-
-
-def _json(body: dict[str, Any], status: int = 200,
-          headers: dict[str, str] | None = None) -> Response:
-    return Response(json.dumps(body, ensure_ascii=False).encode("utf-8"), status_code=status,
-                    media_type=JSON_TYPE, headers=headers)
 
 
 # --- routing -------------------------------------------------------------------------------
@@ -329,35 +267,6 @@ async def layout_document_async(request: Request) -> Response:
 # --- status --------------------------------------------------------------------------------
 
 
-def phase(progress: int) -> str:
-    return "page conversion" if progress < 90 else "classification"
-
-
-def _result(job: Job) -> dict[str, Any]:
-    outputs = [f for f in job.files_of("output") if f.name.endswith(".json")]
-    if not outputs:
-        raise errors.EngineFailed("the task finished without a document")
-    with get_blob_store().open(outputs[0].blob_key) as handle:
-        document = json.load(handle)
-    return build_result(document, name=str((job.face_state or {}).get("name", "")),
-                        finished=job.finished_at, version=__version__,
-                        separator=get_settings().expertai_word_separator)
-
-
-def status_body(job: Job) -> dict[str, Any]:
-    status = job.job_status
-    if status is JobStatus.SUCCESS:
-        return {"current": 100, "message": "completed", "result": _result(job),
-                "state": "SUCCESS"}
-    if status is JobStatus.ERROR:
-        message = (job.error_message or job.error_code or "the analysis failed").strip()
-        return {"current": 0, "message": message, "state": "FAILURE"}
-    if status is JobStatus.PROCESSING or job.attempts > 0:
-        current = max(0, min(99, int(job.progress or 0)))
-        return {"current": current, "message": phase(current), "state": "PROGRESS"}
-    return {"current": 0, "message": "queued", "state": "PENDING"}
-
-
 def _status(principal: Principal, task_id: str) -> dict[str, Any]:
     not_found = errors.NotFound(f"Not Found: no task {task_id}")
     if not _TASK_ID.match(task_id):
@@ -372,7 +281,7 @@ def _status(principal: Principal, task_id: str) -> dict[str, Any]:
         raise not_found from None
     if job.face != FACE:
         raise not_found
-    return status_body(job)
+    return render.status_body(job)
 
 
 @_route(["GET"], "/beta/status/{task_id}", "The state of a task, and its result once done",

@@ -16,10 +16,16 @@ from __future__ import annotations
 
 import base64
 import gzip
+import json
 import struct
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
+
+from docmill import __version__, errors
+from docmill.core.files import get_blob_store
+from docmill.core.models import Job, JobStatus
+from docmill.settings import get_settings
 
 PX_PER_PT = 100 / 72
 SEPARATOR = b"\x00" * 4
@@ -140,3 +146,34 @@ def build_result(document: dict[str, Any], *, name: str, finished: datetime | No
         "version": version,
     }
     return {"header": header, "layout": layout, "words": words}
+
+
+# --- a task's status ---------------------------------------------------------------------
+
+def phase(progress: int) -> str:
+    return "page conversion" if progress < 90 else "classification"
+
+
+def _result(job: Job) -> dict[str, Any]:
+    outputs = [f for f in job.files_of("output") if f.name.endswith(".json")]
+    if not outputs:
+        raise errors.EngineFailed("the task finished without a document")
+    with get_blob_store().open(outputs[0].blob_key) as handle:
+        document = json.load(handle)
+    return build_result(document, name=str((job.face_state or {}).get("name", "")),
+                        finished=job.finished_at, version=__version__,
+                        separator=get_settings().expertai_word_separator)
+
+
+def status_body(job: Job) -> dict[str, Any]:
+    status = job.job_status
+    if status is JobStatus.SUCCESS:
+        return {"current": 100, "message": "completed", "result": _result(job),
+                "state": "SUCCESS"}
+    if status is JobStatus.ERROR:
+        message = (job.error_message or job.error_code or "the analysis failed").strip()
+        return {"current": 0, "message": message, "state": "FAILURE"}
+    if status is JobStatus.PROCESSING or job.attempts > 0:
+        current = max(0, min(99, int(job.progress or 0)))
+        return {"current": current, "message": phase(current), "state": "PROGRESS"}
+    return {"current": 0, "message": "queued", "state": "PENDING"}

@@ -16,7 +16,7 @@ from docmill.core import knowledge
 from docmill.core.models import KnowledgeBase, KnowledgeDocument
 from docmill.faces.contract import inline_schema, query_parameters, request_body
 from docmill.faces.docutray.errors import fails
-from docmill.faces.docutray.views import iso_ms
+from docmill.faces.docutray.render import iso_ms
 
 PATH = "/api/knowledge-bases"
 

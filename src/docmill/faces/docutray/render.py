@@ -4,17 +4,17 @@ webhook (`webhook.py`) can import it.
 A conversion is an `extract.fields` job, an identification an `identify.type` job, a step
 execution a pipeline run (core/runs.py), all created by this face (`face == "docutray"`,
 `face_state["kind"]`). Their statuses are the vendor's four: a job re-queued after a worker
-died stays PROCESSING (the client must never see a state move backwards), and a job
-unfinished `timeout_s` after its request is ERROR from then on, even if a worker completes
-it later (the vendor's 60-minute auto-timeout; deciding by the clock keeps the answer stable).
+died stays PROCESSING (the client must never see a state move backwards). The vendor's
+60-minute auto-timeout is the job's deadline (`deadline_at`, set at submission): the core
+fails it with `timeout` then, and refuses a worker's later success.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from docmill.core.models import DocumentType, Job, JobStatus, utcnow
+from docmill.core.models import DocumentType, Job, JobStatus
 
 FACE = "docutray"
 OTHER = {"code": "other", "name": "Other/Unidentified"}
@@ -34,14 +34,10 @@ def _timeout_text(seconds: float) -> str:
     return f"Processing timeout ({seconds:g} seconds)"
 
 
-def lifecycle(job: Job, now: datetime | None = None) -> tuple[str, str | None, datetime | None]:
+def lifecycle(job: Job) -> tuple[str, str | None, datetime | None]:
     """(vendor status, error string or None, response time or None)."""
-    now = now or utcnow()
-    deadline = job.created_at + timedelta(seconds=job.timeout_s)
     status = job.job_status
     finished = job.finished_at if status.is_terminal else None
-    if (finished or now) > deadline:
-        return "ERROR", _timeout_text(job.timeout_s), deadline
     if status is JobStatus.SUCCESS:
         return "SUCCESS", None, finished
     if status is JobStatus.ERROR:

@@ -18,7 +18,8 @@ from docmill.core.models import Role, WebhookDelivery
 from docmill.core.views import _iso
 from docmill.faces.common import read_json
 from docmill.faces.contract import request_body
-from docmill.faces.native import fails, principal
+from docmill.faces.native.errors import fails
+from docmill.faces.native.request import principal
 
 router = APIRouter(prefix="/v1", tags=["admin"])
 NAME_MAX = 200

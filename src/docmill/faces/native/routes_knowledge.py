@@ -16,7 +16,8 @@ from docmill.core.models import KnowledgeBase, KnowledgeDocument
 from docmill.core.views import _iso
 from docmill.faces.common import read_json
 from docmill.faces.contract import MAX_PAGE, inline_schema, request_body
-from docmill.faces.native import Caller, fails
+from docmill.faces.native.errors import fails
+from docmill.faces.native.request import Caller
 
 router = APIRouter(prefix="/v1/knowledge-bases", tags=["knowledge bases"])
 BASE_BODY = request_body({"application/json": inline_schema(knowledge.BaseFields)})

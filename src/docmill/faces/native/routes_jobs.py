@@ -1,166 +1,42 @@
-"""The native `/v1` API: the clean face of the job core.
-
-Errors are `{"error": {"code", "message", "details"}}` with the status codes below; a job
-of another organization is a 404, never a 403.
-"""
+"""The native `/v1` job endpoints: submit, read, wait for, list, download, delete and watch
+jobs; the caller's organization and the operation catalogue. Requests are read by
+`request.py`, errors answered by `errors.py`."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Security
-from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
-from fastapi.security import APIKeyHeader, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
 from docmill import errors
-from docmill.core import service
-from docmill.core.auth import Principal, authenticate, cached_principal, org_by_slug
-from docmill.core.files import get_blob_store
-from docmill.core.inputs import InputStager
+from docmill.core import catalogue, service, sync
+from docmill.core.auth import Principal, org_by_slug
 from docmill.core.models import JobStatus
 from docmill.core.views import _iso, job_view
-from docmill.engines.registry import operations
-from docmill.faces.common import (
-    FaceErrors,
-    is_upload,
-    read_form,
-    read_json,
-    register_face_errors,
+from docmill.faces.common import read_form, read_json
+from docmill.faces.contract import link, merge, request_body
+from docmill.faces.download import stream_blob
+from docmill.faces.native.errors import fails
+from docmill.faces.native.render import JobList, JobView, OperationList
+from docmill.faces.native.request import (
+    Caller,
+    JobRequest,
+    invalid_request,
+    parse_params,
+    stage_refs,
+    stage_uploads,
+    upload_fields,
+    wait_seconds,
 )
-from docmill.faces.contract import Responses, error_responses, link, merge, request_body
-from docmill.security.ssrf import policy_from_settings
-from docmill.settings import get_settings
-
-STATUS_BY_ERROR: list[tuple[type[errors.DocmillError], int]] = [
-    (errors.NotFound, 404),
-    (errors.Unauthorized, 401),
-    (errors.Forbidden, 403),
-    (errors.MethodNotAllowed, 405),
-    (errors.Conflict, 409),
-    (errors.TooLarge, 413),
-    (errors.UnsupportedFormat, 415),
-    (errors.DownloadFailed, 422),
-    (errors.InvalidPipeline, 422),
-    (errors.InvalidInput, 400),
-    (errors.Timeout, 504),
-]
-
-
-def error_status(exc: errors.DocmillError) -> int:
-    for cls, status in STATUS_BY_ERROR:
-        if isinstance(exc, cls):
-            return status
-    return 500
-
-
-def render_error(request: Request, exc: errors.DocmillError) -> Response:
-    body: dict[str, Any] = {"code": exc.code, "message": exc.message}
-    if exc.details:
-        body["details"] = exc.details
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, errors.Unauthorized) else None
-    return JSONResponse({"error": body}, status_code=error_status(exc), headers=headers)
-
-
-register_face_errors(FaceErrors(("/v1/",), render_error))
-
-
-class NativeErrorDetail(BaseModel):
-    code: str
-    message: str
-    details: dict[str, Any] | None = None
-
-
-class NativeError(BaseModel):
-    """Every native error: `{"error": {code, message, details}}`."""
-
-    error: NativeErrorDetail
-
-
-def fails(*statuses: int) -> Responses:
-    """The native error answers a route declares (`responses=`)."""
-    return error_responses(statuses, model=NativeError)
-
 
 router = APIRouter(prefix="/v1", tags=["native"])
-# Declared for the OpenAPI document (and clients); `principal` reads the headers itself, so
-# a malformed Authorization gets the native 401 rather than FastAPI's.
-bearer_scheme = HTTPBearer(auto_error=False, description="An API key: `Bearer dm_...`")
-api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False,
-                              description="An API key, instead of Authorization")
-
-
-async def principal(
-    request: Request,
-    _bearer: Annotated[Any, Security(bearer_scheme)] = None,
-    x_api_key: Annotated[str | None, Security(api_key_scheme)] = None,
-) -> Principal:
-    key = x_api_key
-    authorization = request.headers.get("authorization")
-    if authorization:
-        scheme, _, value = authorization.partition(" ")
-        if scheme.lower() != "bearer":
-            raise errors.Unauthorized("use 'Authorization: Bearer <key>'")
-        key = value
-    # A key seen in the last few seconds is answered from memory, on the loop; otherwise the
-    # database lookup runs in a thread.
-    cached = cached_principal(key)
-    return cached if cached is not None else await run_in_threadpool(authenticate, key)
-
-
-Caller = Annotated[Principal, Depends(principal)]
-
-
-class InputRef(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    url: str | None = None
-    base64: str | None = None
-    filename: str | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> InputRef:
-        if (self.url is None) == (self.base64 is None):
-            raise ValueError("each input needs exactly one of 'url' or 'base64'")
-        return self
-
-
-class JobRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    operation: str
-    params: dict[str, Any] = Field(default_factory=dict)
-    inputs: list[InputRef] = Field(min_length=1)
-    webhook_url: str | None = None
-    timeout_s: float | None = Field(None, gt=0, le=24 * 3600)
-
-
-def _parse_params(raw: str | None) -> dict[str, Any]:
-    if not raw:
-        return {}
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise errors.InvalidInput(f"'params' must be a JSON object: {exc}") from exc
-    if not isinstance(value, dict):
-        raise errors.InvalidInput("'params' must be a JSON object")
-    return value
-
-
-def parse_timeout(raw: str | None) -> float | None:
-    """The multipart `timeout_s` field, held to the same bounds as the JSON body's."""
-    if not raw:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        raise errors.InvalidInput(f"'timeout_s' must be a number of seconds, not {raw!r}") from None
-    if not 0 < value <= 24 * 3600:
-        raise errors.InvalidInput("'timeout_s' must be more than 0 and at most 86400 seconds")
-    return value
 
 
 async def _prepare(caller: Principal, operation: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -178,7 +54,7 @@ async def _submit_multipart(request: Request, caller: Principal, job_id: str) ->
     if not isinstance(operation, str) or not operation:
         raise errors.InvalidInput("the 'operation' field is required")
     raw_params = form.get("params")
-    params = _parse_params(raw_params if isinstance(raw_params, str) else None)
+    params = parse_params(raw_params if isinstance(raw_params, str) else None)
     uploads, timeout_s, webhook_url = upload_fields(form)
     params = await _prepare(caller, operation, params)  # fail fast, before storing anything
     stager = service.new_stager(caller, job_id)
@@ -208,102 +84,9 @@ async def _submit_json(request: Request, caller: Principal, job_id: str) -> Any:
     return await run_in_threadpool(service.submit, caller, submission, stager)
 
 
-def upload_fields(form: Any) -> tuple[list[Any], float | None, str | None]:
-    """The `file` parts (at least one), `timeout_s` and `webhook_url` of a multipart body:
-    /v1/jobs and pipeline runs take the same."""
-    uploads = [v for k, v in form.multi_items() if k == "file" and is_upload(v)]
-    if not uploads:
-        raise errors.InvalidInput("attach at least one 'file'")
-    timeout_raw, webhook = form.get("timeout_s"), form.get("webhook_url")
-    return (uploads, parse_timeout(timeout_raw if isinstance(timeout_raw, str) else None),
-            webhook if isinstance(webhook, str) and webhook else None)
-
-
-def invalid_request(what: str, exc: ValidationError) -> errors.InvalidInput:
-    """A JSON body its model refused, as the native 400 naming each field."""
-    problems = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
-                for e in exc.errors()]
-    return errors.InvalidInput(f"invalid {what}: " + "; ".join(
-        f"{p['field']}: {p['message']}" for p in problems), problems=problems)
-
-
-def stage_uploads(stager: InputStager, uploads: list[Any]) -> InputStager:
-    """Streams multipart uploads into the stager (on a thread); on any failure what was
-    staged goes away."""
-    try:
-        for upload in uploads:
-            stager.add_stream(upload.filename, upload.file)
-    except BaseException:
-        stager.discard()
-        raise
-    return stager
-
-
-async def stage_refs(stager: InputStager, refs: list[InputRef]) -> InputStager:
-    """Downloads (through the SSRF guard) or decodes each input into the stager; on any
-    failure what was staged goes away."""
-    settings = get_settings()
-
-    def stage_all() -> None:
-        policy = policy_from_settings()
-        for ref in refs:
-            if ref.url is not None:
-                stager.add_url(ref.url, ref.filename, policy, settings.url_download_timeout_s)
-            else:
-                stager.add_base64(ref.filename, ref.base64 or "")
-
-    try:
-        await run_in_threadpool(stage_all)
-    except BaseException:
-        await run_in_threadpool(stager.discard)
-        raise
-    return stager
-
-
-class JobFileView(BaseModel):
-    name: str
-    size: int
-    content_type: str
-
-
-class JobOutputView(JobFileView):
-    url: str
-
-
-class JobErrorView(BaseModel):
-    code: str
-    message: str | None
-
-
-class JobView(BaseModel):
-    """A job as every native answer and webhook shows it (`core/views.job_view`)."""
-
-    id: str
-    status: Literal["ENQUEUED", "PROCESSING", "SUCCESS", "ERROR", "EXPIRED", "DELETED"]
-    operation: str
-    params: dict[str, Any]
-    progress: int = Field(ge=0, le=100)
-    message: str
-    attempts: int = Field(ge=0)
-    created_at: str
-    started_at: str | None
-    finished_at: str | None
-    expires_at: str
-    inputs: list[JobFileView]
-    files: list[JobOutputView]
-    result: dict[str, Any] | None
-    error: JobErrorView | None
-    webhook_url: str | None
-
-
-class JobList(BaseModel):
-    jobs: list[JobView]
-    next_cursor: str | None
-
-
 def _job_request_body() -> dict[str, Any]:
     """POST /v1/jobs reads JSON or multipart itself (one route, two encodings)."""
-    names = sorted(operations())
+    names = catalogue.operation_names()
     source = {"type": "object", "additionalProperties": False,
               "properties": {"url": {"type": "string", "format": "uri"},
                              "base64": {"type": "string", "contentEncoding": "base64"},
@@ -337,10 +120,6 @@ JOB_LINKS = {"GetJob": link("GET /v1/jobs/{job_id}", job_id="$response.body#/id"
 A_JOB = fails(400, 401, 404)  # a job of the caller's organization, by id
 
 
-def wait_seconds(wait: float | None) -> float:
-    return min(max(wait or 0.0, 0.0), get_settings().wait_max_s)
-
-
 @router.post("/jobs", status_code=202, summary="Submit a job (multipart or JSON)",
              openapi_extra=_job_request_body(),
              responses=merge({200: {"description": "The job, finished within ?wait",
@@ -362,8 +141,9 @@ async def create_job(request: Request, caller: Caller,
     if wait:  # watch before submitting: a job that finishes at once is not missed
         with service.watch(job_id) as watch:
             job = await submit(request, caller, job_id)
-            job = await service.wait_for(caller, job.id, wait_seconds(wait), watch=watch,
-                                         known=job)
+            outcome = await sync.await_sync(caller, job, reachable=True,
+                                            budget_s=wait_seconds(wait), watch=watch)
+            job = outcome.job
     else:
         job = await submit(request, caller, job_id)
     status = 200 if job.job_status.is_terminal else 202
@@ -456,16 +236,7 @@ async def get_input(job_id: str, name: str, caller: Caller) -> Response:
 
 async def _download(caller: Principal, job_id: str, name: str, role: str) -> Response:
     item = await run_in_threadpool(service.job_file, caller, job_id, name, role)
-    store = get_blob_store()
-    disposition: dict[str, Any] = {"content_disposition_type": "attachment"}
-    path = store.filesystem_path(item.blob_key)
-    if path is not None:
-        return FileResponse(path, media_type=item.content_type, filename=item.name,
-                            **disposition)
-    handle = await run_in_threadpool(store.open, item.blob_key)
-    return StreamingResponse(iter(lambda: handle.read(1 << 20), b""),
-                             media_type=item.content_type,
-                             headers={"Content-Disposition": f'attachment; filename="{item.name}"'})
+    return await stream_blob(item.blob_key, item.content_type, item.name, size=item.size)
 
 
 @router.delete("/jobs/{job_id}", status_code=204, summary="Delete a job and its files",
@@ -508,21 +279,6 @@ async def job_events_stream(job_id: str, caller: Caller, request: Request) -> Ev
     return EventSourceResponse(stream(), ping=15)
 
 
-class OperationView(BaseModel):
-    name: str
-    description: str = Field(description="one line")
-    summary: str
-    engine: str
-    accepts: list[str]
-    produces: list[str]
-    inputs: dict[str, int]
-    params_schema: dict[str, Any]
-
-
-class OperationList(BaseModel):
-    operations: list[OperationView]
-
-
 @router.get("/organization", summary="The caller's organization (webhook secret: admins only)",
             responses=fails(401))
 async def get_organization(caller: Caller) -> dict[str, Any]:
@@ -539,4 +295,4 @@ async def get_organization(caller: Caller) -> dict[str, Any]:
 async def list_operations() -> dict[str, Any]:
     """Each operation with a one-line description, the types it accepts and makes, and the
     JSON Schema of its parameters; no key needed."""
-    return {"operations": [op.describe() for op in operations().values()]}
+    return {"operations": catalogue.describe_operations()}

@@ -15,13 +15,14 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from docmill import errors
-from docmill.core import doctypes, service, teaching
+from docmill.core import doctypes, service, sync, teaching
 from docmill.core.auth import Principal
 from docmill.core.models import DocumentType, JobStatus
 from docmill.core.views import _iso
 from docmill.faces.common import is_upload, read_form, read_json
 from docmill.faces.contract import MAX_PAGE, inline_schema, request_body
-from docmill.faces.native import Caller, fails
+from docmill.faces.native.errors import fails
+from docmill.faces.native.request import Caller
 from docmill.security.ssrf import policy_from_settings
 from docmill.settings import get_settings
 
@@ -195,9 +196,10 @@ async def add_example(ref: str, request: Request, caller: Caller) -> JSONRespons
         await run_in_threadpool(stager.discard)
         raise
     name = name or stager.staged[0].name
-    job = await run_in_threadpool(
-        service.submit, caller, service.Submission(operation=EXAMPLE_OPERATION), stager)
-    job = await service.wait_for(caller, job.id, settings.doctype_example_wait_s)
+    outcome = await sync.run_sync(caller, service.Submission(operation=EXAMPLE_OPERATION),
+                                  stager, reachable=True,
+                                  budget_s=settings.doctype_example_wait_s)
+    job = outcome.job
     if job.job_status is not JobStatus.SUCCESS:
         if not job.job_status.is_terminal:
             raise errors.Timeout(f"reading the example took longer than "

@@ -24,10 +24,10 @@ from docmill.core import pipelines, runs, service
 from docmill.core.auth import Principal
 from docmill.faces.common import read_form, read_json
 from docmill.faces.contract import inline_schema, request_body
-from docmill.faces.native import (
+from docmill.faces.native.errors import fails
+from docmill.faces.native.request import (
     Caller,
     InputRef,
-    fails,
     invalid_request,
     stage_refs,
     stage_uploads,

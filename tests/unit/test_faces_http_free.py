@@ -1,0 +1,239 @@
+"""Each face's HTTP-free modules on their own, without a server: request parsing, the error
+tables, the status renderers and the webhook builders a worker imports."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs
+
+import pytest
+from pydantic import ValidationError
+
+from docmill import errors
+
+ORG = str(uuid.UUID(int=7))
+T0 = datetime(2026, 1, 15, 10, 30, tzinfo=UTC)
+
+
+def _job(**fields):
+    from docmill.core.models import Job
+
+    values = {"id": uuid.uuid4().hex, "org_id": ORG, "operation": "pdf.to-text", "params": {},
+              "status": "SUCCESS", "progress": 100, "message": "done", "attempts": 1,
+              "timeout_s": 120.0, "created_at": T0, "started_at": T0,
+              "finished_at": T0 + timedelta(seconds=3), "expires_at": T0 + timedelta(days=1),
+              "face_state": {}, "result": {}, "webhook_url": "https://hooks.example/x"}
+    values.update(fields)
+    job = Job(**values)
+    job.files = []
+    return job
+
+
+# --- the worker's view: webhook modules load without HTTP frameworks ---------------------------
+
+def test_the_bootstrap_registers_every_face_builder_without_http_imports():
+    code = ("import sys; from docmill.bootstrap import load_webhook_builders, WEBHOOK_MODULES;"
+            "load_webhook_builders(); from docmill.core import webhooks;"
+            "print(sorted(webhooks._builders)); print(sorted(m for m in ('fastapi', 'starlette')"
+            " if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=os.environ, check=True).stdout.splitlines()
+    assert out == ["['convertapi', 'docraptor', 'docutray', 'native']", "[]"]
+
+
+def test_a_face_without_a_builder_gets_the_native_body():
+    from docmill.bootstrap import load_webhook_builders
+    from docmill.core import webhooks
+    from docmill.faces.native import webhook as native
+
+    load_webhook_builders()
+    assert webhooks.builder_for("expertai") is native.build
+    request = native.build(_job(status="ERROR", error_code="timeout", error_message="late"))
+    payload = json.loads(request.body)
+    assert (request.method, request.sign, payload["type"]) == ("POST", True, "job.error")
+    assert payload["data"]["error"] == {"code": "timeout", "message": "late"}
+    assert native.build(_job(webhook_url=None)) is None
+
+
+# --- native -----------------------------------------------------------------------------------
+
+def test_native_request_fields():
+    from docmill.faces.native import request
+
+    assert request.parse_params(None) == {} and request.parse_params('{"a": 1}') == {"a": 1}
+    for bad in ("[1]", "{nope"):
+        with pytest.raises(errors.InvalidInput, match="'params' must be a JSON object"):
+            request.parse_params(bad)
+    assert request.parse_timeout("2.5") == 2.5 and request.parse_timeout("") is None
+    for bad in ("0", "86401", "soon"):
+        with pytest.raises(errors.InvalidInput, match="timeout_s"):
+            request.parse_timeout(bad)
+    with pytest.raises(ValidationError, match="exactly one of 'url' or 'base64'"):
+        request.InputRef(url="https://x.example/a.pdf", base64="AA==")
+    try:
+        request.JobRequest.model_validate({"operation": "pdf.to-text", "inputs": []})
+    except ValidationError as exc:
+        refused = request.invalid_request("job request", exc)
+    assert refused.message.startswith("invalid job request: inputs:")
+    assert refused.details["problems"][0]["field"] == "inputs"
+
+
+@pytest.mark.parametrize(("error", "status"), [
+    (errors.NotFound("x"), 404), (errors.Unauthorized("x"), 401), (errors.Forbidden("x"), 403),
+    (errors.Conflict("x"), 409), (errors.TooLarge("x"), 413), (errors.UnsupportedFormat("x"), 415),
+    (errors.DownloadFailed("x"), 422), (errors.InvalidInput("x"), 400),
+    (errors.Timeout("x"), 504), (errors.DocmillError("x"), 500),
+])
+def test_native_error_statuses(error, status):
+    from docmill.faces.native.errors import error_status
+
+    assert error_status(error) == status
+
+
+# --- ConvertAPI -------------------------------------------------------------------------------
+
+def test_convertapi_job_errors_and_request_errors():
+    from docmill.faces.convertapi import errors as vendor
+
+    assert vendor.for_job("timeout", "slow") == (500, {"Code": 5000, "Message": "slow"})
+    assert vendor.for_job("invalid_input", None) == (
+        500, {"Code": 5002, "Message": "The conversion failed."})  # the document is at fault
+    assert vendor.for_job("password_required", "pw", password_given=True)[1]["Code"] == 5006
+    assert vendor.for_job("password_required", "pw")[1]["Code"] == 5003
+    status, body = vendor.for_request(errors.InvalidInput(
+        "bad", problems=[{"param": "PageRange", "message": "no"}]))
+    assert (status, body) == (400, {"Code": 4000, "Message": "bad",
+                                    "InvalidParameters": {"PageRange": ["no"]}})
+    assert vendor.for_request(errors.NotFound("gone"))[0] == 404
+
+
+def test_convertapi_webhook_appends_the_job_id():
+    from docmill.faces.convertapi import webhook
+
+    job = _job(webhook_url="https://hooks.example/cb?a=1")
+    request = webhook.build(job)
+    assert request.method == "GET" and request.body is None
+    assert parse_qs(request.url.split("?", 1)[1]) == {"a": ["1"], "JobId": [job.id]}
+
+
+# --- DocRaptor --------------------------------------------------------------------------------
+
+def test_docraptor_download_ids_round_trip_and_callback_only_after_success():
+    from docmill.faces.docraptor import webhook
+
+    job = _job(face_state={"document_type": "pdf"}, result={"pages": 3})
+    token = webhook.download_id(job.id, ORG)
+    assert webhook.parse_download_id(token.upper()) == (job.id, ORG)
+    assert webhook.parse_download_id("x" * 64) is None
+    request = webhook.build(job)
+    fields = parse_qs(request.body)
+    assert fields["status_id"] == [job.id] and fields["number_of_pages"] == ["3"]
+    assert fields["message"] == ["Completed at Thu Jan 15 10:30:03 +0000 2026"]
+    assert webhook.build(_job(status="ERROR")) is None
+
+
+# --- Docutray ---------------------------------------------------------------------------------
+
+def test_docutray_statuses_and_the_deadline_timeout_text():
+    from docmill.faces.docutray import render
+
+    assert render.lifecycle(_job(status="ENQUEUED", attempts=0, finished_at=None)) == (
+        "ENQUEUED", None, None)
+    assert render.lifecycle(_job(status="ENQUEUED", attempts=1, finished_at=None))[0] == \
+        "PROCESSING"  # requeued after a worker died: never backwards
+    deadline = T0 + timedelta(hours=1)
+    failed = _job(status="ERROR", error_code="timeout", timeout_s=3600.0,
+                  deadline_at=deadline, finished_at=deadline)
+    assert render.lifecycle(failed) == ("ERROR", "Processing timeout (60 minutes)", deadline)
+    assert render.lifecycle(_job(status="ERROR", error_code="engine_failed",
+                                error_message="bad scan"))[1] == "bad scan"
+
+
+def test_docutray_input_errors():
+    from docmill.faces.docutray import errors as vendor
+
+    assert vendor.for_input(errors.Unauthorized("x")) == (401, {"error": "Invalid API key"})
+    assert vendor.for_input(errors.DownloadFailed("the server answered HTTP 404")) == (
+        400, {"message": "Error accessing URL: 404 Not Found"})
+    status, body = vendor.for_input(errors.InvalidInput("document_type_code: Required"))
+    assert status == 400 and body["message"] == "Validation error"
+
+
+def test_docutray_webhook_event_names():
+    from docmill.faces.docutray import webhook
+
+    done = json.loads(webhook.build(_job(face_state={"kind": "convert"},
+                                         result={"data": {"total": 5}})).body)
+    assert (done["event"], done["status"], done["data"]) == (
+        "CONVERSION_COMPLETED", "SUCCESS", {"total": 5})
+    failed = json.loads(webhook.build(_job(status="ERROR", error_code="timeout",
+                                           face_state={"kind": "identify"})).body)
+    assert (failed["event"], failed["status"]) == ("IDENTIFICATION_FAILED", "ERROR")
+
+
+# --- the render and errors modules of the other faces ----------------------------------------
+
+def test_convertapi_result_names_and_multipart_choice():
+    from docmill.core.models import JobFile
+    from docmill.faces.convertapi import render
+
+    outputs = [JobFile(name=f"page-{i}.png", content_type="image/png", size=1) for i in (1, 2)]
+    assert render.result_names("scan", outputs, None) == ["scan.png", "scan-2.png"]
+    assert render.result_names("scan", outputs[:1], "report.png") == ["report.png"]
+    assert render.wants_multipart("multipart/mixed")
+    assert not render.wants_multipart("multipart/mixed, application/json")
+
+
+def test_docraptor_status_and_error_tables():
+    from docmill.faces.docraptor import errors as vendor
+    from docmill.faces.docraptor import render
+
+    assert render.status_body(_job(status="ENQUEUED", attempts=0)) == {
+        "status": "queued", "message": "queued"}
+    failed = render.status_body(_job(status="ERROR", error_code="timeout", error_message="60 s"))
+    assert failed == {"status": "failed", "message": "Failed",
+                      "validation_errors": "Document creation timed out: 60 s"}
+    assert render.failure_text(_job(status="ERROR", error_code="worker_lost",
+                                    error_message="")) == \
+        "Document creation failed due to unknown reasons."
+    assert vendor.error_status(vendor.DownloadKeyError("x")) == 400
+    assert vendor.error_status(errors.NotFound("x")) == 403  # never tells what exists
+    assert vendor.error_status(vendor.DocumentFailed("x")) == 422
+    assert vendor.xml_errors(["a < b", "", "c\x01"]) == (
+        b'<?xml version="1.0" encoding="UTF-8"?>\n<errors>\n  <error>a &lt; b</error>'
+        b"\n  <error>c</error>\n</errors>\n")
+
+
+def test_expertai_status_and_error_tables():
+    from docmill.faces.expertai import errors as vendor
+    from docmill.faces.expertai import render
+
+    assert render.status_body(_job(status="PROCESSING", progress=95)) == {
+        "current": 95, "message": "classification", "state": "PROGRESS"}
+    assert render.status_body(_job(status="ERROR", error_code="engine_failed",
+                                   error_message=" bad scan ")) == {
+        "current": 0, "message": "bad scan", "state": "FAILURE"}
+    assert vendor.error_status(errors.Conflict("x")) == 400
+    assert vendor.error_body(404, "/beta/status/x", ["gone"])["_embedded"] == {
+        "errors": [{"message": "gone"}]}
+
+
+@pytest.mark.parametrize(("error", "docraptor", "expertai"), [
+    (errors.Unauthorized("x"), 401, 401), (errors.MethodNotAllowed("x"), 405, 405),
+    (errors.TooLarge("x"), 400, 413), (errors.Conflict("x"), 400, 400),
+    (errors.Forbidden("x"), 403, 403), (errors.NotFound("x"), 403, 404),
+    (errors.InvalidInput("x"), 422, 400), (errors.UnsupportedFormat("x"), 422, 400),
+    (errors.EngineFailed("x"), 422, 500), (errors.Timeout("x"), 422, 500),
+    (errors.DocmillError("x"), 500, 500),
+])
+def test_docraptor_and_expertai_error_tables(error, docraptor, expertai):
+    from docmill.faces.docraptor import errors as docraptor_errors
+    from docmill.faces.expertai import errors as expertai_errors
+
+    assert docraptor_errors.error_status(error) == docraptor
+    assert expertai_errors.error_status(error) == expertai
