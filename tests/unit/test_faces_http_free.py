@@ -223,6 +223,27 @@ def test_expertai_status_and_error_tables():
         "errors": [{"message": "gone"}]}
 
 
+def test_expertai_request_bodies():
+    from docmill.faces.expertai import request
+
+    assert request.credentials(b'{"username": "acme", "password": "k"}') == ("acme", "k")
+    for bad in (b'{"username": "acme", "password": ""}', b'{"password": "k"}'):
+        with pytest.raises(errors.Unauthorized, match="send username and password"):
+            request.credentials(bad)
+    with pytest.raises(errors.InvalidInput, match="malformed JSON"):
+        request.credentials(b"{nope")
+    with pytest.raises(errors.InvalidInput, match="must be a JSON object"):
+        request.document(b"[1]")
+    assert request.document(b'{"document": {"name": "a.pdf", "data": "JVBE\\nRi0="}}') == (
+        "a.pdf", b"%PDF-")  # whitespace inside the Base64 is dropped
+    for body, problem in [(b'{"document": "x"}', "'document' \\(an object\\)"),
+                          (b'{"document": {"data": "AA=="}}', "'document.name'"),
+                          (b'{"document": {"name": "a", "data": " "}}', "\\(Base64\\) is"),
+                          (b'{"document": {"name": "a", "data": "%%"}}', "not valid Base64")]:
+        with pytest.raises(errors.InvalidInput, match=problem):
+            request.document(body)
+
+
 @pytest.mark.parametrize(("error", "docraptor", "expertai"), [
     (errors.Unauthorized("x"), 401, 401), (errors.MethodNotAllowed("x"), 405, 405),
     (errors.TooLarge("x"), 400, 413), (errors.Conflict("x"), 400, 400),
