@@ -121,6 +121,69 @@ def test_convertapi_webhook_appends_the_job_id():
     assert parse_qs(request.url.split("?", 1)[1]) == {"a": ["1"], "JobId": [job.id]}
 
 
+def _convertapi_request(**params):
+    from docmill.faces.convertapi.request import VendorRequest
+
+    return VendorRequest(params={name.lower(): (name, value) for name, value in params.items()})
+
+
+def test_convertapi_timeout_job_id_and_page_range():
+    from docmill.faces.convertapi import request
+    from docmill.faces.convertapi.errors import VendorError
+    from docmill.settings import get_settings
+
+    settings = get_settings()
+    assert request.parse_timeout(_convertapi_request(), "web") == \
+        settings.convertapi_web_timeout_s
+    assert request.parse_timeout(_convertapi_request(), "docx") == \
+        settings.convertapi_default_timeout_s
+    assert request.parse_timeout(_convertapi_request(timeout=" 30 "), "docx") == 30
+    for raw, problem in [("soon", "'soon' is not a whole number of seconds"),
+                         ("0", "must be between 1 and"),
+                         (str(settings.convertapi_max_timeout_s + 1), "must be between 1 and")]:
+        with pytest.raises(VendorError) as refused:
+            request.parse_timeout(_convertapi_request(timeout=raw), "docx")
+        assert (refused.value.status, refused.value.vendor_code) == (400, 4000)
+        assert list(refused.value.invalid) == ["timeout"]  # the name as the client sent it
+        assert refused.value.invalid["timeout"][0].startswith(problem)
+    job_id = uuid.uuid4()
+    assert request.client_job_id(_convertapi_request(JobId=str(job_id).upper())) == str(job_id)
+    assert request.client_job_id(_convertapi_request()) is None
+    with pytest.raises(VendorError, match="JobId: must be a UUID"):
+        request.client_job_id(_convertapi_request(JobId="7"))
+    request.check_page_range(_convertapi_request(PageRange="1-3, 5,7-"))
+    with pytest.raises(VendorError, match="'odd' is not a page range"):
+        request.check_page_range(_convertapi_request(PageRange="odd"))
+
+
+def test_convertapi_answer_form_and_credentials():
+    from starlette.requests import Request
+
+    from docmill.faces.convertapi import request
+    from docmill.faces.convertapi.errors import VendorError
+
+    assert request.answer_form(_convertapi_request(download="Inline"), "") == ("inline", False)
+    assert request.answer_form(_convertapi_request(), "application/octet-stream") == (
+        "attachment", False)
+    assert request.answer_form(_convertapi_request(), "multipart/mixed") == ("", True)
+    assert request.answer_form(_convertapi_request(download="attachment"),
+                               "multipart/mixed") == ("attachment", False)
+    assert request.answer_form(_convertapi_request(), "application/json") == ("", False)
+    with pytest.raises(VendorError, match="download: must be inline or attachment"):
+        request.answer_form(_convertapi_request(download="save"), "")
+
+    def sent(query: bytes, authorization: bytes | None = None) -> Request:
+        headers = [(b"authorization", authorization)] if authorization else []
+        return Request({"type": "http", "method": "GET", "path": "/user", "headers": headers,
+                        "query_string": query})
+
+    assert request.credentials(sent(b"", b"Bearer k1")) == ("k1", "token")
+    assert request.credentials(sent(b"Secret=s1", b"Bearer k1")) == ("s1", "secret")
+    assert request.credentials(sent(b"Token=t1&ApiKey=9")) == ("t1", "token")
+    assert request.credentials(sent(b"auth=a1")) == ("a1", "secret")
+    assert request.credentials(sent(b"Secret=+", b"Basic x")) == (None, "token")
+
+
 # --- DocRaptor --------------------------------------------------------------------------------
 
 def test_docraptor_download_ids_round_trip_and_callback_only_after_success():
