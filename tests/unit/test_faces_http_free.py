@@ -200,6 +200,73 @@ def test_docraptor_download_ids_round_trip_and_callback_only_after_success():
     assert webhook.build(_job(status="ERROR")) is None
 
 
+def _docraptor_request(query: bytes = b"", headers: dict[str, str] | None = None,
+                       body: bytes = b""):
+    from starlette.requests import Request
+
+    async def receive():
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return Request({"type": "http", "method": "POST", "path": "/docs", "query_string": query,
+                    "headers": [(k.lower().encode(), v.encode())
+                                for k, v in (headers or {}).items()]}, receive)
+
+
+def test_docraptor_api_key_and_path_ids():
+    import base64
+
+    from docmill.faces.docraptor import request
+
+    basic = "Basic " + base64.b64encode(b"KEY1:ignored").decode()
+    assert request.api_key(_docraptor_request(headers={"Authorization": basic})) == "KEY1"
+    assert request.api_key(_docraptor_request(headers={"Authorization": "Token K2"})) == "K2"
+    assert request.api_key(_docraptor_request(b"user_credentials=K3")) == "K3"
+    assert request.api_key(_docraptor_request(
+        b"user_credentials=K3", {"Authorization": "Basic " + base64.b64encode(b":pw").decode()}
+    )) == "K3"  # an empty Basic user name falls back to the query
+    assert request.api_key(_docraptor_request()) is None
+    with pytest.raises(errors.Unauthorized, match="malformed Basic credentials"):
+        request.api_key(_docraptor_request(headers={"Authorization": "Basic //79"}))
+    assert [request.strip_format(v) for v in ("abc.JSON", "abc.xml", "abc.pdf")] == [
+        "abc", "abc", "abc.pdf"]
+
+
+def test_docraptor_fields_merge_query_and_body():
+    import asyncio
+
+    from docmill.faces.docraptor import request
+
+    sent = _docraptor_request(b"doc[name]=q.pdf&doc[test]=true",
+                              {"Content-Type": "application/json"},
+                              b'{"doc": {"name": "b.pdf", "document_content": "<p>x</p>"}}')
+    fields = asyncio.run(request.read_fields(sent))
+    assert fields["name"] == "b.pdf" and fields["document_content"] == "<p>x</p>"
+    assert request.as_bool(fields["test"]) is True  # the query's, the body had none
+
+
+def test_docraptor_retention_terms():
+    from docmill.faces.docraptor import request
+    from docmill.settings import get_settings
+
+    settings = get_settings()
+    plain = request.read_doc({"document_content": "<p>x</p>"}, asynchronous=False, hosted=False)
+    assert request.retention_terms(plain) == (
+        settings.docraptor_retention_s or settings.retention_s,
+        {"downloads": 1 if settings.docraptor_short_retention
+         else settings.docraptor_download_limit})
+    later = (datetime.now(UTC) + timedelta(days=30)).replace(microsecond=0)
+    hosted = request.read_doc({"document_content": "<p>x</p>", "hosted_download_limit": "3",
+                               "hosted_expires_at": later.isoformat()},
+                              asynchronous=True, hosted=True)
+    kept, state = request.retention_terms(hosted)
+    assert state == {"downloads": 3, "link_expires_at": later.isoformat()}
+    assert 30 * 86400 - 60 < kept <= 30 * 86400  # until the link expires
+    soon = request.read_doc({"document_content": "<p>x</p>",
+                             "hosted_expires_at": datetime.now(UTC).isoformat()},
+                            asynchronous=True, hosted=True)
+    assert request.retention_terms(soon)[0] == settings.docraptor_async_timeout_s + 3600
+
+
 # --- Docutray ---------------------------------------------------------------------------------
 
 def test_docutray_statuses_and_the_deadline_timeout_text():
