@@ -83,6 +83,35 @@ def test_native_request_fields():
     assert refused.details["problems"][0]["field"] == "inputs"
 
 
+def test_native_job_bodies():
+    import io
+
+    from starlette.datastructures import FormData, Headers, UploadFile
+
+    from docmill.faces.native import request
+
+    assert request.is_multipart("multipart/form-data; boundary=x", "file")
+    assert not request.is_multipart("application/json", "file")
+    assert not request.is_multipart("", "file")  # no body type: read as JSON
+    with pytest.raises(errors.UnsupportedFormat,
+                       match=r"send multipart/form-data \(file\) or application/json"):
+        request.is_multipart("text/plain", "file")
+    upload = UploadFile(io.BytesIO(b"%PDF-"), filename="a.pdf",
+                        headers=Headers({"content-type": "application/pdf"}))
+    form = FormData([("operation", "pdf.to-text"), ("params", '{"pages": "1"}'),
+                     ("file", upload), ("timeout_s", "30"), ("webhook_url", "")])
+    assert request.job_form(form) == ("pdf.to-text", {"pages": "1"}, [upload], 30.0, None)
+    with pytest.raises(errors.InvalidInput, match="the 'operation' field is required"):
+        request.job_form(FormData([("file", upload)]))
+    with pytest.raises(errors.InvalidInput, match="attach at least one 'file'"):
+        request.job_form(FormData([("operation", "pdf.to-text")]))
+    run = request.validated(request.RunRequest, {"inputs": [{"base64": "AA=="}]}, "run request")
+    assert run.inputs[0].base64 == "AA==" and run.timeout_s is None
+    with pytest.raises(errors.InvalidInput, match=r"^invalid run request: timeout_s:"):
+        request.validated(request.RunRequest, {"inputs": [{"base64": "AA=="}],
+                                               "timeout_s": 8 * 86400}, "run request")
+
+
 @pytest.mark.parametrize(("error", "status"), [
     (errors.NotFound("x"), 404), (errors.Unauthorized("x"), 401), (errors.Forbidden("x"), 403),
     (errors.Conflict("x"), 409), (errors.TooLarge("x"), 413), (errors.UnsupportedFormat("x"), 415),

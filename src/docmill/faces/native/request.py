@@ -1,11 +1,11 @@
-"""Reading native requests: the caller's key, job inputs (JSON references or multipart
-uploads) and the common fields `/v1/jobs` and pipeline runs share. Staging runs on a
+"""Reading native requests: the caller's key, the bodies of `/v1/jobs` and pipeline runs
+(JSON references or multipart uploads) and the fields they share. Staging runs on a
 thread; nothing here answers HTTP."""
 
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPBearer
@@ -69,6 +69,16 @@ class JobRequest(BaseModel):
     timeout_s: float | None = Field(None, gt=0, le=24 * 3600)
 
 
+class RunRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    inputs: list[InputRef] = Field(min_length=1)
+    webhook_url: str | None = None
+    timeout_s: float | None = Field(None, gt=0, le=7 * 24 * 3600)
+
+
+Body = TypeVar("Body", bound=BaseModel)
+
+
 def parse_params(raw: str | None) -> dict[str, Any]:
     if not raw:
         return {}
@@ -111,6 +121,37 @@ def invalid_request(what: str, exc: ValidationError) -> errors.InvalidInput:
                 for e in exc.errors()]
     return errors.InvalidInput(f"invalid {what}: " + "; ".join(
         f"{p['field']}: {p['message']}" for p in problems), problems=problems)
+
+
+def is_multipart(content_type: str, form_fields: str) -> bool:
+    """True for a multipart body, False for JSON (or none); any other encoding is refused,
+    naming the form's `form_fields`."""
+    if content_type.startswith("multipart/form-data"):
+        return True
+    if content_type.startswith("application/json") or not content_type:
+        return False
+    raise errors.UnsupportedFormat(f"send multipart/form-data ({form_fields}) or "
+                                   "application/json")
+
+
+def job_form(form: Any) -> tuple[str, dict[str, Any], list[Any], float | None, str | None]:
+    """A multipart `/v1/jobs` body: `(operation, params, file parts, timeout_s,
+    webhook_url)`."""
+    operation = form.get("operation")
+    if not isinstance(operation, str) or not operation:
+        raise errors.InvalidInput("the 'operation' field is required")
+    raw_params = form.get("params")
+    params = parse_params(raw_params if isinstance(raw_params, str) else None)
+    uploads, timeout_s, webhook_url = upload_fields(form)
+    return operation, params, uploads, timeout_s, webhook_url
+
+
+def validated(model: type[Body], body: Any, what: str) -> Body:
+    """A JSON body read into its model, or the native 400 naming each refused field."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise invalid_request(what, exc) from None
 
 
 def stage_uploads(stager: InputStager, uploads: list[Any]) -> InputStager:
