@@ -335,6 +335,47 @@ def test_docutray_webhook_event_names():
     assert (failed["event"], failed["status"]) == ("IDENTIFICATION_FAILED", "ERROR")
 
 
+def test_docutray_paging_and_the_bearer_only_caller():
+    import asyncio
+
+    from starlette.requests import Request
+
+    from docmill.faces.contract import MAX_PAGE
+    from docmill.faces.docutray import request
+    from docmill.faces.docutray.errors import VendorError
+
+    def sent(query: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> Request:
+        return Request({"type": "http", "method": "GET", "path": "/api/document-types",
+                        "query_string": query, "headers": headers or []})
+
+    assert request.paging(sent(b"")) == (1, request.DEFAULT_PAGE_SIZE)
+    assert request.paging(sent(b"page=3&limit=%20")) == (3, request.DEFAULT_PAGE_SIZE)
+    assert request.paging(sent(b"page=2&limit=5000")) == (2, request.MAX_PAGE_SIZE)  # clamped
+    for query, name, message in [(b"page=x", "page", "Expected an integer"),
+                                 (b"page=0", "page", "greater than or equal to 1"),
+                                 (f"page={MAX_PAGE + 1}".encode(), "page", "less than"),
+                                 (b"limit=0", "limit", "greater than or equal to 1")]:
+        with pytest.raises(VendorError) as refused:
+            request.paging(sent(query))
+        assert refused.value.status == 400
+        assert refused.value.body["error"] == "Invalid pagination parameters"
+        assert refused.value.body["details"][0]["path"] == [name]
+        assert message in refused.value.body["details"][0]["message"]
+    for headers in ([], [(b"authorization", b"Basic a2V5Og==")], [(b"authorization", b"Bearer ")]):
+        with pytest.raises(VendorError) as refused:
+            asyncio.run(request.caller(sent(b"", headers)))
+        assert (refused.value.status, refused.value.body) == (401, {"error": "Invalid API key"})
+
+
+def test_docutray_knowledge_sync_view():
+    from docmill.faces.docutray import render
+
+    assert render.sync_view({"sync_id": "s1", "status": "completed", "documents_processed": 2,
+                             "errors": [], "started_at": T0, "completed_at": None}) == {
+        "syncId": "s1", "status": "completed", "documentsProcessed": 2, "errors": [],
+        "startedAt": "2026-01-15T10:30:00.000Z", "completedAt": None}
+
+
 # --- the render and errors modules of the other faces ----------------------------------------
 
 def test_convertapi_result_names_and_multipart_choice():
