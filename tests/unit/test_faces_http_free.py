@@ -112,6 +112,28 @@ def test_native_job_bodies():
                                                "timeout_s": 8 * 86400}, "run request")
 
 
+def test_native_doctype_and_key_fields():
+    from docmill.core.models import Role
+    from docmill.faces.native import request
+
+    assert request.doctype_fields({"schema": {"type": "object"}, "name": "n"}) == {
+        "json_schema": {"type": "object"}, "name": "n"}
+    both = {"schema": 1, "json_schema": 2}
+    assert request.doctype_fields(both) is both  # the core's name wins, nothing renamed
+    assert request.expected_field(None) is None
+    assert request.expected_field('{"total": 5}') == {"total": 5}
+    with pytest.raises(errors.InvalidInput, match="'expected' is not JSON"):
+        request.expected_field("{nope")
+    with pytest.raises(errors.InvalidInput, match="as a text field"):
+        request.expected_field(object())
+    assert request.key_request({}) == ("", Role.USER)
+    assert request.key_request({"name": " ci ", "role": "admin"}) == ("ci", Role.ADMIN)
+    for body, problem in [([], "send a JSON object"), ({"role": "root"}, "'role' must be"),
+                          ({"name": "x" * (request.NAME_MAX + 1)}, "'name' must be a string")]:
+        with pytest.raises(errors.InvalidInput, match=problem):
+            request.key_request(body)
+
+
 @pytest.mark.parametrize(("error", "status"), [
     (errors.NotFound("x"), 404), (errors.Unauthorized("x"), 401), (errors.Forbidden("x"), 403),
     (errors.Conflict("x"), 409), (errors.TooLarge("x"), 413), (errors.UnsupportedFormat("x"), 415),

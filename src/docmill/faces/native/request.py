@@ -1,6 +1,7 @@
 """Reading native requests: the caller's key, the bodies of `/v1/jobs` and pipeline runs
-(JSON references or multipart uploads) and the fields they share. Staging runs on a
-thread; nothing here answers HTTP."""
+(JSON references or multipart uploads) and the fields they share, a document type's fields
+and an example's `expected`, a new key's name and role. Staging runs on a thread; nothing
+here answers HTTP."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from docmill import errors
 from docmill.core.auth import Principal, authenticate, cached_principal
 from docmill.core.inputs import InputStager
+from docmill.core.models import Role
 from docmill.faces.common import is_upload
 from docmill.security.ssrf import policy_from_settings
 from docmill.settings import get_settings
@@ -45,6 +47,7 @@ async def principal(
 
 
 Caller = Annotated[Principal, Depends(principal)]
+NAME_MAX = 200  # an API key's name
 
 
 class InputRef(BaseModel):
@@ -152,6 +155,38 @@ def validated(model: type[Body], body: Any, what: str) -> Body:
         return model.model_validate(body)
     except ValidationError as exc:
         raise invalid_request(what, exc) from None
+
+
+def doctype_fields(body: Any) -> Any:
+    """Native names onto the core's field names (`schema` is a pydantic-reserved word)."""
+    if isinstance(body, dict) and "schema" in body and "json_schema" not in body:
+        body = {**body, "json_schema": body["schema"]}
+        body.pop("schema")
+    return body
+
+
+def expected_field(value: Any) -> Any:
+    """The multipart `expected` field: JSON as text (`doctypes.check_expected` checks it)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise errors.InvalidInput("'expected' must be a JSON object, as a text field")
+    try:
+        return json.loads(value)
+    except ValueError as exc:
+        raise errors.InvalidInput(f"'expected' is not JSON: {exc}") from exc
+
+
+def key_request(body: Any) -> tuple[str, Role]:
+    """A new key's `{name, role}`: the name stripped, a user key unless `admin` is asked."""
+    if not isinstance(body, dict):
+        raise errors.InvalidInput("send a JSON object {name, role}")
+    name, role = body.get("name", ""), body.get("role", Role.USER.value)
+    if not isinstance(name, str) or len(name) > NAME_MAX:
+        raise errors.InvalidInput(f"'name' must be a string of at most {NAME_MAX} characters")
+    if role not in (Role.USER.value, Role.ADMIN.value):
+        raise errors.InvalidInput("'role' must be 'user' or 'admin'")
+    return name.strip(), Role(role)
 
 
 def stage_uploads(stager: InputStager, uploads: list[Any]) -> InputStager:

@@ -19,10 +19,9 @@ from docmill.core.views import _iso
 from docmill.faces.common import read_json
 from docmill.faces.contract import request_body
 from docmill.faces.native.errors import fails
-from docmill.faces.native.request import principal
+from docmill.faces.native.request import NAME_MAX, key_request, principal
 
 router = APIRouter(prefix="/v1", tags=["admin"])
-NAME_MAX = 200
 
 
 async def admin(caller: Annotated[Principal, Depends(principal)]) -> Principal:
@@ -57,15 +56,8 @@ KEY_BODY = request_body({"application/json": {
 @router.post("/keys", status_code=201, summary="Create a key; the answer shows it once",
              openapi_extra=KEY_BODY, responses=fails(400, 401, 403, 413))
 async def post_key(request: Request, caller: Admin) -> JSONResponse:
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        raise errors.InvalidInput("send a JSON object {name, role}")
-    name, role = body.get("name", ""), body.get("role", Role.USER.value)
-    if not isinstance(name, str) or len(name) > NAME_MAX:
-        raise errors.InvalidInput(f"'name' must be a string of at most {NAME_MAX} characters")
-    if role not in (Role.USER.value, Role.ADMIN.value):
-        raise errors.InvalidInput("'role' must be 'user' or 'admin'")
-    key, info = await run_in_threadpool(create_key, caller.org_slug, Role(role), name.strip())
+    name, role = key_request(await read_json(request))
+    key, info = await run_in_threadpool(create_key, caller.org_slug, role, name)
     return JSONResponse({**key_view(info), "key": key}, status_code=201)
 
 
