@@ -17,10 +17,10 @@ from docmill import errors
 from docmill.core import doctypes, service, sync, teaching
 from docmill.core.auth import Principal
 from docmill.core.models import DocumentType, JobStatus
-from docmill.core.views import _iso
 from docmill.faces.common import is_upload, read_form, read_json
 from docmill.faces.contract import MAX_PAGE, inline_schema, request_body
 from docmill.faces.native.errors import fails
+from docmill.faces.native.render import doctype_view
 from docmill.faces.native.request import Caller, doctype_fields, expected_field
 from docmill.security.ssrf import policy_from_settings
 from docmill.settings import get_settings
@@ -52,26 +52,9 @@ EXAMPLE_BODY = request_body({
         "oneOf": [{"required": ["url"]}, {"required": ["base64"]}]}})
 
 
-def view(row: DocumentType, caller: Principal, examples: int | None = None) -> dict[str, Any]:
-    body = {
-        "id": row.id, "code": row.code, "name": row.name, "description": row.description,
-        "schema": row.json_schema, "keywords": list(row.keywords or []),
-        "is_public": bool(row.is_public), "is_draft": bool(row.is_draft),
-        "status": "DRAFT" if row.is_draft else "PUBLISHED", "source": row.source,
-        "builtin": row.org_id is None, "owned": row.org_id == caller.org_id,
-        "prompt_hints": row.prompt_hints, "identify_prompt_hints": row.identify_prompt_hints,
-        "conversion_mode": row.conversion_mode,
-        "keep_property_ordering": bool(row.keep_property_ordering), "version": row.version,
-        "created_at": _iso(row.created_at), "updated_at": _iso(row.updated_at),
-    }
-    if examples is not None:
-        body["examples"] = examples
-    return body
-
-
 async def _view(row: DocumentType, caller: Principal) -> dict[str, Any]:
     counts = await run_in_threadpool(doctypes.example_counts, caller, [row.id])
-    body = view(row, caller, counts.get(row.id, 0))
+    body = doctype_view(row, caller, counts.get(row.id, 0))
     body["model"] = await run_in_threadpool(teaching.status, caller, row)
     return body
 
@@ -85,7 +68,7 @@ async def list_types(caller: Caller, search: str | None = None,
         lambda: doctypes.list_types(caller, search=search, offset=(page - 1) * limit,
                                     limit=limit))
     counts = await run_in_threadpool(doctypes.example_counts, caller, [r.id for r in rows])
-    return {"document_types": [view(r, caller, counts.get(r.id, 0)) for r in rows],
+    return {"document_types": [doctype_view(r, caller, counts.get(r.id, 0)) for r in rows],
             "total": total, "page": page, "limit": limit}
 
 
@@ -94,7 +77,7 @@ async def list_types(caller: Caller, search: str | None = None,
 async def create_type(request: Request, caller: Caller) -> JSONResponse:
     body = doctype_fields(await read_json(request))
     row = await run_in_threadpool(doctypes.create_type, caller, body)
-    return JSONResponse(view(row, caller, 0), status_code=201,
+    return JSONResponse(doctype_view(row, caller, 0), status_code=201,
                         headers={"Location": f"/v1/document-types/{row.code}"})
 
 
