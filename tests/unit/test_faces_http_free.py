@@ -83,6 +83,57 @@ def test_native_request_fields():
     assert refused.details["problems"][0]["field"] == "inputs"
 
 
+def test_native_job_bodies():
+    import io
+
+    from starlette.datastructures import FormData, Headers, UploadFile
+
+    from docmill.faces.native import request
+
+    assert request.is_multipart("multipart/form-data; boundary=x", "file")
+    assert not request.is_multipart("application/json", "file")
+    assert not request.is_multipart("", "file")  # no body type: read as JSON
+    with pytest.raises(errors.UnsupportedFormat,
+                       match=r"send multipart/form-data \(file\) or application/json"):
+        request.is_multipart("text/plain", "file")
+    upload = UploadFile(io.BytesIO(b"%PDF-"), filename="a.pdf",
+                        headers=Headers({"content-type": "application/pdf"}))
+    form = FormData([("operation", "pdf.to-text"), ("params", '{"pages": "1"}'),
+                     ("file", upload), ("timeout_s", "30"), ("webhook_url", "")])
+    assert request.job_form(form) == ("pdf.to-text", {"pages": "1"}, [upload], 30.0, None)
+    with pytest.raises(errors.InvalidInput, match="the 'operation' field is required"):
+        request.job_form(FormData([("file", upload)]))
+    with pytest.raises(errors.InvalidInput, match="attach at least one 'file'"):
+        request.job_form(FormData([("operation", "pdf.to-text")]))
+    run = request.validated(request.RunRequest, {"inputs": [{"base64": "AA=="}]}, "run request")
+    assert run.inputs[0].base64 == "AA==" and run.timeout_s is None
+    with pytest.raises(errors.InvalidInput, match=r"^invalid run request: timeout_s:"):
+        request.validated(request.RunRequest, {"inputs": [{"base64": "AA=="}],
+                                               "timeout_s": 8 * 86400}, "run request")
+
+
+def test_native_doctype_and_key_fields():
+    from docmill.core.models import Role
+    from docmill.faces.native import request
+
+    assert request.doctype_fields({"schema": {"type": "object"}, "name": "n"}) == {
+        "json_schema": {"type": "object"}, "name": "n"}
+    both = {"schema": 1, "json_schema": 2}
+    assert request.doctype_fields(both) is both  # the core's name wins, nothing renamed
+    assert request.expected_field(None) is None
+    assert request.expected_field('{"total": 5}') == {"total": 5}
+    with pytest.raises(errors.InvalidInput, match="'expected' is not JSON"):
+        request.expected_field("{nope")
+    with pytest.raises(errors.InvalidInput, match="as a text field"):
+        request.expected_field(object())
+    assert request.key_request({}) == ("", Role.USER)
+    assert request.key_request({"name": " ci ", "role": "admin"}) == ("ci", Role.ADMIN)
+    for body, problem in [([], "send a JSON object"), ({"role": "root"}, "'role' must be"),
+                          ({"name": "x" * (request.NAME_MAX + 1)}, "'name' must be a string")]:
+        with pytest.raises(errors.InvalidInput, match=problem):
+            request.key_request(body)
+
+
 @pytest.mark.parametrize(("error", "status"), [
     (errors.NotFound("x"), 404), (errors.Unauthorized("x"), 401), (errors.Forbidden("x"), 403),
     (errors.Conflict("x"), 409), (errors.TooLarge("x"), 413), (errors.UnsupportedFormat("x"), 415),
@@ -121,6 +172,69 @@ def test_convertapi_webhook_appends_the_job_id():
     assert parse_qs(request.url.split("?", 1)[1]) == {"a": ["1"], "JobId": [job.id]}
 
 
+def _convertapi_request(**params):
+    from docmill.faces.convertapi.request import VendorRequest
+
+    return VendorRequest(params={name.lower(): (name, value) for name, value in params.items()})
+
+
+def test_convertapi_timeout_job_id_and_page_range():
+    from docmill.faces.convertapi import request
+    from docmill.faces.convertapi.errors import VendorError
+    from docmill.settings import get_settings
+
+    settings = get_settings()
+    assert request.parse_timeout(_convertapi_request(), "web") == \
+        settings.convertapi_web_timeout_s
+    assert request.parse_timeout(_convertapi_request(), "docx") == \
+        settings.convertapi_default_timeout_s
+    assert request.parse_timeout(_convertapi_request(timeout=" 30 "), "docx") == 30
+    for raw, problem in [("soon", "'soon' is not a whole number of seconds"),
+                         ("0", "must be between 1 and"),
+                         (str(settings.convertapi_max_timeout_s + 1), "must be between 1 and")]:
+        with pytest.raises(VendorError) as refused:
+            request.parse_timeout(_convertapi_request(timeout=raw), "docx")
+        assert (refused.value.status, refused.value.vendor_code) == (400, 4000)
+        assert list(refused.value.invalid) == ["timeout"]  # the name as the client sent it
+        assert refused.value.invalid["timeout"][0].startswith(problem)
+    job_id = uuid.uuid4()
+    assert request.client_job_id(_convertapi_request(JobId=str(job_id).upper())) == str(job_id)
+    assert request.client_job_id(_convertapi_request()) is None
+    with pytest.raises(VendorError, match="JobId: must be a UUID"):
+        request.client_job_id(_convertapi_request(JobId="7"))
+    request.check_page_range(_convertapi_request(PageRange="1-3, 5,7-"))
+    with pytest.raises(VendorError, match="'odd' is not a page range"):
+        request.check_page_range(_convertapi_request(PageRange="odd"))
+
+
+def test_convertapi_answer_form_and_credentials():
+    from starlette.requests import Request
+
+    from docmill.faces.convertapi import request
+    from docmill.faces.convertapi.errors import VendorError
+
+    assert request.answer_form(_convertapi_request(download="Inline"), "") == ("inline", False)
+    assert request.answer_form(_convertapi_request(), "application/octet-stream") == (
+        "attachment", False)
+    assert request.answer_form(_convertapi_request(), "multipart/mixed") == ("", True)
+    assert request.answer_form(_convertapi_request(download="attachment"),
+                               "multipart/mixed") == ("attachment", False)
+    assert request.answer_form(_convertapi_request(), "application/json") == ("", False)
+    with pytest.raises(VendorError, match="download: must be inline or attachment"):
+        request.answer_form(_convertapi_request(download="save"), "")
+
+    def sent(query: bytes, authorization: bytes | None = None) -> Request:
+        headers = [(b"authorization", authorization)] if authorization else []
+        return Request({"type": "http", "method": "GET", "path": "/user", "headers": headers,
+                        "query_string": query})
+
+    assert request.credentials(sent(b"", b"Bearer k1")) == ("k1", "token")
+    assert request.credentials(sent(b"Secret=s1", b"Bearer k1")) == ("s1", "secret")
+    assert request.credentials(sent(b"Token=t1&ApiKey=9")) == ("t1", "token")
+    assert request.credentials(sent(b"auth=a1")) == ("a1", "secret")
+    assert request.credentials(sent(b"Secret=+", b"Basic x")) == (None, "token")
+
+
 # --- DocRaptor --------------------------------------------------------------------------------
 
 def test_docraptor_download_ids_round_trip_and_callback_only_after_success():
@@ -135,6 +249,73 @@ def test_docraptor_download_ids_round_trip_and_callback_only_after_success():
     assert fields["status_id"] == [job.id] and fields["number_of_pages"] == ["3"]
     assert fields["message"] == ["Completed at Thu Jan 15 10:30:03 +0000 2026"]
     assert webhook.build(_job(status="ERROR")) is None
+
+
+def _docraptor_request(query: bytes = b"", headers: dict[str, str] | None = None,
+                       body: bytes = b""):
+    from starlette.requests import Request
+
+    async def receive():
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return Request({"type": "http", "method": "POST", "path": "/docs", "query_string": query,
+                    "headers": [(k.lower().encode(), v.encode())
+                                for k, v in (headers or {}).items()]}, receive)
+
+
+def test_docraptor_api_key_and_path_ids():
+    import base64
+
+    from docmill.faces.docraptor import request
+
+    basic = "Basic " + base64.b64encode(b"KEY1:ignored").decode()
+    assert request.api_key(_docraptor_request(headers={"Authorization": basic})) == "KEY1"
+    assert request.api_key(_docraptor_request(headers={"Authorization": "Token K2"})) == "K2"
+    assert request.api_key(_docraptor_request(b"user_credentials=K3")) == "K3"
+    assert request.api_key(_docraptor_request(
+        b"user_credentials=K3", {"Authorization": "Basic " + base64.b64encode(b":pw").decode()}
+    )) == "K3"  # an empty Basic user name falls back to the query
+    assert request.api_key(_docraptor_request()) is None
+    with pytest.raises(errors.Unauthorized, match="malformed Basic credentials"):
+        request.api_key(_docraptor_request(headers={"Authorization": "Basic //79"}))
+    assert [request.strip_format(v) for v in ("abc.JSON", "abc.xml", "abc.pdf")] == [
+        "abc", "abc", "abc.pdf"]
+
+
+def test_docraptor_fields_merge_query_and_body():
+    import asyncio
+
+    from docmill.faces.docraptor import request
+
+    sent = _docraptor_request(b"doc[name]=q.pdf&doc[test]=true",
+                              {"Content-Type": "application/json"},
+                              b'{"doc": {"name": "b.pdf", "document_content": "<p>x</p>"}}')
+    fields = asyncio.run(request.read_fields(sent))
+    assert fields["name"] == "b.pdf" and fields["document_content"] == "<p>x</p>"
+    assert request.as_bool(fields["test"]) is True  # the query's, the body had none
+
+
+def test_docraptor_retention_terms():
+    from docmill.faces.docraptor import request
+    from docmill.settings import get_settings
+
+    settings = get_settings()
+    plain = request.read_doc({"document_content": "<p>x</p>"}, asynchronous=False, hosted=False)
+    assert request.retention_terms(plain) == (
+        settings.docraptor_retention_s or settings.retention_s,
+        {"downloads": 1 if settings.docraptor_short_retention
+         else settings.docraptor_download_limit})
+    later = (datetime.now(UTC) + timedelta(days=30)).replace(microsecond=0)
+    hosted = request.read_doc({"document_content": "<p>x</p>", "hosted_download_limit": "3",
+                               "hosted_expires_at": later.isoformat()},
+                              asynchronous=True, hosted=True)
+    kept, state = request.retention_terms(hosted)
+    assert state == {"downloads": 3, "link_expires_at": later.isoformat()}
+    assert 30 * 86400 - 60 < kept <= 30 * 86400  # until the link expires
+    soon = request.read_doc({"document_content": "<p>x</p>",
+                             "hosted_expires_at": datetime.now(UTC).isoformat()},
+                            asynchronous=True, hosted=True)
+    assert request.retention_terms(soon)[0] == settings.docraptor_async_timeout_s + 3600
 
 
 # --- Docutray ---------------------------------------------------------------------------------
@@ -174,6 +355,47 @@ def test_docutray_webhook_event_names():
     failed = json.loads(webhook.build(_job(status="ERROR", error_code="timeout",
                                            face_state={"kind": "identify"})).body)
     assert (failed["event"], failed["status"]) == ("IDENTIFICATION_FAILED", "ERROR")
+
+
+def test_docutray_paging_and_the_bearer_only_caller():
+    import asyncio
+
+    from starlette.requests import Request
+
+    from docmill.faces.contract import MAX_PAGE
+    from docmill.faces.docutray import request
+    from docmill.faces.docutray.errors import VendorError
+
+    def sent(query: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> Request:
+        return Request({"type": "http", "method": "GET", "path": "/api/document-types",
+                        "query_string": query, "headers": headers or []})
+
+    assert request.paging(sent(b"")) == (1, request.DEFAULT_PAGE_SIZE)
+    assert request.paging(sent(b"page=3&limit=%20")) == (3, request.DEFAULT_PAGE_SIZE)
+    assert request.paging(sent(b"page=2&limit=5000")) == (2, request.MAX_PAGE_SIZE)  # clamped
+    for query, name, message in [(b"page=x", "page", "Expected an integer"),
+                                 (b"page=0", "page", "greater than or equal to 1"),
+                                 (f"page={MAX_PAGE + 1}".encode(), "page", "less than"),
+                                 (b"limit=0", "limit", "greater than or equal to 1")]:
+        with pytest.raises(VendorError) as refused:
+            request.paging(sent(query))
+        assert refused.value.status == 400
+        assert refused.value.body["error"] == "Invalid pagination parameters"
+        assert refused.value.body["details"][0]["path"] == [name]
+        assert message in refused.value.body["details"][0]["message"]
+    for headers in ([], [(b"authorization", b"Basic a2V5Og==")], [(b"authorization", b"Bearer ")]):
+        with pytest.raises(VendorError) as refused:
+            asyncio.run(request.caller(sent(b"", headers)))
+        assert (refused.value.status, refused.value.body) == (401, {"error": "Invalid API key"})
+
+
+def test_docutray_knowledge_sync_view():
+    from docmill.faces.docutray import render
+
+    assert render.sync_view({"sync_id": "s1", "status": "completed", "documents_processed": 2,
+                             "errors": [], "started_at": T0, "completed_at": None}) == {
+        "syncId": "s1", "status": "completed", "documentsProcessed": 2, "errors": [],
+        "startedAt": "2026-01-15T10:30:00.000Z", "completedAt": None}
 
 
 # --- the render and errors modules of the other faces ----------------------------------------
@@ -221,6 +443,27 @@ def test_expertai_status_and_error_tables():
     assert vendor.error_status(errors.Conflict("x")) == 400
     assert vendor.error_body(404, "/beta/status/x", ["gone"])["_embedded"] == {
         "errors": [{"message": "gone"}]}
+
+
+def test_expertai_request_bodies():
+    from docmill.faces.expertai import request
+
+    assert request.credentials(b'{"username": "acme", "password": "k"}') == ("acme", "k")
+    for bad in (b'{"username": "acme", "password": ""}', b'{"password": "k"}'):
+        with pytest.raises(errors.Unauthorized, match="send username and password"):
+            request.credentials(bad)
+    with pytest.raises(errors.InvalidInput, match="malformed JSON"):
+        request.credentials(b"{nope")
+    with pytest.raises(errors.InvalidInput, match="must be a JSON object"):
+        request.document(b"[1]")
+    assert request.document(b'{"document": {"name": "a.pdf", "data": "JVBE\\nRi0="}}') == (
+        "a.pdf", b"%PDF-")  # whitespace inside the Base64 is dropped
+    for body, problem in [(b'{"document": "x"}', "'document' \\(an object\\)"),
+                          (b'{"document": {"data": "AA=="}}', "'document.name'"),
+                          (b'{"document": {"name": "a", "data": " "}}', "\\(Base64\\) is"),
+                          (b'{"document": {"name": "a", "data": "%%"}}', "not valid Base64")]:
+        with pytest.raises(errors.InvalidInput, match=problem):
+            request.document(body)
 
 
 @pytest.mark.parametrize(("error", "docraptor", "expertai"), [

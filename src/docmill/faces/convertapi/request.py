@@ -10,13 +10,20 @@ File parameters are `File`, `Files[i]` (or repeated `Files`) and any other name 
 `File` except `StoreFile`. Their value is an upload, a file id from `/upload`, a URL (this
 server's own `/d/` URLs are read locally, any other goes through the SSRF guard), or JSON
 `FileValue` data.
+
+Also here: the caller (a key in `Authorization: Bearer`, or `Secret`/`Token`/`auth` in the
+query; an upload without one may be anonymous) and the face's own options (`Timeout`,
+`JobId`, `PageRange`, `download`/`Accept`, the converter's parameters), each refused with
+the vendor's 4000 naming the parameter as it was sent.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import math
 import re
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -24,23 +31,36 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import anyio
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
 from docmill import errors
-from docmill.core import public_files
+from docmill.core import public_files, service
+from docmill.core.auth import Principal, authenticate, cached_principal
 from docmill.core.files import get_blob_store
 from docmill.core.inputs import InputStager
+from docmill.core.ratelimit import FixedWindow
+from docmill.faces.common import public_base as common_public_base
 from docmill.faces.common import read_form
+from docmill.faces.convertapi import converters, render
 from docmill.faces.convertapi.errors import (
     BAD_JSON,
+    BAD_SECRET,
+    BAD_TOKEN,
     FILE_ID_INVALID,
+    NO_CREDENTIALS,
     VendorError,
 )
 from docmill.security.ssrf import SsrfPolicy
+from docmill.settings import get_settings
 
 FILES_INDEXED = re.compile(r"files\[(\d+)\]")
 URL_RE = re.compile(r"^https?://", re.IGNORECASE)
+PAGE_RANGE = re.compile(r"^\s*\d+\s*(-\s*\d*\s*)?(,\s*\d+\s*(-\s*\d*\s*)?)*$")
+FACE_PARAMS = frozenset({"storefile", "timeout", "filename", "async", "jobid", "webhook",
+                         "download", "secret", "token", "apikey", "auth", "url", "converter"})
+RATE_LIMITED = 5031  # Docmill's code for the 503 of too many anonymous uploads
 
 
 @dataclass
@@ -322,3 +342,161 @@ def stage(stager: InputStager, refs: list[FileRef], ctx: StageContext) -> None:
                 stager.add_url(ref.value, name, ctx.policy, ctx.download_timeout)
         else:  # pragma: no cover - every kind is produced above
             raise AssertionError(ref.kind)
+
+
+# --- the request's context and caller --------------------------------------------------------
+
+def face_prefix() -> str:
+    return "/" + get_settings().convertapi_prefix.strip("/") if \
+        get_settings().convertapi_prefix.strip("/") else ""
+
+
+def public_base(request: Request) -> str:
+    return common_public_base(request, face_prefix())
+
+
+def own_hosts(request: Request) -> frozenset[str]:
+    settings = get_settings()
+    hosts = {urlsplit(public_base(request)).netloc.lower(),
+             request.headers.get("host", "").lower(),
+             f"{settings.host}:{settings.port}".lower()}
+    if settings.public_url:
+        hosts.add(urlsplit(settings.public_url).netloc.lower())
+    return frozenset(h for h in hosts if h)
+
+
+def credentials(request: Request) -> tuple[str | None, str]:
+    """(key, "token" | "secret"): `Authorization: Bearer <key>` (2.x clients), or the
+    `Secret`, `Token` (1.x clients, with an `ApiKey` number Docmill does not need) or `auth`
+    query parameter."""
+    key, source = None, "token"
+    authorization = request.headers.get("authorization", "")
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        key = value.strip()
+    for name, value in request.query_params.multi_items():
+        low = name.lower()
+        if low in ("secret", "token", "auth") and value.strip():
+            key, source = value.strip(), ("token" if low == "token" else "secret")
+    return key, source
+
+
+async def caller(request: Request) -> Principal:
+    """The caller's principal; any Docmill API key is valid."""
+    key, source = credentials(request)
+    if not key:
+        raise VendorError(401, NO_CREDENTIALS,
+                          "User credentials not set, secret or token must be passed.")
+    try:
+        # a key seen in the last seconds is answered from memory, on the loop
+        cached = cached_principal(key)
+        return cached if cached is not None else await run_in_threadpool(authenticate, key)
+    except errors.Unauthorized:
+        code = BAD_SECRET if source == "secret" else BAD_TOKEN
+        raise VendorError(401, code, "Unauthorized.") from None
+
+
+def invalid(param: str, message: str) -> VendorError:
+    return VendorError(400, 4000, f"{param}: {message}", {param: [message]})
+
+
+anonymous_uploads = FixedWindow()
+
+
+async def uploader(request: Request) -> tuple[str, int, float]:
+    """(organization id, size cap, retention) of an upload. With no credentials at all (what
+    1.x clients send) and `convertapi_anonymous_uploads` on, the upload is anonymous: capped,
+    rate-limited per client address and short-lived, and its id is useless without a key."""
+    settings = get_settings()
+    if credentials(request)[0] or not settings.convertapi_anonymous_uploads:
+        principal = await caller(request)
+        return principal.org_id, settings.max_upload_bytes, settings.convertapi_file_retention_s
+    if any(k.lower() == "url" for k in request.query_params):
+        raise VendorError(401, NO_CREDENTIALS, "Uploading from a url needs "
+                          "credentials: secret or token must be passed.")
+    cap = settings.convertapi_anonymous_max_bytes
+    declared = request.headers.get("content-length", "").strip()
+    if declared.isdigit() and int(declared) > cap + (64 << 10):  # room for multipart framing
+        raise errors.TooLarge(f"An upload without credentials may be at most {cap} bytes.")
+    client = request.client.host if request.client else "unknown"
+    allowed, reset = anonymous_uploads.take(client, settings.convertapi_anonymous_rate,
+                                            settings.convertapi_anonymous_rate_window_s)
+    if not allowed:
+        raise VendorError(503, RATE_LIMITED, "Too many uploads without credentials "
+                          "from this address; retry later or pass a secret or token.",
+                          headers={"Retry-After": str(max(1, math.ceil(reset)))})
+    org_id = await run_in_threadpool(public_files.anonymous_org_id)
+    return org_id, cap, settings.convertapi_anonymous_retention_s
+
+
+# --- conversion options --------------------------------------------------------------------
+
+def parse_timeout(req: VendorRequest, source: str) -> int:
+    settings = get_settings()
+    raw = req.get("Timeout")
+    if raw is None:
+        return settings.convertapi_web_timeout_s if source == "web" else \
+            settings.convertapi_default_timeout_s
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        raise invalid(req.sent_name("Timeout"), f"'{raw}' is not a whole number of seconds") \
+            from None
+    if not 1 <= value <= settings.convertapi_max_timeout_s:
+        raise invalid(req.sent_name("Timeout"),
+                      f"must be between 1 and {settings.convertapi_max_timeout_s}")
+    return value
+
+
+def client_job_id(req: VendorRequest) -> str | None:
+    raw = req.get("JobId")
+    if raw is None:
+        return None
+    try:
+        return str(uuid.UUID(str(raw).strip()))
+    except ValueError:
+        raise invalid(req.sent_name("JobId"), "must be a UUID (RFC 4122)") from None
+
+
+def check_page_range(req: VendorRequest) -> None:
+    value = req.get("PageRange")
+    if value is not None and not PAGE_RANGE.match(str(value)):
+        raise invalid(req.sent_name("PageRange"),
+                      f"'{value}' is not a page range such as 1-3,5 or 2-")
+
+
+def translate(converter: converters.Converter, req: VendorRequest,
+              url: str | None) -> dict[str, Any]:
+    """The operation's parameters, validated now (a bad one is the vendor's 4000)."""
+    vendor_params = {k: v for k, v in req.params.items() if k not in FACE_PARAMS}
+    extra = {"base_url": url} if url and converter.source == "web" else None
+    params, names = converters.translate(converter, vendor_params, extra)
+    try:
+        return service.validate_params(converter.operation, params)
+    except errors.InvalidInput as exc:
+        by_param: dict[str, list[str]] = {}
+        for problem in exc.details.get("problems") or []:
+            name = str(problem.get("param", "")).split(".")[0]
+            by_param.setdefault(names.get(name, name or "Parameters"), []).append(
+                str(problem.get("message", "")))
+        raise VendorError(400, 4000, "Parameter validation error.", by_param) from None
+
+
+def find_converter(source: str, target: str) -> converters.Converter:
+    converter = converters.find(source, target)
+    if converter is None:
+        raise VendorError(
+            404, 4000, f"Converter '{source}' to '{target}' is not supported. "
+            "GET /info/converters lists what this server converts.")
+    return converter
+
+
+def answer_form(req: VendorRequest, accept: str) -> tuple[str, bool]:
+    """How the answer is wanted, `(disposition, multipart)`: the bytes for `download=inline|
+    attachment` (or `Accept: application/octet-stream`), every file in one body for `Accept:
+    multipart/mixed`, else the JSON."""
+    disposition = str(req.get("download") or "").lower() or (
+        "attachment" if accept.startswith("application/octet-stream") else "")
+    if disposition and disposition not in ("inline", "attachment"):
+        raise invalid(req.sent_name("download"), "must be inline or attachment")
+    return disposition, not disposition and render.wants_multipart(accept)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import re
 import time
 import uuid
@@ -25,7 +24,6 @@ import weakref
 from collections.abc import Callable, Coroutine
 from pathlib import PurePosixPath
 from typing import Any
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
@@ -38,25 +36,36 @@ from starlette.responses import Response
 
 from docmill import errors
 from docmill.core import public_files, service, sync
-from docmill.core.auth import Principal, authenticate, cached_principal, org_by_slug
+from docmill.core.auth import Principal, org_by_slug
 from docmill.core.files import get_blob_store
 from docmill.core.inputs import safe_name
 from docmill.core.models import Job, JobStatus
-from docmill.core.ratelimit import FixedWindow
 from docmill.faces.common import FaceErrors, read_form, register_face_errors
-from docmill.faces.common import public_base as common_public_base
 from docmill.faces.contract import bearer, link, merge, method_not_allowed, query_key, request_body
 from docmill.faces.convertapi import converters, render
 from docmill.faces.convertapi import errors as vendor
 from docmill.faces.convertapi.errors import fails
 from docmill.faces.convertapi.request import (
+    PAGE_RANGE,
     BodyReader,
     FileRef,
     StageContext,
     VendorRequest,
+    answer_form,
+    caller,
+    check_page_range,
+    client_job_id,
+    credentials,
+    face_prefix,
     filename_from_disposition,
+    find_converter,
+    own_hosts,
+    parse_timeout,
+    public_base,
     read_request,
     stage,
+    translate,
+    uploader,
     url_name,
 )
 from docmill.faces.convertapi.webhook import FACE
@@ -67,10 +76,6 @@ from docmill.settings import get_settings
 log = logging.getLogger(__name__)
 
 POLL_BUSY = 5030  # Docmill's code for the 503 of a concurrent poll (the vendor gives none)
-PAGE_RANGE = re.compile(r"^\s*\d+\s*(-\s*\d*\s*)?(,\s*\d+\s*(-\s*\d*\s*)?)*$")
-FACE_PARAMS = frozenset({"storefile", "timeout", "filename", "async", "jobid", "webhook",
-                         "download", "secret", "token", "apikey", "auth", "url", "converter"})
-RATE_LIMITED = 5031  # Docmill's code for the 503 of too many anonymous uploads
 FACE_PATHS = ("/convert", "/upload", "/d/", "/user", "/job/", "/info/", "/async/")
 
 
@@ -96,124 +101,6 @@ class _Route(APIRoute):
                                   status_code=500)
 
         return guarded
-
-
-# --- request context ---------------------------------------------------------------------------
-
-def _prefix() -> str:
-    return "/" + get_settings().convertapi_prefix.strip("/") if \
-        get_settings().convertapi_prefix.strip("/") else ""
-
-
-def public_base(request: Request) -> str:
-    return common_public_base(request, _prefix())
-
-
-def own_hosts(request: Request) -> frozenset[str]:
-    settings = get_settings()
-    hosts = {urlsplit(public_base(request)).netloc.lower(),
-             request.headers.get("host", "").lower(),
-             f"{settings.host}:{settings.port}".lower()}
-    if settings.public_url:
-        hosts.add(urlsplit(settings.public_url).netloc.lower())
-    return frozenset(h for h in hosts if h)
-
-
-def _credentials(request: Request) -> tuple[str | None, str]:
-    """(key, "token" | "secret"): `Authorization: Bearer <key>` (2.x clients), or the
-    `Secret`, `Token` (1.x clients, with an `ApiKey` number Docmill does not need) or `auth`
-    query parameter."""
-    key, source = None, "token"
-    authorization = request.headers.get("authorization", "")
-    scheme, _, value = authorization.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        key = value.strip()
-    for name, value in request.query_params.multi_items():
-        low = name.lower()
-        if low in ("secret", "token", "auth") and value.strip():
-            key, source = value.strip(), ("token" if low == "token" else "secret")
-    return key, source
-
-
-async def caller(request: Request) -> Principal:
-    """The caller's principal; any Docmill API key is valid."""
-    key, source = _credentials(request)
-    if not key:
-        raise vendor.VendorError(401, vendor.NO_CREDENTIALS,
-                                 "User credentials not set, secret or token must be passed.")
-    try:
-        # a key seen in the last seconds is answered from memory, on the loop
-        cached = cached_principal(key)
-        return cached if cached is not None else await run_in_threadpool(authenticate, key)
-    except errors.Unauthorized:
-        code = vendor.BAD_SECRET if source == "secret" else vendor.BAD_TOKEN
-        raise vendor.VendorError(401, code, "Unauthorized.") from None
-
-
-def _invalid(param: str, message: str) -> vendor.VendorError:
-    return vendor.VendorError(400, 4000, f"{param}: {message}", {param: [message]})
-
-
-# --- conversion options ------------------------------------------------------------------------
-
-def _timeout(req: VendorRequest, source: str) -> int:
-    settings = get_settings()
-    raw = req.get("Timeout")
-    if raw is None:
-        return settings.convertapi_web_timeout_s if source == "web" else \
-            settings.convertapi_default_timeout_s
-    try:
-        value = int(str(raw).strip())
-    except ValueError:
-        raise _invalid(req.sent_name("Timeout"), f"'{raw}' is not a whole number of seconds") \
-            from None
-    if not 1 <= value <= settings.convertapi_max_timeout_s:
-        raise _invalid(req.sent_name("Timeout"),
-                       f"must be between 1 and {settings.convertapi_max_timeout_s}")
-    return value
-
-
-def _client_job_id(req: VendorRequest) -> str | None:
-    raw = req.get("JobId")
-    if raw is None:
-        return None
-    try:
-        return str(uuid.UUID(str(raw).strip()))
-    except ValueError:
-        raise _invalid(req.sent_name("JobId"), "must be a UUID (RFC 4122)") from None
-
-
-def _check_page_range(req: VendorRequest) -> None:
-    value = req.get("PageRange")
-    if value is not None and not PAGE_RANGE.match(str(value)):
-        raise _invalid(req.sent_name("PageRange"),
-                       f"'{value}' is not a page range such as 1-3,5 or 2-")
-
-
-def _translate(converter: converters.Converter, req: VendorRequest,
-               url: str | None) -> dict[str, Any]:
-    """The operation's parameters, validated now (a bad one is the vendor's 4000)."""
-    vendor_params = {k: v for k, v in req.params.items() if k not in FACE_PARAMS}
-    extra = {"base_url": url} if url and converter.source == "web" else None
-    params, names = converters.translate(converter, vendor_params, extra)
-    try:
-        return service.validate_params(converter.operation, params)
-    except errors.InvalidInput as exc:
-        invalid: dict[str, list[str]] = {}
-        for problem in exc.details.get("problems") or []:
-            name = str(problem.get("param", "")).split(".")[0]
-            invalid.setdefault(names.get(name, name or "Parameters"), []).append(
-                str(problem.get("message", "")))
-        raise vendor.VendorError(400, 4000, "Parameter validation error.", invalid) from None
-
-
-def _find(source: str, target: str) -> converters.Converter:
-    converter = converters.find(source, target)
-    if converter is None:
-        raise vendor.VendorError(
-            404, 4000, f"Converter '{source}' to '{target}' is not supported. "
-            "GET /info/converters lists what this server converts.")
-    return converter
 
 
 # --- job rendering -----------------------------------------------------------------------------
@@ -381,7 +268,7 @@ UPLOADED = {200: {"description": "The stored file's id (text/plain when Accept a
 
 def build_router() -> APIRouter:
     """The face's routes, under `convertapi_prefix`; registers its error renderer."""
-    prefix = _prefix()
+    prefix = face_prefix()
     paths = (prefix + "/",) if prefix else FACE_PATHS
     bare = frozenset({prefix} if prefix else {p.rstrip("/") for p in FACE_PATHS})
     register_face_errors(FaceErrors(paths, vendor.render, bare))
@@ -458,10 +345,10 @@ async def _convert(request: Request, principal: Principal, req: VendorRequest, s
     if source in ("none", "null"):
         raise vendor.VendorError(400, 4000, "No input: give File, Files or Url.",
                                  {"File": ["required"]})
-    converter = _find(source, target) if source else None
+    converter = find_converter(source, target) if source else None
     if not source and not any(t == converters.vendor_ext(target)
                               for _, t in converters.table()):
-        _find("any", target)  # the vendor's error for a target nothing produces
+        find_converter("any", target)  # the vendor's error for a target nothing produces
     url = req.get("Url")
     refs = list(req.files)
     if not refs and url:
@@ -471,19 +358,14 @@ async def _convert(request: Request, principal: Principal, req: VendorRequest, s
     if not refs:
         raise vendor.VendorError(400, 4000, "No input: give File, Files or Url.",
                                  {"File": ["required"]})
-    _check_page_range(req)
-    timeout = _timeout(req, source)
+    check_page_range(req)
+    timeout = parse_timeout(req, source)
     store_file = req.flag("StoreFile")
     run_async = req.flag("Async")
-    job_id = _client_job_id(req)
+    job_id = client_job_id(req)
     webhook = req.get("WebHook")
-    disposition = str(req.get("download") or "").lower() or (
-        "attachment" if request.headers.get("accept", "").startswith("application/octet-stream")
-        else "")
-    if disposition and disposition not in ("inline", "attachment"):
-        raise _invalid(req.sent_name("download"), "must be inline or attachment")
-    multipart = not disposition and render.wants_multipart(request.headers.get("accept", ""))
-    params = _translate(converter, req, url) if converter else None
+    disposition, multipart = answer_form(req, request.headers.get("accept", ""))
+    params = translate(converter, req, url) if converter else None
     options = {"store_file": store_file, "file_name": req.get("FileName"),
                "source": source, "target": target}
 
@@ -534,7 +416,7 @@ async def _submit(request: Request, principal: Principal, req: VendorRequest,
         "" if source in converters.SPECIAL_SOURCES or not source else
         converters.vendor_ext(source))
     started = time.monotonic()
-    ctx = StageContext(org_id=principal.org_id, own_hosts=own_hosts(request), prefix=_prefix(),
+    ctx = StageContext(org_id=principal.org_id, own_hosts=own_hosts(request), prefix=face_prefix(),
                        policy=policy_from_settings(),
                        download_timeout=min(settings.url_download_timeout_s, timeout),
                        default_ext=default_ext)
@@ -553,9 +435,9 @@ async def _submit(request: Request, principal: Principal, req: VendorRequest,
                 found = converters.extension_of_type(first.content_type)
             converter = (converters.find(found, options["target"])
                          or converters.find("any", options["target"])
-                         or _find(found or "unknown", options["target"]))
+                         or find_converter(found or "unknown", options["target"]))
             options = {**options, "source": found}
-            params = _translate(converter, req, req.get("Url"))
+            params = translate(converter, req, req.get("Url"))
         submission = service.Submission(
             operation=converter.operation, params=params or {}, webhook_url=webhook,
             face=FACE, face_state=options, timeout_s=float(timeout),
@@ -609,38 +491,9 @@ async def delete_job(request: Request, job_id: str) -> Response:
 
 # --- the file server ---------------------------------------------------------------------------
 
-anonymous_uploads = FixedWindow()
-
-
-async def _uploader(request: Request) -> tuple[str, int, float]:
-    """(organization id, size cap, retention) of an upload. With no credentials at all (what
-    1.x clients send) and `convertapi_anonymous_uploads` on, the upload is anonymous: capped,
-    rate-limited per client address and short-lived, and its id is useless without a key."""
-    settings = get_settings()
-    if _credentials(request)[0] or not settings.convertapi_anonymous_uploads:
-        principal = await caller(request)
-        return principal.org_id, settings.max_upload_bytes, settings.convertapi_file_retention_s
-    if any(k.lower() == "url" for k in request.query_params):
-        raise vendor.VendorError(401, vendor.NO_CREDENTIALS, "Uploading from a url needs "
-                                 "credentials: secret or token must be passed.")
-    cap = settings.convertapi_anonymous_max_bytes
-    declared = request.headers.get("content-length", "").strip()
-    if declared.isdigit() and int(declared) > cap + (64 << 10):  # room for multipart framing
-        raise errors.TooLarge(f"An upload without credentials may be at most {cap} bytes.")
-    client = request.client.host if request.client else "unknown"
-    allowed, reset = anonymous_uploads.take(client, settings.convertapi_anonymous_rate,
-                                            settings.convertapi_anonymous_rate_window_s)
-    if not allowed:
-        raise vendor.VendorError(503, RATE_LIMITED, "Too many uploads without credentials "
-                                 "from this address; retry later or pass a secret or token.",
-                                 headers={"Retry-After": str(max(1, math.ceil(reset)))})
-    org_id = await run_in_threadpool(public_files.anonymous_org_id)
-    return org_id, cap, settings.convertapi_anonymous_retention_s
-
-
 async def upload(request: Request) -> Response:
-    org_id, max_bytes, retention = await _uploader(request)
-    anonymous = not _credentials(request)[0]
+    org_id, max_bytes, retention = await uploader(request)
+    anonymous = not credentials(request)[0]
     settings = get_settings()
     query = {k.lower(): v for k, v in request.query_params.multi_items()}
     name = query.get("filename") or None
@@ -734,5 +587,5 @@ async def list_converters() -> Response:
 
 
 async def can_convert(source: str, target: str) -> Response:
-    converter = _find(source.strip().lower(), target.strip().lower())
+    converter = find_converter(source.strip().lower(), target.strip().lower())
     return VendorJSON(converter.describe())

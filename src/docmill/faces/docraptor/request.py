@@ -7,19 +7,28 @@ tolerant: unknown keys are ignored and booleans or numbers sent as strings are u
 
 Validation errors are collected, not raised, with the vendor's wording: a synchronous
 request answers them at once (422), an asynchronous one reports them later as a `failed`
-status (the client's documented behaviour).
+status (the client's documented behaviour). The caller's key, the query's and body's fields
+merged, and a job's retention and download terms are read here too.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from base64 import b64decode
+from binascii import Error as BinasciiError
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from docmill.errors import InvalidInput
+from fastapi import Request
+from starlette.concurrency import run_in_threadpool
+
+from docmill.core.auth import Principal, authenticate
+from docmill.core.models import utcnow
+from docmill.errors import InvalidInput, Unauthorized
+from docmill.faces.common import read_form
 from docmill.settings import get_settings
 
 DOCUMENT_TYPES = ("pdf", "xls", "xlsx")
@@ -419,3 +428,84 @@ def read_doc(fields: dict[str, Any], *, asynchronous: bool, hosted: bool) -> Doc
                       callback_url=callback, asynchronous=asynchronous, hosted=hosted,
                       hosted_download_limit=limit if hosted else None,
                       hosted_expires_at=expires if hosted else None, errors=errors)
+
+
+# --- the request: the caller, its fields, the document -------------------------------------
+
+def api_key(request: Request) -> str | None:
+    """The key: the Basic user name (the password is ignored), a Bearer or Token header,
+    or `?user_credentials=`."""
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, value = header.strip().partition(" ")
+        if scheme.lower() == "basic":
+            try:
+                user = b64decode(value.strip(), validate=False).decode("utf-8")
+            except (BinasciiError, UnicodeDecodeError, ValueError):
+                raise Unauthorized(
+                    "Unable to authenticate: malformed Basic credentials") from None
+            key = user.partition(":")[0]  # the password is ignored
+            if key:
+                return key
+        elif scheme.lower() in ("bearer", "token") and value.strip():
+            return value.strip()
+    return request.query_params.get("user_credentials") or None
+
+
+async def caller(request: Request) -> Principal:
+    key = api_key(request)
+    if not key:
+        raise Unauthorized("Unable to authenticate: send your API key as the HTTP "
+                           "Basic user name or as user_credentials")
+    try:
+        return await run_in_threadpool(authenticate, key)
+    except Unauthorized:
+        raise Unauthorized("Unable to authenticate: the API key is not valid") from None
+
+
+async def read_fields(request: Request) -> dict[str, Any]:
+    """The query's fields, overridden by the body's (a form, multipart or JSON)."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.lower().startswith("multipart/form-data"):
+        form = await read_form(request)
+        body = form_fields([(k, v) for k, v in form.multi_items() if isinstance(v, str)])
+    else:
+        body = parse_body(content_type, await request.body())
+    query = query_fields(list(request.query_params.multi_items()))
+    return {**query, **body}
+
+
+async def read_request(request: Request, *, asynchronous: bool,
+                       hosted: bool) -> tuple[Principal, DocRequest]:
+    """The caller and the document; the body's `async` / `hosted` can only turn the
+    endpoint's choice on."""
+    principal = await caller(request)
+    fields = await read_fields(request)
+    asynchronous = asynchronous or bool(as_bool(fields.get("async"), False))
+    hosted = hosted or bool(as_bool(fields.get("hosted"), False))
+    return principal, read_doc(fields, asynchronous=asynchronous, hosted=hosted)
+
+
+def retention_terms(doc: DocRequest) -> tuple[float, dict[str, Any]]:
+    """Job retention and the download terms kept in face_state."""
+    settings = get_settings()
+    state: dict[str, Any] = {}
+    if doc.hosted:
+        state["downloads"] = doc.hosted_download_limit
+        if doc.hosted_expires_at is not None:
+            state["link_expires_at"] = doc.hosted_expires_at.isoformat()
+            left = (doc.hosted_expires_at - utcnow()).total_seconds()
+            floor = settings.docraptor_async_timeout_s + 3600  # status stays readable
+            return max(left, floor), state
+        return settings.docraptor_hosted_retention_s, state
+    state["downloads"] = 1 if settings.docraptor_short_retention else \
+        settings.docraptor_download_limit
+    return settings.docraptor_retention_s or settings.retention_s, state
+
+
+def strip_format(value: str) -> str:
+    """An id from the path, without the `.json` / `.xml` the vendor's URLs may carry."""
+    for suffix in (".json", ".xml"):
+        if value.lower().endswith(suffix):
+            return value[: -len(suffix)]
+    return value

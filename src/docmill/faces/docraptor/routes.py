@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import io
 import json
-from base64 import b64decode
-from binascii import Error as BinasciiError
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -31,9 +29,9 @@ from starlette.concurrency import run_in_threadpool
 
 from docmill import errors
 from docmill.core import public_files, service, sync
-from docmill.core.auth import Principal, authenticate
-from docmill.core.models import Job, JobStatus, utcnow
-from docmill.faces.common import FaceErrors, read_form, register_face_errors
+from docmill.core.auth import Principal
+from docmill.core.models import Job, JobStatus
+from docmill.faces.common import FaceErrors, register_face_errors
 from docmill.faces.contract import basic, link, merge, query_key, request_body
 from docmill.faces.docraptor import render, webhook
 from docmill.faces.docraptor.errors import (
@@ -49,11 +47,10 @@ from docmill.faces.docraptor.errors import (
 from docmill.faces.docraptor.request import (
     DOCUMENT_TYPES,
     DocRequest,
-    as_bool,
-    form_fields,
-    parse_body,
-    query_fields,
-    read_doc,
+    caller,
+    read_request,
+    retention_terms,
+    strip_format,
 )
 from docmill.faces.download import stream_blob
 from docmill.security.ssrf import policy_from_settings
@@ -128,76 +125,13 @@ def _route(method: str, path: str, summary: str,
     return register
 
 
-# --- auth ----------------------------------------------------------------------------------
-
-
-def _key(request: Request) -> str | None:
-    header = request.headers.get("authorization")
-    if header:
-        scheme, _, value = header.strip().partition(" ")
-        if scheme.lower() == "basic":
-            try:
-                user = b64decode(value.strip(), validate=False).decode("utf-8")
-            except (BinasciiError, UnicodeDecodeError, ValueError):
-                raise errors.Unauthorized(
-                    "Unable to authenticate: malformed Basic credentials") from None
-            key = user.partition(":")[0]  # the password is ignored
-            if key:
-                return key
-        elif scheme.lower() in ("bearer", "token") and value.strip():
-            return value.strip()
-    return request.query_params.get("user_credentials") or None
-
-
-async def _principal(request: Request) -> Principal:
-    key = _key(request)
-    if not key:
-        raise errors.Unauthorized("Unable to authenticate: send your API key as the HTTP "
-                                  "Basic user name or as user_credentials")
-    try:
-        return await run_in_threadpool(authenticate, key)
-    except errors.Unauthorized:
-        raise errors.Unauthorized("Unable to authenticate: the API key is not valid") from None
-
-
-# --- reading requests ----------------------------------------------------------------------
-
-
-async def _fields(request: Request) -> dict[str, Any]:
-    content_type = request.headers.get("content-type", "")
-    if content_type.lower().startswith("multipart/form-data"):
-        form = await read_form(request)
-        body = form_fields([(k, v) for k, v in form.multi_items() if isinstance(v, str)])
-    else:
-        body = parse_body(content_type, await request.body())
-    query = query_fields(list(request.query_params.multi_items()))
-    return {**query, **body}
-
-
-def _retention(doc: DocRequest) -> tuple[float, dict[str, Any]]:
-    """Job retention and the download terms kept in face_state."""
-    settings = get_settings()
-    state: dict[str, Any] = {}
-    if doc.hosted:
-        state["downloads"] = doc.hosted_download_limit
-        if doc.hosted_expires_at is not None:
-            state["link_expires_at"] = doc.hosted_expires_at.isoformat()
-            left = (doc.hosted_expires_at - utcnow()).total_seconds()
-            floor = settings.docraptor_async_timeout_s + 3600  # status stays readable
-            return max(left, floor), state
-        return settings.docraptor_hosted_retention_s, state
-    state["downloads"] = 1 if settings.docraptor_short_retention else \
-        settings.docraptor_download_limit
-    return settings.docraptor_retention_s or settings.retention_s, state
-
-
 def _create(principal: Principal, doc: DocRequest) -> Job:
     """Stage and submit (in a worker thread). Problems found here become validation errors
     of the document: for an async one, a job that fails at once with them."""
     settings = get_settings()
     timeout = (settings.docraptor_async_timeout_s if doc.asynchronous
                else settings.docraptor_sync_timeout_s)
-    retention, state = _retention(doc)
+    retention, state = retention_terms(doc)
     state.update({"kind": "hosted" if doc.hosted else ("async" if doc.asynchronous else "sync"),
                   "document_type": doc.document_type, "name": doc.name, "tag": doc.tag,
                   "test": doc.test})
@@ -239,15 +173,6 @@ def _create(principal: Principal, doc: DocRequest) -> Job:
     stager = service.new_stager(principal, webhook.new_status_id())
     return service.submit(principal, submission({"fail_with": "\n".join(problems)}, None),
                           stager)
-
-
-async def _read(request: Request, *, asynchronous: bool, hosted: bool) -> tuple[Principal,
-                                                                               DocRequest]:
-    principal = await _principal(request)
-    fields = await _fields(request)
-    asynchronous = asynchronous or bool(as_bool(fields.get("async"), False))
-    hosted = hosted or bool(as_bool(fields.get("hosted"), False))
-    return principal, read_doc(fields, asynchronous=asynchronous, hosted=hosted)
 
 
 async def _finish_sync(principal: Principal, job: Job) -> Job:
@@ -298,7 +223,7 @@ async def _create_hosted(principal: Principal, doc: DocRequest) -> Response:
 @_route("POST", "/docs", "Create a document synchronously (raw bytes)",
         openapi_extra=DOC_BODY, dependencies=KEYED, responses=merge(MADE, CREATE_ERRORS))
 async def create_doc(request: Request) -> Response:
-    principal, doc = await _read(request, asynchronous=False, hosted=False)
+    principal, doc = await read_request(request, asynchronous=False, hosted=False)
     if doc.asynchronous:
         return await _create_async(principal, doc)
     if doc.hosted:
@@ -311,7 +236,7 @@ async def create_doc(request: Request) -> Response:
 @_route("POST", "/async_docs", "Create a document asynchronously (status_id)",
         openapi_extra=DOC_BODY, dependencies=KEYED, responses=merge(STARTED, CREATE_ERRORS))
 async def create_async_doc(request: Request) -> Response:
-    principal, doc = await _read(request, asynchronous=True, hosted=False)
+    principal, doc = await read_request(request, asynchronous=True, hosted=False)
     if doc.hosted:
         doc.asynchronous = True
     return await _create_async(principal, doc)
@@ -320,7 +245,7 @@ async def create_async_doc(request: Request) -> Response:
 @_route("POST", "/hosted_docs", "Create a hosted document synchronously",
         openapi_extra=DOC_BODY, dependencies=KEYED, responses=merge(HOSTED, CREATE_ERRORS))
 async def create_hosted_doc(request: Request) -> Response:
-    principal, doc = await _read(request, asynchronous=False, hosted=True)
+    principal, doc = await read_request(request, asynchronous=False, hosted=True)
     if doc.asynchronous:
         return await _create_async(principal, doc)
     return await _create_hosted(principal, doc)
@@ -329,15 +254,8 @@ async def create_hosted_doc(request: Request) -> Response:
 @_route("POST", "/hosted_async_docs", "Create a hosted document asynchronously",
         openapi_extra=DOC_BODY, dependencies=KEYED, responses=merge(STARTED, CREATE_ERRORS))
 async def create_hosted_async_doc(request: Request) -> Response:
-    principal, doc = await _read(request, asynchronous=True, hosted=True)
+    principal, doc = await read_request(request, asynchronous=True, hosted=True)
     return await _create_async(principal, doc)
-
-
-def _strip_format(value: str) -> str:
-    for suffix in (".json", ".xml"):
-        if value.lower().endswith(suffix):
-            return value[: -len(suffix)]
-    return value
 
 
 def _own_job(principal: Principal, job_id: str) -> Job | None:
@@ -357,15 +275,15 @@ def _live_job(principal: Principal, job_id: str) -> Job | None:
 @_route("GET", "/status/{status_id:path}", "The status of an async document",
         dependencies=KEYED, responses=merge(STATUS, fails(401, 403)))
 async def get_status(status_id: str, request: Request) -> Response:
-    principal = await _principal(request)
-    job = await run_in_threadpool(_live_job, principal, _strip_format(status_id))
+    principal = await caller(request)
+    job = await run_in_threadpool(_live_job, principal, strip_format(status_id))
     if job is None:
         raise NoPermission(STATUS_FORBIDDEN)
     return _json(render.status_body(job))
 
 
 def _spend(download: str) -> tuple[public_files.PublicFileInfo, Job]:
-    ids = webhook.parse_download_id(_strip_format(download))
+    ids = webhook.parse_download_id(strip_format(download))
     if ids is None:
         raise DownloadKeyError(DOWNLOAD_KEY_ERROR)
     job_id, org_id = ids
@@ -396,7 +314,7 @@ async def download(download_id: str) -> Response:
 
 
 def _expire(principal: Principal, download: str) -> None:
-    ids = webhook.parse_download_id(_strip_format(download))
+    ids = webhook.parse_download_id(strip_format(download))
     if ids is None or ids[1] != principal.org_id:
         raise NoPermission(EXPIRE_FORBIDDEN)
     job = _own_job(principal, ids[0])
@@ -410,7 +328,7 @@ def _expire(principal: Principal, download: str) -> None:
         dependencies=KEYED,
         responses=merge({200: {"description": "Expired", "content": _JSON}}, fails(401, 403)))
 async def expire(download_id: str, request: Request) -> Response:
-    principal = await _principal(request)
+    principal = await caller(request)
     await run_in_threadpool(_expire, principal, download_id)
     return _json({})
 

@@ -1,5 +1,5 @@
-"""Docutray's JSON for jobs and document types; free of HTTP imports, so a worker building a
-webhook (`webhook.py`) can import it.
+"""Docutray's JSON for jobs, document types and knowledge bases; free of HTTP imports, so a
+worker building a webhook (`webhook.py`) can import it.
 
 A conversion is an `extract.fields` job, an identification an `identify.type` job, a step
 execution a pipeline run (core/runs.py), all created by this face (`face == "docutray"`,
@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from docmill.core.models import DocumentType, Job, JobStatus
+from docmill.core.models import DocumentType, Job, JobStatus, KnowledgeBase, KnowledgeDocument
 
 FACE = "docutray"
 OTHER = {"code": "other", "name": "Other/Unidentified"}
@@ -152,3 +152,27 @@ def document_type(row: DocumentType, *, full: bool = True) -> dict[str, Any]:
                      "keepPropertyOrdering": bool(row.keep_property_ordering),
                      "keywords": list(row.keywords or [])})
     return body
+
+
+# --- knowledge bases: the vendor's camelCase views ------------------------------------------
+
+def base_view(row: KnowledgeBase, count: int) -> dict[str, Any]:
+    return {"id": row.id, "name": row.name, "description": row.description,
+            "schema": row.json_schema, "indexingPreferences": row.indexing_preferences,
+            "isActive": bool(row.is_active), "documentCount": count,
+            "createdAt": iso_ms(row.created_at), "updatedAt": iso_ms(row.updated_at),
+            "lastSyncedAt": iso_ms(row.synced_at)}
+
+
+def document_view(doc: KnowledgeDocument, metadata: bool = True) -> dict[str, Any]:
+    return {"id": doc.id, "knowledgeBaseId": doc.kb_id, "documentId": doc.document_id,
+            "content": doc.content, "metadata": doc.doc_metadata if metadata else None,
+            "createdAt": iso_ms(doc.created_at), "updatedAt": iso_ms(doc.updated_at)}
+
+
+def sync_view(done: dict[str, Any]) -> dict[str, Any]:
+    """A knowledge base's sync, as `core/knowledge.py` reports it."""
+    return {"syncId": done["sync_id"], "status": done["status"],
+            "documentsProcessed": done["documents_processed"],
+            "errors": done["errors"], "startedAt": iso_ms(done["started_at"]),
+            "completedAt": iso_ms(done["completed_at"])}

@@ -1,6 +1,8 @@
 """Reading a Docutray processing request: the document (multipart part `image`, JSON
 `image_base64` with or without a data-URI prefix, or JSON `image_url`) and its fields, and
-staging the document into the blob store.
+staging the document into the blob store; also the caller (`Authorization: Bearer` only),
+the face's prefix and public base URL, `?page=&limit=` and JSON bodies in the vendor's
+error shapes.
 
 Part types and names sent by the client can be wrong (bytes go up as `document`, typed
 `application/pdf`), so the staged file's type is sniffed from its bytes; the declared type
@@ -20,9 +22,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
+from docmill import errors
+from docmill.core.auth import Principal, authenticate, cached_principal
 from docmill.core.inputs import InputStager, StagedInput
+from docmill.faces.common import public_base as common_public_base
 from docmill.faces.common import read_form, read_json
-from docmill.faces.docutray.errors import CONTENT_TYPE, VendorError, validation
+from docmill.faces.contract import MAX_PAGE
+from docmill.faces.docutray.errors import CONTENT_TYPE, INVALID_KEY, VendorError, validation
 from docmill.security.ssrf import policy_from_settings
 from docmill.settings import get_settings
 
@@ -31,6 +37,8 @@ ACCEPTED = frozenset({"image/jpeg", "image/png", "image/gif", "image/bmp", "imag
 EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/gif": ".gif",
               "image/bmp": ".bmp", "image/webp": ".webp", "image/tiff": ".tif",
               "application/pdf": ".pdf"}
+MAX_PAGE_SIZE = 100
+DEFAULT_PAGE_SIZE = 20
 
 
 @dataclass
@@ -170,3 +178,63 @@ async def stage(doc: DocRequest, stager: InputStager) -> StagedInput:
 def original_filename(doc: DocRequest, staged: StagedInput) -> str:
     return doc.filename or staged.name
 
+
+# --- the caller, the prefix, paging and JSON bodies ----------------------------------------
+
+def face_prefix() -> str:
+    prefix = get_settings().docutray_prefix.strip("/")
+    return f"/{prefix}" if prefix else ""
+
+
+def public_base(request: Request) -> str:
+    return common_public_base(request, face_prefix())
+
+
+async def caller(request: Request) -> Principal:
+    """Only `Authorization: Bearer <key>`; any Docmill API key is a Docutray key."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    key = value.strip()
+    if scheme.lower() != "bearer" or not key:
+        raise VendorError(401, dict(INVALID_KEY))
+    try:
+        cached = cached_principal(key)
+        return cached if cached is not None else await run_in_threadpool(authenticate, key)
+    except errors.Unauthorized:
+        raise VendorError(401, dict(INVALID_KEY)) from None
+
+
+def pagination_error(name: str, message: str) -> VendorError:
+    return VendorError(400, {"error": "Invalid pagination parameters",
+                             "details": [{"path": [name], "message": message}]})
+
+
+def int_query(request: Request, name: str, default: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        return int(raw.strip())
+    except ValueError:
+        raise pagination_error(name, "Expected an integer") from None
+
+
+async def json_body(request: Request) -> Any:
+    """A JSON body; an unreadable one is the vendor's `{"error": "Invalid body"}`."""
+    try:
+        return await read_json(request)
+    except errors.InvalidInput:
+        raise VendorError(400, {"error": "Invalid body"}) from None
+
+
+def paging(request: Request) -> tuple[int, int]:
+    """`?page=&limit=`: a page from 1 to `MAX_PAGE`, a limit of at least 1 (clamped to
+    `MAX_PAGE_SIZE`), each refused in the vendor's pagination error."""
+    page = int_query(request, "page", 1)
+    limit = int_query(request, "limit", DEFAULT_PAGE_SIZE)
+    if page < 1:
+        raise pagination_error("page", "Number must be greater than or equal to 1")
+    if page > MAX_PAGE:
+        raise pagination_error("page", f"Number must be less than or equal to {MAX_PAGE}")
+    if limit < 1:
+        raise pagination_error("limit", "Number must be greater than or equal to 1")
+    return page, min(limit, MAX_PAGE_SIZE)  # clamped, and the clamped value is echoed

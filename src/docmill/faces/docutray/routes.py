@@ -38,11 +38,10 @@ from starlette.responses import Response
 
 from docmill import errors
 from docmill.core import doctypes, pipelines, runs, service, sync
-from docmill.core.auth import Principal, authenticate, cached_principal
+from docmill.core.auth import Principal
 from docmill.core.models import DocumentType, Job
 from docmill.core.ratelimit import FixedWindow
-from docmill.faces.common import FaceErrors, read_json, register_face_errors
-from docmill.faces.common import public_base as common_public_base
+from docmill.faces.common import FaceErrors, register_face_errors
 from docmill.faces.contract import (
     MAX_PAGE,
     bearer,
@@ -57,15 +56,22 @@ from docmill.faces.docutray import errors as vendor
 from docmill.faces.docutray import render, routes_knowledge
 from docmill.faces.docutray.errors import fails
 from docmill.faces.docutray.render import FACE
-from docmill.faces.docutray.request import DocRequest, read_request, stage
+from docmill.faces.docutray.request import (
+    DocRequest,
+    caller,
+    face_prefix,
+    json_body,
+    paging,
+    public_base,
+    read_request,
+    stage,
+)
 from docmill.settings import get_settings
 
 log = logging.getLogger(__name__)
 
 CONVERT_OP = "extract.fields"
 IDENTIFY_OP = "identify.type"
-MAX_PAGE_SIZE = 100
-DEFAULT_PAGE_SIZE = 20
 FAILED_500: dict[str, dict[str, str]] = {
     "/api/convert-async": {"message": "Internal server error: Failed to start processing"},
     "/api/identify-async": {"message": "Internal server error: Failed to start processing"},
@@ -80,18 +86,13 @@ FAILED_500: dict[str, dict[str, str]] = {
 EXECUTION_ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
 
 
-def _prefix() -> str:
-    prefix = get_settings().docutray_prefix.strip("/")
-    return f"/{prefix}" if prefix else ""
-
-
 class _Route(APIRoute):
     """Renders errors in the route's vendor shape, turns unexpected exceptions into the
     vendor's JSON 500, and stamps `X-Request-ID` on every answer."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
-        template = self.path[len(_prefix()):]
+        template = self.path[len(face_prefix()):]
         doc_types = template.startswith(("/api/document-types", "/api/knowledge-bases"))
         answer = vendor.for_path(template)
         failed = (FAILED_500.get(template) or
@@ -119,25 +120,6 @@ class _Route(APIRoute):
             return response
 
         return guarded
-
-
-# --- request context -----------------------------------------------------------------------
-
-def public_base(request: Request) -> str:
-    return common_public_base(request, _prefix())
-
-
-async def caller(request: Request) -> Principal:
-    """Only `Authorization: Bearer <key>`; any Docmill API key is a Docutray key."""
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    key = value.strip()
-    if scheme.lower() != "bearer" or not key:
-        raise vendor.VendorError(401, dict(vendor.INVALID_KEY))
-    try:
-        cached = cached_principal(key)
-        return cached if cached is not None else await run_in_threadpool(authenticate, key)
-    except errors.Unauthorized:
-        raise vendor.VendorError(401, dict(vendor.INVALID_KEY)) from None
 
 
 class RateLimiter:
@@ -409,28 +391,6 @@ async def step_status(request: Request) -> Response:
 
 # --- document types ------------------------------------------------------------------------
 
-def _pagination_error(name: str, message: str) -> vendor.VendorError:
-    return vendor.VendorError(400, {"error": "Invalid pagination parameters",
-                                    "details": [{"path": [name], "message": message}]})
-
-
-def _int_query(request: Request, name: str, default: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None or not raw.strip():
-        return default
-    try:
-        return int(raw.strip())
-    except ValueError:
-        raise _pagination_error(name, "Expected an integer") from None
-
-
-async def _json_body(request: Request) -> Any:
-    try:
-        return await read_json(request)
-    except errors.InvalidInput:
-        raise vendor.VendorError(400, {"error": "Invalid body"}) from None
-
-
 def _data(row: DocumentType, status: int = 200) -> JSONResponse:
     """`{"data": type}` (what 0.2.x unwraps) with the same fields at the top level too, for
     0.1.0, which reads the body as the type (and its schema as `schema_`)."""
@@ -439,25 +399,13 @@ def _data(row: DocumentType, status: int = 200) -> JSONResponse:
                         status_code=status)
 
 
-def _paging(request: Request) -> tuple[int, int]:
-    page = _int_query(request, "page", 1)
-    limit = _int_query(request, "limit", DEFAULT_PAGE_SIZE)
-    if page < 1:
-        raise _pagination_error("page", "Number must be greater than or equal to 1")
-    if page > MAX_PAGE:
-        raise _pagination_error("page", f"Number must be less than or equal to {MAX_PAGE}")
-    if limit < 1:
-        raise _pagination_error("limit", "Number must be greater than or equal to 1")
-    return page, min(limit, MAX_PAGE_SIZE)  # clamped, and the clamped value is echoed
-
-
 async def _light_caller(request: Request) -> Principal:
     return await _caller(request, short_body=True)
 
 
 async def list_document_types(request: Request) -> Response:
     principal = await _caller(request, short_body=True)
-    page, limit = _paging(request)
+    page, limit = paging(request)
     search = (request.query_params.get("search") or "").strip() or None
     rows, total = await run_in_threadpool(
         lambda: doctypes.list_types(principal, search=search, offset=(page - 1) * limit,
@@ -473,13 +421,13 @@ async def get_document_type(request: Request, type_id: str) -> Response:
 
 async def create_document_type(request: Request) -> Response:
     principal = await _caller(request, short_body=True)
-    body = await _json_body(request)
+    body = await json_body(request)
     return _data(await run_in_threadpool(doctypes.create_type, principal, body), 201)
 
 
 async def update_document_type(request: Request, type_id: str) -> Response:
     principal = await _caller(request, short_body=True)
-    body = await _json_body(request)
+    body = await json_body(request)
     return _data(await run_in_threadpool(doctypes.update_type, principal, type_id, body))
 
 
@@ -493,7 +441,7 @@ async def validate_document_type(request: Request, type_id: str) -> Response:
     principal = await _caller(request, short_body=True)
     if not (await request.body()).strip():
         raise vendor.VendorError(400, {"error": "Invalid body"})
-    data = await _json_body(request)
+    data = await json_body(request)
     row = await run_in_threadpool(doctypes.get_type, principal, type_id)
     findings = await run_in_threadpool(doctypes.validate_data, row, data)
     return JSONResponse({"errors": {"count": len(findings.errors), "messages": findings.errors},
@@ -577,7 +525,7 @@ WRITE_TYPE = fails(400, 401, 403, 404, 409, 413, 429)
 
 def build_router() -> APIRouter:
     """The face's routes under `docutray_prefix`; registers its error renderer."""
-    prefix = _prefix()
+    prefix = face_prefix()
     register_face_errors(FaceErrors((f"{prefix}/api/",), vendor.render))
     router = APIRouter(prefix=prefix, tags=["docutray"], route_class=_Route,
                        dependencies=[bearer("DocutrayKey", "An API key: Bearer dm_...")])
@@ -623,7 +571,7 @@ def build_router() -> APIRouter:
         summary="Run a step (a pipeline of the caller's organization)",
         openapi_extra=identifying, status_code=202,
         responses=merge({202: {"description": "Started", "links": _STEP_LINKS}}, PROCESSING))
-    routes_knowledge.add_routes(router, _light_caller, _json_body, _paging, PAGING)
+    routes_knowledge.add_routes(router, _light_caller, json_body, paging, PAGING)
     add("/api/{rest:path}", not_offered,
         methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
     return router

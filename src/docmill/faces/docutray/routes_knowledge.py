@@ -1,5 +1,5 @@
-"""Docutray's `/api/knowledge-bases` over `core/knowledge.py`: the vendor's camelCase views,
-`{"data": ...}` around single objects (both client versions unwrap it), `{"data",
+"""Docutray's `/api/knowledge-bases` over `core/knowledge.py`: the vendor's camelCase views
+(`render.py`), `{"data": ...}` around single objects (both client versions unwrap it), `{"data",
 "pagination"}` lists and `{"data": [{"document", "similarity"}], "query", "resultsCount"}`
 searches. `generateEmbedding`/`regenerateEmbedding(s)` are accepted and change nothing:
 Docmill's index is full text, kept up to date on every write."""
@@ -13,26 +13,11 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from docmill.core import knowledge
-from docmill.core.models import KnowledgeBase, KnowledgeDocument
 from docmill.faces.contract import inline_schema, query_parameters, request_body
 from docmill.faces.docutray.errors import fails
-from docmill.faces.docutray.render import iso_ms
+from docmill.faces.docutray.render import base_view, document_view, sync_view
 
 PATH = "/api/knowledge-bases"
-
-
-def base_view(row: KnowledgeBase, count: int) -> dict[str, Any]:
-    return {"id": row.id, "name": row.name, "description": row.description,
-            "schema": row.json_schema, "indexingPreferences": row.indexing_preferences,
-            "isActive": bool(row.is_active), "documentCount": count,
-            "createdAt": iso_ms(row.created_at), "updatedAt": iso_ms(row.updated_at),
-            "lastSyncedAt": iso_ms(row.synced_at)}
-
-
-def document_view(doc: KnowledgeDocument, metadata: bool = True) -> dict[str, Any]:
-    return {"id": doc.id, "knowledgeBaseId": doc.kb_id, "documentId": doc.document_id,
-            "content": doc.content, "metadata": doc.doc_metadata if metadata else None,
-            "createdAt": iso_ms(doc.created_at), "updatedAt": iso_ms(doc.updated_at)}
 
 
 def _data(body: dict[str, Any], status: int = 200) -> JSONResponse:
@@ -119,10 +104,7 @@ def add_routes(router: APIRouter, caller: Any, json_body: Any, paging: Any,
     async def sync(request: Request, kb_id: str) -> Response:
         principal = await caller(request)
         done = await run_in_threadpool(knowledge.sync, principal, kb_id)
-        return _data({"syncId": done["sync_id"], "status": done["status"],
-                      "documentsProcessed": done["documents_processed"],
-                      "errors": done["errors"], "startedAt": iso_ms(done["started_at"]),
-                      "completedAt": iso_ms(done["completed_at"])})
+        return _data(sync_view(done))
 
     base_body = inline_schema(knowledge.BaseFields)
     new_base = request_body({"application/json": {**base_body, "required": ["name"]}})

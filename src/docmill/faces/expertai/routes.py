@@ -14,12 +14,8 @@ base URL configured with a trailing slash), wrong verbs answer 405 and unknown p
 
 from __future__ import annotations
 
-import base64
-import binascii
 import io
-import json
 import re
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -30,10 +26,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from docmill import errors
 from docmill.core import service
-from docmill.core.auth import KEY_CACHE_TTL_S, Principal, authenticate, principal_for_key_id
+from docmill.core.auth import Principal, authenticate
 from docmill.faces.common import FaceErrors, register_face_errors
 from docmill.faces.contract import bearer, link, merge, method_not_allowed, request_body
 from docmill.faces.expertai import render, tokens
+from docmill.faces.expertai import request as parse
 from docmill.faces.expertai.errors import fails, render_error
 from docmill.faces.expertai.errors import json_response as _json
 from docmill.settings import get_settings
@@ -42,7 +39,6 @@ FACE = "expertai"
 OPERATION = "layout.analyze"
 JSON_TYPE = "application/json"
 TEXT_TYPE = "text/plain; charset=utf-8"
-DRAIN_MAX = 256 * 1024 * 1024  # an oversize body is read (and dropped) up to this, then cut
 _TASK_ID = re.compile(r"^[A-Za-z0-9._~-]{1,2000}$")
 _ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 
@@ -95,76 +91,6 @@ async def _wrong_method(request: Request) -> Response:
         f"Method {request.method} not allowed for {request.url.path}")
 
 
-# --- auth ----------------------------------------------------------------------------------
-
-
-_principals: dict[str, tuple[Principal, float]] = {}
-
-
-def _principal_for(key_id: str) -> Principal:
-    """The key's principal, remembered for `KEY_CACHE_TTL_S` like the core's key cache (a
-    polling client would otherwise cost a database read per poll just for auth); a key
-    revoked from another process stops its tokens here within that time."""
-    now = time.monotonic()
-    cached = _principals.get(key_id)
-    if cached is not None and cached[1] > now:
-        return cached[0]
-    principal = principal_for_key_id(key_id)
-    if len(_principals) >= 10_000:
-        _principals.clear()
-    _principals[key_id] = (principal, now + KEY_CACHE_TTL_S)
-    return principal
-
-
-def _token_principal(request: Request) -> Principal:
-    """The caller, from `Authorization: Bearer <token>`; 401 or 403 otherwise."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.strip().partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise errors.Unauthorized("Unauthorized: send Authorization: Bearer <token>")
-    key_id = tokens.key_id_of(token.strip())
-    if key_id is None:
-        raise errors.Unauthorized("Unauthorized: the token is invalid or expired")
-    principal = _principal_for(key_id)
-    subscribed = get_settings().expertai_subscribed_orgs
-    if subscribed and principal.org_slug not in subscribed:
-        raise errors.Forbidden("No active subscription for Extract")
-    return principal
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The body, or TooLarge past `limit` (after draining it, so the client can read the
-    413 instead of seeing its upload cut off)."""
-    declared = request.headers.get("content-length", "")
-    over = declared.isdigit() and int(declared) > limit
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            over = True
-        if over:
-            chunks.clear()
-            if size > DRAIN_MAX:
-                break
-        else:
-            chunks.append(chunk)
-    if over:
-        raise errors.TooLarge(f"Request Entity Too Large: the request is larger than "
-                              f"{limit} bytes")
-    return b"".join(chunks)
-
-
-def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        value = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise errors.InvalidInput(f"Bad Request: malformed JSON ({exc})") from None
-    if not isinstance(value, dict):
-        raise errors.InvalidInput("Bad Request: the body must be a JSON object")
-    return value
-
-
 # --- token ---------------------------------------------------------------------------------
 
 
@@ -192,10 +118,8 @@ TOKEN = {200: {"description": "The bearer token (a JWT), as plain text",
         "password = an API key)", openapi_extra=TOKEN_BODY,
         responses=merge(TOKEN, fails(400, 401, 413)))
 async def token(request: Request) -> Response:
-    fields = _json_object(await _read_body(request, 64 * 1024))
-    username, password = fields.get("username"), fields.get("password")
-    if not isinstance(username, str) or not isinstance(password, str) or not password:
-        raise errors.Unauthorized("Unauthorized: send username and password")
+    username, password = parse.credentials(await parse.read_body(request,
+                                                                 parse.TOKEN_BODY_MAX))
     value = await run_in_threadpool(_issue, username, password)
     return Response(value.encode("ascii"), status_code=200, media_type=TEXT_TYPE)
 
@@ -203,27 +127,9 @@ async def token(request: Request) -> Response:
 # --- start a task --------------------------------------------------------------------------
 
 
-def _document(fields: dict[str, Any]) -> tuple[str, bytes]:
-    document = fields.get("document")
-    if not isinstance(document, dict):
-        raise errors.InvalidInput("Bad Request: 'document' (an object) is required")
-    name, data = document.get("name"), document.get("data")
-    if not isinstance(name, str):
-        raise errors.InvalidInput("Bad Request: 'document.name' (a string) is required")
-    if not isinstance(data, str) or not data.strip():
-        raise errors.InvalidInput("Bad Request: 'document.data' (Base64) is required")
-    try:
-        raw = base64.b64decode(re.sub(r"\s+", "", data), validate=True)
-    except (binascii.Error, ValueError):
-        raise errors.InvalidInput("Bad Request: 'document.data' is not valid Base64") from None
-    if not raw:
-        raise errors.InvalidInput("Bad Request: 'document.data' is empty")
-    return name, raw
-
-
 def _start(principal: Principal, body: bytes) -> str:
     """Parse (off the event loop: up to 14 MB of JSON and Base64), stage and submit."""
-    name, raw = _document(_json_object(body))
+    name, raw = parse.document(body)
     settings = get_settings()
     stager = service.new_stager(principal)
     filename = name if name.strip() else "document.pdf"
@@ -257,8 +163,8 @@ STARTED = {202: {"description": "The task's id", "links": {
         openapi_extra=LAYOUT_BODY, status_code=202, dependencies=[TOKEN_AUTH],
         responses=merge(STARTED, fails(400, 401, 403, 413)))
 async def layout_document_async(request: Request) -> Response:
-    principal = await run_in_threadpool(_token_principal, request)
-    body = await _read_body(request, get_settings().expertai_max_request_bytes)
+    principal = await run_in_threadpool(parse.token_principal, request)
+    body = await parse.read_body(request, get_settings().expertai_max_request_bytes)
     task_id = await run_in_threadpool(_start, principal, body)
     return _json({"taskId": task_id}, 202,
                  {"Location": f"{_PREFIX}/beta/status/{task_id}"})
@@ -288,7 +194,7 @@ def _status(principal: Principal, task_id: str) -> dict[str, Any]:
         responses=fails(401, 403, 404), dependencies=[TOKEN_AUTH])
 async def status(task_id: str, request: Request) -> Response:
     def answer() -> dict[str, Any]:
-        return _status(_token_principal(request), task_id)
+        return _status(parse.token_principal(request), task_id)
 
     return _json(await run_in_threadpool(answer))
 

@@ -1,11 +1,12 @@
-"""Reading native requests: the caller's key, job inputs (JSON references or multipart
-uploads) and the common fields `/v1/jobs` and pipeline runs share. Staging runs on a
-thread; nothing here answers HTTP."""
+"""Reading native requests: the caller's key, the bodies of `/v1/jobs` and pipeline runs
+(JSON references or multipart uploads) and the fields they share, a document type's fields
+and an example's `expected`, a new key's name and role. Staging runs on a thread; nothing
+here answers HTTP."""
 
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPBearer
@@ -15,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from docmill import errors
 from docmill.core.auth import Principal, authenticate, cached_principal
 from docmill.core.inputs import InputStager
+from docmill.core.models import Role
 from docmill.faces.common import is_upload
 from docmill.security.ssrf import policy_from_settings
 from docmill.settings import get_settings
@@ -45,6 +47,7 @@ async def principal(
 
 
 Caller = Annotated[Principal, Depends(principal)]
+NAME_MAX = 200  # an API key's name
 
 
 class InputRef(BaseModel):
@@ -67,6 +70,16 @@ class JobRequest(BaseModel):
     inputs: list[InputRef] = Field(min_length=1)
     webhook_url: str | None = None
     timeout_s: float | None = Field(None, gt=0, le=24 * 3600)
+
+
+class RunRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    inputs: list[InputRef] = Field(min_length=1)
+    webhook_url: str | None = None
+    timeout_s: float | None = Field(None, gt=0, le=7 * 24 * 3600)
+
+
+Body = TypeVar("Body", bound=BaseModel)
 
 
 def parse_params(raw: str | None) -> dict[str, Any]:
@@ -111,6 +124,69 @@ def invalid_request(what: str, exc: ValidationError) -> errors.InvalidInput:
                 for e in exc.errors()]
     return errors.InvalidInput(f"invalid {what}: " + "; ".join(
         f"{p['field']}: {p['message']}" for p in problems), problems=problems)
+
+
+def is_multipart(content_type: str, form_fields: str) -> bool:
+    """True for a multipart body, False for JSON (or none); any other encoding is refused,
+    naming the form's `form_fields`."""
+    if content_type.startswith("multipart/form-data"):
+        return True
+    if content_type.startswith("application/json") or not content_type:
+        return False
+    raise errors.UnsupportedFormat(f"send multipart/form-data ({form_fields}) or "
+                                   "application/json")
+
+
+def job_form(form: Any) -> tuple[str, dict[str, Any], list[Any], float | None, str | None]:
+    """A multipart `/v1/jobs` body: `(operation, params, file parts, timeout_s,
+    webhook_url)`."""
+    operation = form.get("operation")
+    if not isinstance(operation, str) or not operation:
+        raise errors.InvalidInput("the 'operation' field is required")
+    raw_params = form.get("params")
+    params = parse_params(raw_params if isinstance(raw_params, str) else None)
+    uploads, timeout_s, webhook_url = upload_fields(form)
+    return operation, params, uploads, timeout_s, webhook_url
+
+
+def validated(model: type[Body], body: Any, what: str) -> Body:
+    """A JSON body read into its model, or the native 400 naming each refused field."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise invalid_request(what, exc) from None
+
+
+def doctype_fields(body: Any) -> Any:
+    """Native names onto the core's field names (`schema` is a pydantic-reserved word)."""
+    if isinstance(body, dict) and "schema" in body and "json_schema" not in body:
+        body = {**body, "json_schema": body["schema"]}
+        body.pop("schema")
+    return body
+
+
+def expected_field(value: Any) -> Any:
+    """The multipart `expected` field: JSON as text (`doctypes.check_expected` checks it)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise errors.InvalidInput("'expected' must be a JSON object, as a text field")
+    try:
+        return json.loads(value)
+    except ValueError as exc:
+        raise errors.InvalidInput(f"'expected' is not JSON: {exc}") from exc
+
+
+def key_request(body: Any) -> tuple[str, Role]:
+    """A new key's `{name, role}`: the name stripped, a user key unless `admin` is asked."""
+    if not isinstance(body, dict):
+        raise errors.InvalidInput("send a JSON object {name, role}")
+    name, role = body.get("name", ""), body.get("role", Role.USER.value)
+    if not isinstance(name, str) or len(name) > NAME_MAX:
+        raise errors.InvalidInput(f"'name' must be a string of at most {NAME_MAX} characters")
+    if role not in (Role.USER.value, Role.ADMIN.value):
+        raise errors.InvalidInput("'role' must be 'user' or 'admin'")
+    return name.strip(), Role(role)
 
 
 def stage_uploads(stager: InputStager, uploads: list[Any]) -> InputStager:

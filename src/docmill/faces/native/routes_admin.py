@@ -13,16 +13,15 @@ from starlette.concurrency import run_in_threadpool
 
 from docmill import errors
 from docmill.core import queue, webhooks
-from docmill.core.auth import KeyInfo, Principal, create_key, list_keys, revoke_key
-from docmill.core.models import Role, WebhookDelivery
-from docmill.core.views import _iso
+from docmill.core.auth import Principal, create_key, list_keys, revoke_key
+from docmill.core.models import Role
 from docmill.faces.common import read_json
 from docmill.faces.contract import request_body
 from docmill.faces.native.errors import fails
-from docmill.faces.native.request import principal
+from docmill.faces.native.render import delivery_view, key_view
+from docmill.faces.native.request import NAME_MAX, key_request, principal
 
 router = APIRouter(prefix="/v1", tags=["admin"])
-NAME_MAX = 200
 
 
 async def admin(caller: Annotated[Principal, Depends(principal)]) -> Principal:
@@ -34,12 +33,6 @@ async def admin(caller: Annotated[Principal, Depends(principal)]) -> Principal:
 Admin = Annotated[Principal, Depends(admin)]
 # A database integer: a larger id is a 400, not an overflow in the driver (a 500).
 DeliveryId = Annotated[int, Path(ge=1, le=2**63 - 1)]
-
-
-def key_view(info: KeyInfo) -> dict[str, Any]:
-    return {"id": info.id, "prefix": info.prefix, "name": info.name, "role": info.role,
-            "created_at": info.created_at, "last_used_at": info.last_used_at,
-            "revoked": info.revoked}
 
 
 @router.get("/keys", summary="The organization's API keys (never the keys themselves)",
@@ -57,15 +50,8 @@ KEY_BODY = request_body({"application/json": {
 @router.post("/keys", status_code=201, summary="Create a key; the answer shows it once",
              openapi_extra=KEY_BODY, responses=fails(400, 401, 403, 413))
 async def post_key(request: Request, caller: Admin) -> JSONResponse:
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        raise errors.InvalidInput("send a JSON object {name, role}")
-    name, role = body.get("name", ""), body.get("role", Role.USER.value)
-    if not isinstance(name, str) or len(name) > NAME_MAX:
-        raise errors.InvalidInput(f"'name' must be a string of at most {NAME_MAX} characters")
-    if role not in (Role.USER.value, Role.ADMIN.value):
-        raise errors.InvalidInput("'role' must be 'user' or 'admin'")
-    key, info = await run_in_threadpool(create_key, caller.org_slug, Role(role), name.strip())
+    name, role = key_request(await read_json(request))
+    key, info = await run_in_threadpool(create_key, caller.org_slug, role, name)
     return JSONResponse({**key_view(info), "key": key}, status_code=201)
 
 
@@ -74,14 +60,6 @@ async def post_key(request: Request, caller: Admin) -> JSONResponse:
 async def delete_key(key_id: str, caller: Admin) -> Response:
     await run_in_threadpool(revoke_key, key_id, caller.org_id)
     return Response(status_code=204)
-
-
-def delivery_view(row: WebhookDelivery) -> dict[str, Any]:
-    return {"id": row.id, "job_id": row.job_id, "url": row.url, "method": row.method,
-            "state": row.state, "attempts": row.attempts, "last_status": row.last_status,
-            "last_error": row.last_error, "created_at": _iso(row.created_at),
-            "next_attempt_at": _iso(row.next_attempt_at) if row.state == "pending" else None,
-            "delivered_at": _iso(row.delivered_at)}
 
 
 DeliveryState = Annotated[str | None, Query(json_schema_extra={

@@ -7,7 +7,6 @@ Fields are the Python names (`code`, `schema` or `json_schema`, `keywords`, `is_
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -18,11 +17,11 @@ from docmill import errors
 from docmill.core import doctypes, service, sync, teaching
 from docmill.core.auth import Principal
 from docmill.core.models import DocumentType, JobStatus
-from docmill.core.views import _iso
 from docmill.faces.common import is_upload, read_form, read_json
 from docmill.faces.contract import MAX_PAGE, inline_schema, request_body
 from docmill.faces.native.errors import fails
-from docmill.faces.native.request import Caller
+from docmill.faces.native.render import doctype_view
+from docmill.faces.native.request import Caller, doctype_fields, expected_field
 from docmill.security.ssrf import policy_from_settings
 from docmill.settings import get_settings
 
@@ -53,34 +52,9 @@ EXAMPLE_BODY = request_body({
         "oneOf": [{"required": ["url"]}, {"required": ["base64"]}]}})
 
 
-def view(row: DocumentType, caller: Principal, examples: int | None = None) -> dict[str, Any]:
-    body = {
-        "id": row.id, "code": row.code, "name": row.name, "description": row.description,
-        "schema": row.json_schema, "keywords": list(row.keywords or []),
-        "is_public": bool(row.is_public), "is_draft": bool(row.is_draft),
-        "status": "DRAFT" if row.is_draft else "PUBLISHED", "source": row.source,
-        "builtin": row.org_id is None, "owned": row.org_id == caller.org_id,
-        "prompt_hints": row.prompt_hints, "identify_prompt_hints": row.identify_prompt_hints,
-        "conversion_mode": row.conversion_mode,
-        "keep_property_ordering": bool(row.keep_property_ordering), "version": row.version,
-        "created_at": _iso(row.created_at), "updated_at": _iso(row.updated_at),
-    }
-    if examples is not None:
-        body["examples"] = examples
-    return body
-
-
-def _fields(body: Any) -> Any:
-    """Native names onto the core's field names (`schema` is a pydantic-reserved word)."""
-    if isinstance(body, dict) and "schema" in body and "json_schema" not in body:
-        body = {**body, "json_schema": body["schema"]}
-        body.pop("schema")
-    return body
-
-
 async def _view(row: DocumentType, caller: Principal) -> dict[str, Any]:
     counts = await run_in_threadpool(doctypes.example_counts, caller, [row.id])
-    body = view(row, caller, counts.get(row.id, 0))
+    body = doctype_view(row, caller, counts.get(row.id, 0))
     body["model"] = await run_in_threadpool(teaching.status, caller, row)
     return body
 
@@ -94,16 +68,16 @@ async def list_types(caller: Caller, search: str | None = None,
         lambda: doctypes.list_types(caller, search=search, offset=(page - 1) * limit,
                                     limit=limit))
     counts = await run_in_threadpool(doctypes.example_counts, caller, [r.id for r in rows])
-    return {"document_types": [view(r, caller, counts.get(r.id, 0)) for r in rows],
+    return {"document_types": [doctype_view(r, caller, counts.get(r.id, 0)) for r in rows],
             "total": total, "page": page, "limit": limit}
 
 
 @router.post("", status_code=201, summary="Create a document type",
              openapi_extra=_type_body(True), responses=fails(400, 401, 403, 409, 413))
 async def create_type(request: Request, caller: Caller) -> JSONResponse:
-    body = _fields(await read_json(request))
+    body = doctype_fields(await read_json(request))
     row = await run_in_threadpool(doctypes.create_type, caller, body)
-    return JSONResponse(view(row, caller, 0), status_code=201,
+    return JSONResponse(doctype_view(row, caller, 0), status_code=201,
                         headers={"Location": f"/v1/document-types/{row.code}"})
 
 
@@ -117,7 +91,7 @@ async def get_type(ref: str, caller: Caller) -> dict[str, Any]:
 @router.put("/{ref}", summary="Change some fields of an own document type (as PATCH)",
             openapi_extra=_type_body(False), responses=fails(400, 401, 403, 404, 409, 413))
 async def update_type(ref: str, request: Request, caller: Caller) -> dict[str, Any]:
-    body = _fields(await read_json(request))
+    body = doctype_fields(await read_json(request))
     row = await run_in_threadpool(doctypes.update_type, caller, ref, body)
     return await _view(row, caller)
 
@@ -168,7 +142,7 @@ async def add_example(ref: str, request: Request, caller: Caller) -> JSONRespons
     try:
         if content_type.startswith("multipart/form-data"):
             form = await read_form(request)
-            expected = _expected_field(form.get("expected"))
+            expected = expected_field(form.get("expected"))
             upload = next((v for k, v in form.multi_items() if k == "file" and is_upload(v)),
                           None)
             if upload is None:
@@ -214,15 +188,3 @@ async def add_example(ref: str, request: Request, caller: Caller) -> JSONRespons
                          "labelled": example.expected is not None,
                          "training_job_id": training.id if training else None},
                         status_code=201)
-
-
-def _expected_field(value: Any) -> Any:
-    """The multipart `expected` field: JSON as text (`doctypes.check_expected` checks it)."""
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise errors.InvalidInput("'expected' must be a JSON object, as a text field")
-    try:
-        return json.loads(value)
-    except ValueError as exc:
-        raise errors.InvalidInput(f"'expected' is not JSON: {exc}") from exc

@@ -11,7 +11,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import ValidationError
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -28,11 +27,11 @@ from docmill.faces.native.render import JobList, JobView, OperationList
 from docmill.faces.native.request import (
     Caller,
     JobRequest,
-    invalid_request,
-    parse_params,
+    is_multipart,
+    job_form,
     stage_refs,
     stage_uploads,
-    upload_fields,
+    validated,
     wait_seconds,
 )
 
@@ -49,13 +48,7 @@ async def _prepare(caller: Principal, operation: str, params: dict[str, Any]) ->
 
 
 async def _submit_multipart(request: Request, caller: Principal, job_id: str) -> Any:
-    form = await read_form(request)
-    operation = form.get("operation")
-    if not isinstance(operation, str) or not operation:
-        raise errors.InvalidInput("the 'operation' field is required")
-    raw_params = form.get("params")
-    params = parse_params(raw_params if isinstance(raw_params, str) else None)
-    uploads, timeout_s, webhook_url = upload_fields(form)
+    operation, params, uploads, timeout_s, webhook_url = job_form(await read_form(request))
     params = await _prepare(caller, operation, params)  # fail fast, before storing anything
     stager = service.new_stager(caller, job_id)
 
@@ -73,10 +66,7 @@ async def _submit_multipart(request: Request, caller: Principal, job_id: str) ->
 
 
 async def _submit_json(request: Request, caller: Principal, job_id: str) -> Any:
-    try:
-        body = JobRequest.model_validate(await read_json(request))
-    except ValidationError as exc:
-        raise invalid_request("job request", exc) from None
+    body = validated(JobRequest, await read_json(request), "job request")
     params = await _prepare(caller, body.operation, body.params)
     stager = await stage_refs(service.new_stager(caller, job_id), body.inputs)
     submission = service.Submission(operation=body.operation, params=params,
@@ -129,14 +119,8 @@ A_JOB = fails(400, 401, 404)  # a job of the caller's organization, by id
                              fails(400, 401, 403, 404, 413, 415, 422)))
 async def create_job(request: Request, caller: Caller,
                      wait: Annotated[float | None, Query(ge=0)] = None) -> JSONResponse:
-    content_type = request.headers.get("content-type", "")
-    if content_type.startswith("multipart/form-data"):
-        submit = _submit_multipart
-    elif content_type.startswith("application/json") or not content_type:
-        submit = _submit_json
-    else:
-        raise errors.UnsupportedFormat(
-            "send multipart/form-data (file, operation, params) or application/json")
+    multipart = is_multipart(request.headers.get("content-type", ""), "file, operation, params")
+    submit = _submit_multipart if multipart else _submit_json
     job_id = service.new_job_id()
     if wait:  # watch before submitting: a job that finishes at once is not missed
         with service.watch(job_id) as watch:

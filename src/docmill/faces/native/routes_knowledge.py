@@ -12,11 +12,11 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from docmill.core import knowledge
-from docmill.core.models import KnowledgeBase, KnowledgeDocument
 from docmill.core.views import _iso
 from docmill.faces.common import read_json
 from docmill.faces.contract import MAX_PAGE, inline_schema, request_body
 from docmill.faces.native.errors import fails
+from docmill.faces.native.render import base_view, document_view
 from docmill.faces.native.request import Caller
 
 router = APIRouter(prefix="/v1/knowledge-bases", tags=["knowledge bases"])
@@ -28,20 +28,6 @@ SEARCH_BODY = request_body({"application/json": inline_schema(knowledge.SearchFi
 A_BASE = fails(401, 404)
 Page = Annotated[int, Query(ge=1, le=MAX_PAGE)]
 Limit = Annotated[int, Query(ge=1, le=100)]
-
-
-def base_view(row: KnowledgeBase, count: int) -> dict[str, Any]:
-    return {"id": row.id, "name": row.name, "description": row.description,
-            "schema": row.json_schema, "indexing_preferences": row.indexing_preferences,
-            "is_active": bool(row.is_active), "document_count": count,
-            "created_at": _iso(row.created_at), "updated_at": _iso(row.updated_at),
-            "synced_at": _iso(row.synced_at) if row.synced_at else None}
-
-
-def document_view(doc: KnowledgeDocument, metadata: bool = True) -> dict[str, Any]:
-    return {"id": doc.id, "knowledge_base_id": doc.kb_id, "document_id": doc.document_id,
-            "content": doc.content, "metadata": doc.doc_metadata if metadata else None,
-            "created_at": _iso(doc.created_at), "updated_at": _iso(doc.updated_at)}
 
 
 @router.get("", summary="List the organization's knowledge bases", responses=fails(400, 401))

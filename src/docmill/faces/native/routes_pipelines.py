@@ -16,10 +16,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from docmill import errors
 from docmill.core import pipelines, runs, service
 from docmill.core.auth import Principal
 from docmill.faces.common import read_form, read_json
@@ -27,22 +25,16 @@ from docmill.faces.contract import inline_schema, request_body
 from docmill.faces.native.errors import fails
 from docmill.faces.native.request import (
     Caller,
-    InputRef,
-    invalid_request,
+    RunRequest,
+    is_multipart,
     stage_refs,
     stage_uploads,
     upload_fields,
+    validated,
     wait_seconds,
 )
 
 router = APIRouter(prefix="/v1", tags=["pipelines"])
-
-
-class RunRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    inputs: list[InputRef] = Field(min_length=1)
-    webhook_url: str | None = None
-    timeout_s: float | None = Field(None, gt=0, le=7 * 24 * 3600)
 
 
 DEFINITION = request_body({"application/json": inline_schema(pipelines.Definition)},
@@ -96,8 +88,7 @@ async def delete_pipeline(ref: str, caller: Caller) -> Response:
 
 async def _stage(request: Request, caller: Principal,
                  run_id: str) -> tuple[Any, runs.RunOptions]:
-    content_type = request.headers.get("content-type", "")
-    if content_type.startswith("multipart/form-data"):
+    if is_multipart(request.headers.get("content-type", ""), "file"):
         uploads, timeout_s, webhook_url = upload_fields(await read_form(request))
         options = runs.RunOptions(webhook_url=webhook_url, timeout_s=timeout_s)
         try:
@@ -107,12 +98,7 @@ async def _stage(request: Request, caller: Principal,
             for upload in uploads:
                 await upload.close()
         return stager, options
-    if content_type and not content_type.startswith("application/json"):
-        raise errors.UnsupportedFormat("send multipart/form-data (file) or application/json")
-    try:
-        body = RunRequest.model_validate(await read_json(request))
-    except ValidationError as exc:
-        raise invalid_request("run request", exc) from None
+    body = validated(RunRequest, await read_json(request), "run request")
     stager = await stage_refs(service.new_stager(caller, run_id), body.inputs)
     return stager, runs.RunOptions(webhook_url=body.webhook_url, timeout_s=body.timeout_s)
 
