@@ -784,6 +784,8 @@ def test_document_url(sapi, site):
     assert "/dot.png" in site.paths()  # relative to the document's own URL
     page_request = next(h for m, p, h, _ in site.requests if p == "/page.html")
     assert page_request.get("referer") == "http://example.com/from"
+    image_request = next(h for m, p, h, _ in site.requests if p == "/dot.png")
+    assert image_request.get("referer") == "http://example.com/from"  # resources carry it too
     data = sapi.create_doc({"document_type": "xlsx", "document_url": f"{site.base}/table.html"})
     assert openpyxl.load_workbook(io.BytesIO(data)).active["B3"].value == 31
     error = api_error(sapi.create_doc, {"document_type": "pdf",

@@ -48,6 +48,7 @@ def _fetcher_class() -> type:
             self.refused: list[str] = []
             self.fetched: list[str] = []
             self.seen: set[str] = set()
+            self.extra_headers: dict[str, str] = {}  # sent with every http(s) fetch
 
         def _note(self, url: str, message: str, refused: bool) -> None:
             if url in self.seen:
@@ -85,8 +86,10 @@ def _fetcher_class() -> type:
             deadline = time.monotonic() + timeout
             self.fetched.append(url)
             try:
+                extra: dict[str, Any] = \
+                    {"headers": self.extra_headers} if self.extra_headers else {}
                 with open_url(self.policy, url, timeout=timeout,
-                              max_redirects=self.max_redirects) as response:
+                              max_redirects=self.max_redirects, **extra) as response:
                     if response.status_code >= 400:
                         raise DownloadFailed(f"HTTP {response.status_code}")
                     body = read_capped(response, max_bytes=self.max_bytes, deadline=deadline,
@@ -175,8 +178,6 @@ def download_document(params: FetchParams, target: Path) -> Path:
 
 def _print_fetcher(params: PrintPdfParams) -> Any:
     """The guarded fetcher, plus request headers, a per-fetch timeout and no_network."""
-    from docmill.security.ssrf import open_url, read_capped
-
     base = _fetcher_class()
 
     class PrintFetcher(base):  # type: ignore[misc, valid-type]
@@ -189,53 +190,10 @@ def _print_fetcher(params: PrintPdfParams) -> Any:
                 self.timeout = min(self.timeout, params.http_timeout_s)
 
         def fetch(self, url: str, headers: dict[str, str] | None = None) -> Any:
-            scheme = urlsplit(url).scheme.lower()
-            shown = url if len(url) <= 200 else url[:197] + "..."
-            if scheme == "data" or scheme not in ("http", "https"):
-                return super().fetch(url, headers)  # data: decoded, other schemes refused
-            if params.no_network:
+            if params.no_network and urlsplit(url).scheme.lower() in ("http", "https"):
+                shown = url if len(url) <= 200 else url[:197] + "..."
                 self._note(url, f"refused {shown}: no_network is set", refused=True)
                 raise UnsafeUrl("no_network")
-            if not self.extra_headers:
-                return super().fetch(url, headers)
-            return self._fetch_with_headers(url, shown)
-
-        def _fetch_with_headers(self, url: str, shown: str) -> Any:
-            from weasyprint.urls import URLFetcherResponse
-
-            if len(self.fetched) >= self.max_resources:
-                self._note(url, f"skipped {shown}: the document loads more than "
-                           f"{self.max_resources} resources", refused=True)
-                raise DownloadFailed("too many resources")
-            remaining = self.budget_end - time.monotonic()
-            if remaining <= 0:
-                self._note(url, f"skipped {shown}: the time budget for loading resources "
-                           "is spent", refused=True)
-                raise DownloadFailed("fetch budget spent")
-            timeout = min(self.timeout, remaining)
-            deadline = time.monotonic() + timeout
-            self.fetched.append(url)
-            try:
-                with open_url(self.policy, url, timeout=timeout,
-                              max_redirects=self.max_redirects,
-                              headers=self.extra_headers) as response:
-                    if response.status_code >= 400:
-                        raise DownloadFailed(f"HTTP {response.status_code}")
-                    body = read_capped(response, max_bytes=self.max_bytes, deadline=deadline,
-                                       timeout=timeout)
-                    content_type = response.headers.get("content-type", "")
-                    final_url = str(response.url)
-            except UnsafeUrl as exc:
-                self._note(url, f"refused {shown}: {exc.message}", refused=True)
-                raise
-            except DocmillError as exc:
-                self._note(url, f"could not load {shown}: {exc.message}", refused=False)
-                raise DownloadFailed(exc.message) from exc
-            except Exception as exc:
-                self._note(url, f"could not load {shown}: {type(exc).__name__}: {exc}",
-                           refused=False)
-                raise DownloadFailed(str(exc)) from exc
-            return URLFetcherResponse(final_url, bytes(body),
-                                      {"Content-Type": content_type} if content_type else {})
+            return super().fetch(url, headers)
 
     return PrintFetcher()
