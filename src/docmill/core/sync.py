@@ -20,7 +20,7 @@ from docmill.core.inputs import InputStager
 from docmill.core.models import Job
 from docmill.errors import NotFound
 
-SYNC_GRACE_S = 5.0
+SYNC_GRACE_S = 2.0  # past the job's own timeout: that timeout fires first, with its message
 
 
 @dataclass(frozen=True)

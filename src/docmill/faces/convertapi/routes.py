@@ -76,6 +76,8 @@ from docmill.settings import get_settings
 log = logging.getLogger(__name__)
 
 POLL_BUSY = 5030  # Docmill's code for the 503 of a concurrent poll (the vendor gives none)
+# A sync conversion waits this much past the client's `Timeout`, which bounds queueing too
+CLIENT_TIMEOUT_GRACE_S = 5.0
 FACE_PATHS = ("/convert", "/upload", "/d/", "/user", "/job/", "/info/", "/async/")
 
 
@@ -374,7 +376,7 @@ async def _convert(request: Request, principal: Principal, req: VendorRequest, s
             return VendorJSON({"JobId": job.id})
         # without a client JobId nobody can ask for the job later: the core stops it
         outcome = await sync.await_sync(principal, job, reachable=job_id is not None,
-                                        budget_s=timeout + sync.SYNC_GRACE_S)
+                                        budget_s=timeout + CLIENT_TIMEOUT_GRACE_S)
         if not outcome.finished:
             raise errors.Timeout(f"The conversion did not finish within {timeout} s.")
         job = outcome.job
