@@ -220,3 +220,57 @@ def test_a_builtin_schema_sent_without_its_code_gets_the_shipped_model():
         is None
     model, source, warnings = field_model(builtin_code_of(SCHEMA), None)
     assert source == "shipped" and model is shipped_model("receipt") and not warnings
+
+
+def test_out_of_fold_scores_carry_their_folds_own_lexicon(prepared, tiny):
+    """Cross-validated quality must come from models that never saw the document: the
+    known values a held-out document is decided with are those of the fold's model, never
+    the final model's (which holds the document's own label)."""
+    from docmill.extraction.learned.candidates import alnum
+    from docmill.extraction.learned.training import scored_by
+
+    final = fit(prepared, field_specs(SCHEMA))
+    unseen = [p for p in prepared[14:]
+              if alnum(p.fields["company"].expected) not in
+              {alnum(v) for v in tiny.fields["company"].lexicon}]
+    assert unseen
+    for p in unseen:
+        own = alnum(p.fields["company"].expected)
+        scored = scored_by(tiny.fields["company"], p.fields["company"])
+        assert own not in {alnum(v) for v in scored.lexicon}
+        assert own in {alnum(v) for v in final.fields["company"].lexicon}
+
+
+def test_an_address_never_takes_the_lines_of_the_name(prepared, tiny):
+    from docmill.extraction.learned.model import predict_field
+
+    spec = next(s for s in field_specs(SCHEMA) if s.pointer == "address")
+    for p in prepared[14:]:
+        rows = p.fields["address"]
+        scores = tiny.fields["address"].scores(rows.cands)
+        free = predict_field(spec, rows.cands, scores, 0.0, 0.0)  # every neighbour joins
+        assert free is not None and len(free.cands) > 1
+        best = rows.cands[max(range(len(rows.cands)), key=scores.__getitem__)]
+        held = frozenset(c.order for c in rows.cands) - {best.order}
+        # every other line is another field's: the address stops at its best line
+        kept = predict_field(spec, rows.cands, scores, 0.0, 0.0, taken=held)
+        assert kept is not None and [c.order for c in kept.cands] == [best.order]
+    # and `extract` decides the name first: no line is in both
+    for path in receipts()[14:]:
+        found = extract(boxes_document(path), SCHEMA, model=tiny)
+        boxes = {f: found["fields"][f].get("box") for f in ("company", "address")
+                 if found["fields"].get(f, {}).get("via") == "model"}
+        if len(boxes) == 2:
+            assert found["data"]["company"] not in found["data"]["address"], found["data"]
+
+
+def test_full_width_forms_are_read_as_their_ascii_letters():
+    from docmill.documents import Block, Box, Line, Page, Word
+    from docmill.extraction.layout import Layout
+
+    words = [Word("AEON", Box(0, 0, 40, 10)), Word("BHD", Box(45, 0, 70, 10)),
+             Word("（126926-H）", Box(75, 0, 150, 10))]
+    layout = Layout.of(Document([Page(1, 200.0, 100.0, "ocr", [Block("text", [Line(words)])])]))
+    seg = layout.segs[0]
+    assert seg.text == "AEON BHD (126926-H)"
+    assert seg.text[seg.offsets[2][0]:seg.offsets[2][1]] == "(126926-H)"

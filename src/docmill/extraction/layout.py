@@ -8,6 +8,7 @@ they always share a row or a column on the page.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 
 from docmill.documents import Box, Document, Word
@@ -47,11 +48,15 @@ class Seg:
 
 
 def _seg(words: list[Word], page: int, height: float) -> Seg:
+    """One line's segment. Its text is NFKC-normalised: RapidOCR's multilingual model reads
+    brackets and colons on Latin text as full-width forms ("BHD （126926-H）"), which no
+    pattern or label would otherwise match."""
     parts, offsets, pos = [], [], 0
     for w in words:
-        parts.append(w.text)
-        offsets.append((pos, pos + len(w.text)))
-        pos += len(w.text) + 1
+        text = unicodedata.normalize("NFKC", w.text)
+        parts.append(text)
+        offsets.append((pos, pos + len(text)))
+        pos += len(text) + 1
     return Seg(" ".join(parts), page, Box.union(w.box for w in words), list(words), offsets,
                page_height=height)
 

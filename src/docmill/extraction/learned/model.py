@@ -230,11 +230,12 @@ def _runs(by_seg: dict[int, tuple[float, Cand]], around: int) -> list[str]:
 def predict_field(spec: FieldSpec, cands: list[Cand], scores: list[float], threshold: float,
                   extend: float, lexicon: list[str] | None = None,
                   lexicon_ratio: float = 0.0, words: dict[str, int] | None = None,
-                  joins: dict[tuple[int, int], float] | None = None, join: float = JOIN_OFF
-                  ) -> Prediction | None:
+                  joins: dict[tuple[int, int], float] | None = None, join: float = JOIN_OFF,
+                  taken: frozenset[int] = frozenset()) -> Prediction | None:
     """The best candidate if the model is sure enough (a run of lines for an address: a
     neighbouring line joins when its own score passes `extend` or the joiner's probability
-    of going on to it passes `join`); for text, a value seen in training that the lines
+    of going on to it passes `join`, unless another field already holds it: `taken`, the
+    lines of the name above an address); for text, a value seen in training that the lines
     around it spell wins over the raw text."""
     if not scores:
         return None
@@ -255,7 +256,7 @@ def predict_field(spec: FieldSpec, cands: list[Cand], scores: list[float], thres
     chosen = {first.order: first}
     for step in (-1, 1):
         i = first.order + step
-        while len(chosen) < MAX_LINES and i in by_seg and (
+        while len(chosen) < MAX_LINES and i in by_seg and i not in taken and (
                 by_seg[i][0] >= extend or (joins or {}).get((i - step, i), 0.0) >= join):
             chosen[i] = by_seg[i][1]
             i += step
@@ -300,16 +301,30 @@ def apply(model: FieldModel, layout: Layout, specs: list[FieldSpec],
     if not heads:
         return {}
     ctx = DocContext.of(layout, rule_fields, label_scores(hits))
-    out = {}
-    for spec, head in heads:
+    out: dict[str, Prediction] = {}
+    taken: set[int] = set()
+    for spec, head in sorted(heads, key=lambda sh: yields_lines(sh[0])):
         cands = candidates(layout, spec, ctx, month_first)
         found = predict_field(spec, cands, head.scores(cands), head.threshold, head.extend,
                               head.lexicon, head.lexicon_ratio,
                               head.words if head.fix_words else None,
-                              head.joins(cands), head.join)
+                              head.joins(cands), head.join,
+                              frozenset(taken) if yields_lines(spec) else frozenset())
         if found is not None:
             out[spec.pointer] = found
+            if claims_lines(spec):
+                taken |= {c.order for c in found.cands}
     return out
+
+
+def claims_lines(spec: FieldSpec) -> bool:
+    """A name (organization, person): its lines are not also an address's."""
+    return spec.kind in ("organization", "person")
+
+
+def yields_lines(spec: FieldSpec) -> bool:
+    """An address does not grow into the lines a name took (decided after the names)."""
+    return spec.kind == "address"
 
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"

@@ -31,10 +31,13 @@ from docmill.extraction.learned.model import (
     JOIN_OFF,
     FieldHead,
     FieldModel,
+    Prediction,
     candidates,
+    claims_lines,
     label_scores,
     matrix,
     predict_field,
+    yields_lines,
 )
 from docmill.extraction.schema import FieldSpec, field_specs
 
@@ -146,26 +149,69 @@ def fit(prepared: Sequence[Prepared], specs: Sequence[FieldSpec], rounds: int | 
     return FieldModel(heads)
 
 
-def _decide(head: FieldHead, spec: FieldSpec, rows: FieldRows, scored: Scored | None,
-            threshold: float, extend: float, lexicon_ratio: float | None = None,
-            fix_words: bool | None = None, join: float | None = None) -> Any:
+def _predict(head: FieldHead, spec: FieldSpec, rows: FieldRows, scored: Scored | None,
+             threshold: float, extend: float,
+             lexicon_ratio: float | None = None,
+             fix_words: bool | None = None, join: float | None = None,
+             taken: frozenset[int] = frozenset()) -> Prediction | None:
     if scored is None:
-        return rows.rule_value
+        return None
     fix = head.fix_words if fix_words is None else fix_words
-    found = predict_field(spec, rows.cands, scored[0], threshold, extend, head.lexicon,
-                          head.lexicon_ratio if lexicon_ratio is None else lexicon_ratio,
-                          head.words if fix else None, scored[1],
-                          head.join if join is None else join)
+    return predict_field(spec, rows.cands, scored.scores, threshold, extend, scored.lexicon,
+                         head.lexicon_ratio if lexicon_ratio is None else lexicon_ratio,
+                         scored.words if fix else None, scored.joins,
+                         head.join if join is None else join, taken)
+
+
+def _decide(head: FieldHead, spec: FieldSpec, rows: FieldRows, scored: Scored | None,
+            threshold: float, extend: float,
+            lexicon_ratio: float | None = None,
+            fix_words: bool | None = None, join: float | None = None,
+            taken: frozenset[int] = frozenset()) -> Any:
+    found = _predict(head, spec, rows, scored, threshold, extend, lexicon_ratio, fix_words,
+                     join, taken)
     return found.value if found is not None else rows.rule_value
 
 
-# a document's candidates scored by a field's booster, and its joiner's probabilities
-Scored = tuple[list[float], dict[tuple[int, int], float]]
+def _taken(model: FieldModel, specs: Sequence[FieldSpec], prepared: Sequence[Prepared],
+           table: ScoreTable | None) -> list[frozenset[int]]:
+    """Per document, the lines the names (organization, person) took as `apply` decides
+    them, with their heads' current thresholds: an address is decided after them."""
+    by_pointer = {s.pointer: s for s in specs}
+    out = []
+    for i, p in enumerate(prepared):
+        lines: set[int] = set()
+        for pointer, head in model.fields.items():
+            spec, rows = by_pointer.get(pointer), p.fields.get(pointer)
+            if spec is None or rows is None or not claims_lines(spec):
+                continue
+            scored = table.get((i, pointer)) if table is not None else scored_by(head, rows)
+            found = _predict(head, spec, rows, scored, head.threshold, head.extend)
+            if found is not None:
+                lines |= {c.order for c in found.cands}
+        out.append(frozenset(lines))
+    return out
+
+
+@dataclass
+class Scored:
+    """A document's candidates as one field head saw them: its booster's scores, its
+    joiner's probabilities, and the known values it was fitted with. Out-of-fold decisions
+    must use the fold's own lexicon: the final model's holds the document's own label, which
+    would make cross-validated quality (and the lexicon closeness tuned on it) look better
+    than it is."""
+
+    scores: list[float]
+    joins: dict[tuple[int, int], float]
+    lexicon: list[str]
+    words: dict[str, int]
+
+
 ScoreTable = dict[tuple[int, str], Scored]  # (document index, pointer) -> scored
 
 
 def scored_by(head: FieldHead, rows: FieldRows) -> Scored:
-    return head.scores(rows.cands), head.joins(rows.cands)
+    return Scored(head.scores(rows.cands), head.joins(rows.cands), head.lexicon, head.words)
 
 
 def scores_of(model: FieldModel, prepared: Sequence[Prepared]) -> ScoreTable:
@@ -182,34 +228,46 @@ def tune(model: FieldModel, specs: Sequence[FieldSpec], prepared: Sequence[Prepa
          table: ScoreTable) -> None:
     """Sets each head's thresholds to those that score best on `prepared` (ties: higher)."""
     by_pointer = {s.pointer: s for s in specs}
-    for pointer, head in model.fields.items():
+    taken: list[frozenset[int]] = [frozenset()] * len(prepared)
+    # names first: the lines they take are then kept out of an address (`apply`'s order)
+    for pointer, head in sorted(model.fields.items(),
+                                key=lambda ph: yields_lines(by_pointer[ph[0]])):
         spec = by_pointer[pointer]
-        extends = EXTENDS if spec.kind in MULTILINE_KINDS else (0.5,)
-        joins = JOINS if spec.kind in MULTILINE_KINDS and head.joiner is not None \
-            else (JOIN_OFF,)
-        best = (-1, 0.0, 0.0, JOIN_OFF)
-        for thr in THRESHOLDS:
-            for ext in extends:
-                for join in joins:
-                    hits = sum(same(spec, p.fields[pointer].expected,
-                                    _decide(head, spec, p.fields[pointer],
-                                            table.get((i, pointer)), thr, ext, join=join))
-                               for i, p in enumerate(prepared) if pointer in p.fields)
-                    if hits > best[0] or (hits == best[0] and (thr, join) >= best[1::2]):
-                        best = (hits, thr, ext, join)
-        head.threshold, head.extend, head.join = best[1], best[2], best[3]
-        if head.lexicon:
-            head.lexicon_ratio = max(RATIOS, key=lambda r: (sum(
-                same(spec, p.fields[pointer].expected,
-                     _decide(head, spec, p.fields[pointer], table.get((i, pointer)),
-                             head.threshold, head.extend, r))
-                for i, p in enumerate(prepared) if pointer in p.fields), -r))
-            fixed = {fix: sum(same(spec, p.fields[pointer].expected,
-                                   _decide(head, spec, p.fields[pointer], table.get((i, pointer)),
-                                           head.threshold, head.extend, None, fix))
-                              for i, p in enumerate(prepared) if pointer in p.fields)
-                     for fix in (False, True)}
-            head.fix_words = fixed[True] > fixed[False]
+        if yields_lines(spec) and not any(taken):
+            taken = _taken(model, specs, prepared, table)
+        _tune_head(head, spec, prepared, table, taken)
+
+
+def _tune_head(head: FieldHead, spec: FieldSpec, prepared: Sequence[Prepared],
+               table: ScoreTable, taken: list[frozenset[int]]) -> None:
+    pointer = spec.pointer
+
+    def hits(threshold: float, extend: float, **options: Any) -> int:
+        return sum(same(spec, p.fields[pointer].expected,
+                        _decide(head, spec, p.fields[pointer], table.get((i, pointer)),
+                                threshold, extend, taken=_held(spec, taken, i), **options))
+                   for i, p in enumerate(prepared) if pointer in p.fields)
+
+    multiline = spec.kind in MULTILINE_KINDS
+    extends = EXTENDS if multiline else (0.5,)
+    joins = JOINS if multiline and head.joiner is not None else (JOIN_OFF,)
+    best = (-1, 0.0, 0.0, JOIN_OFF)
+    for thr in THRESHOLDS:
+        for ext in extends:
+            for join in joins:
+                n = hits(thr, ext, join=join)
+                if n > best[0] or (n == best[0] and (thr, join) >= best[1::2]):
+                    best = (n, thr, ext, join)
+    head.threshold, head.extend, head.join = best[1], best[2], best[3]
+    if head.lexicon:
+        head.lexicon_ratio = max(RATIOS, key=lambda r: (
+            hits(head.threshold, head.extend, lexicon_ratio=r), -r))
+        head.fix_words = hits(head.threshold, head.extend, fix_words=True) > \
+            hits(head.threshold, head.extend, fix_words=False)
+
+
+def _held(spec: FieldSpec, taken: list[frozenset[int]], i: int) -> frozenset[int]:
+    return taken[i] if yields_lines(spec) and i < len(taken) else frozenset()
 
 
 def score(model: FieldModel | None, specs: Sequence[FieldSpec], prepared: Sequence[Prepared],
@@ -217,6 +275,7 @@ def score(model: FieldModel | None, specs: Sequence[FieldSpec], prepared: Sequen
     """Per field: documents with a labelled value, accuracy of the model (with the rules as
     fallback) and of the rules alone."""
     out: dict[str, dict[str, Any]] = {}
+    taken = _taken(model, specs, prepared, table) if model else []
     for spec in trainable(specs):
         n = model_hits = rule_hits = 0
         head = model.fields.get(spec.pointer) if model else None
@@ -232,7 +291,8 @@ def score(model: FieldModel | None, specs: Sequence[FieldSpec], prepared: Sequen
             scored = table.get((i, spec.pointer)) if table is not None else \
                 scored_by(head, rows)
             model_hits += same(spec, rows.expected,
-                               _decide(head, spec, rows, scored, head.threshold, head.extend))
+                               _decide(head, spec, rows, scored, head.threshold, head.extend,
+                                       taken=_held(spec, taken, i)))
         if n:
             out[spec.pointer] = {"documents": n, "accuracy": round(model_hits / n, 4),
                                  "rules_accuracy": round(rule_hits / n, 4),
