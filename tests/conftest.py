@@ -80,16 +80,39 @@ def xdist_scope(nodeid: str) -> str:
     return nodeid.split("::", 1)[0]
 
 
+# The modules that take longest (over a minute of a worker's time each, measured in CI
+# rehearsals), longest first: under pytest-xdist they start first, so that no worker is left
+# with one of them while the others have finished (xdist would order modules by their number
+# of tests, which put these last)
+LONG_MODULES = [
+    "tests/api/test_teaching.py", "tests/api/test_pipelines.py", "tests/api/test_convertapi.py",
+    "tests/api/test_console.py", "tests/unit/test_ocr.py", "tests/api/test_lifecycle.py",
+    "tests/api/test_faults.py", "tests/api/test_admin_api.py", "tests/api/test_docraptor.py",
+    "tests/api/test_docutray.py", "tests/api/test_distributed.py", "tests/unit/test_extract.py",
+    "tests/unit/test_identify.py",
+]
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's own reordering by fixture parameters
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    rank = {module: n for n, module in enumerate(LONG_MODULES)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
     """Whatever `--dist` says: xdist's own groups (xdist_group marks, `--dist loadgroup`)
-    do nothing with pytest 9, whose node ids it can no longer extend."""
+    do nothing with pytest 9, whose node ids it can no longer extend. The scopes go out in
+    the workers' collection order (LONG_MODULES first)."""
     from xdist.scheduler import LoadScopeScheduling
 
     class ScopeScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             return xdist_scope(nodeid)
 
+    config.option.loadscopereorder = False
     return ScopeScheduling(config, log)
 
 
