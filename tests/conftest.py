@@ -26,6 +26,7 @@ from server import DATA, DocmillServer
 BACKENDS = [b for b in os.environ.get("DOCMILL_TEST_BACKENDS",
                                      "sqlite,postgres,distributed").split(",") if b]
 _seaweed = None
+_servers: dict[str, DocmillServer] = {}  # the session's real servers, by backend
 
 
 def s3_env() -> dict[str, str]:
@@ -69,6 +70,52 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
                              scope="session")
 
 
+def xdist_scope(nodeid: str) -> str:
+    """The tests pytest-xdist (`-n`) runs on one worker, one after another: those of the
+    in-process app (it sets the process's DOCMILL_* settings while it runs), and else those of
+    one module (its tests may build on each other's state, and its module-scoped servers
+    start once)."""
+    if "[" in nodeid and "inprocess" in nodeid[nodeid.index("[") + 1:-1].split("-"):
+        return "inprocess"
+    return nodeid.split("::", 1)[0]
+
+
+# The modules that take longest (over a minute of a worker's time each, measured in CI
+# rehearsals), longest first: under pytest-xdist they start first, so that no worker is left
+# with one of them while the others have finished (xdist would order modules by their number
+# of tests, which put these last)
+LONG_MODULES = [
+    "tests/api/test_teaching.py", "tests/api/test_pipelines.py", "tests/api/test_convertapi.py",
+    "tests/api/test_console.py", "tests/unit/test_ocr.py", "tests/api/test_lifecycle.py",
+    "tests/api/test_faults.py", "tests/api/test_admin_api.py", "tests/api/test_docraptor.py",
+    "tests/api/test_docutray.py", "tests/api/test_distributed.py", "tests/unit/test_extract.py",
+    "tests/unit/test_identify.py",
+]
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's own reordering by fixture parameters
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    rank = {module: n for n, module in enumerate(LONG_MODULES)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """Whatever `--dist` says: xdist's own groups (xdist_group marks, `--dist loadgroup`)
+    do nothing with pytest 9, whose node ids it can no longer extend. The scopes go out in
+    the workers' collection order (LONG_MODULES first)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ScopeScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_scope(nodeid)
+
+    config.option.loadscopereorder = False
+    return ScopeScheduling(config, log)
+
+
 _inprocess: list = []  # the in-process server while it runs
 _last_inprocess_test: list[str] = []
 
@@ -90,8 +137,20 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):
 
 
 def pytest_sessionfinish(session, exitstatus):
+    while _servers:
+        _servers.popitem()[1].destroy()
     if _seaweed is not None:
         _seaweed.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_reads(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Under pytest-xdist, the corpus documents tests/extract_corpus.py reads are read once
+    per run, not once per worker: in a folder of this run's temporary directory (the parent
+    of every worker's): a later run has a new one, so nothing read carries over."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["DOCMILL_TEST_READ_CACHE"] = str(
+            tmp_path_factory.getbasetemp().parent / "corpus-reads")
 
 
 @pytest.fixture(scope="session")
@@ -107,16 +166,32 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 
         srv = InProcessServer(tmp_path_factory.mktemp("server-inprocess"))
         _inprocess[:] = [srv]
-    else:
+        _provision(srv)
+        yield srv
+        srv.destroy()
+        return
+    # A real server runs until the session ends, not until the next test of another backend:
+    # under pytest-xdist a worker's modules alternate between backends, and each switch would
+    # otherwise stop one server and start another (the distributed one takes many seconds)
+    srv = _servers.get(request.param)
+    if srv is None:
         srv = DocmillServer(tmp_path_factory.mktemp(f"server-{request.param}"),
                             backend=request.param,
                             s3_env=s3_env() if request.param == "distributed" else {})
+        try:
+            _provision(srv)
+        except BaseException:
+            srv.destroy()
+            raise
+        _servers[request.param] = srv
+    yield srv
+
+
+def _provision(srv: DocmillServer) -> None:
     srv.cli("migrate")
     srv.create_key("acme", admin=True)
     srv.create_key("globex")
     srv.start()
-    yield srv
-    srv.destroy()
 
 
 @pytest.fixture

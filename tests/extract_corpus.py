@@ -15,8 +15,11 @@ upper case letters and digits only; currency exactly.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import os
+import pickle
 import re
 from functools import cache
 from pathlib import Path
@@ -38,9 +41,27 @@ INVOICE_FIELDS = ("issuer", "invoice_number", "date", "date_due", "amount", "amo
 
 @cache
 def read(path: Path) -> Document:
-    """The document as extract.fields reads it (ocr.read's pipeline, default parameters)."""
+    """The document as extract.fields reads it (ocr.read's pipeline, default parameters).
+
+    Read once per process; under pytest-xdist once per test run: tests/conftest.py names in
+    DOCMILL_TEST_READ_CACHE a folder of the run's temporary directory (never kept for a later
+    run) where the first worker to read a document leaves it for the others."""
     inp = EngineInput(path, path.name, _TYPES[path.suffix.lower()])
-    return read_document(inp, ReadParams(), lambda *_: None).document
+    folder = os.environ.get("DOCMILL_TEST_READ_CACHE")
+    if not folder:
+        return read_document(inp, ReadParams(), lambda *_: None).document
+    key = hashlib.sha256(path.read_bytes() + repr(ReadParams()).encode()).hexdigest()[:32]
+    stored = Path(folder) / f"{key}.pickle"
+    stored.parent.mkdir(parents=True, exist_ok=True)
+    with open(stored.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one worker reads it, the others wait and load it
+        if stored.exists():
+            return pickle.loads(stored.read_bytes())
+        document = read_document(inp, ReadParams(), lambda *_: None).document
+        partial = stored.with_suffix(".partial")
+        partial.write_bytes(pickle.dumps(document))
+        partial.replace(stored)
+        return document
 
 
 def receipts(step: int = 1) -> list[Path]:

