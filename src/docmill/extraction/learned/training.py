@@ -149,6 +149,20 @@ def fit(prepared: Sequence[Prepared], specs: Sequence[FieldSpec], rounds: int | 
     return FieldModel(heads)
 
 
+@dataclass
+class Scored:
+    """A document's candidates as one field head saw them: its booster's scores, its
+    joiner's probabilities, and the known values it was fitted with. Out-of-fold decisions
+    must use the fold's own lexicon: the final model's holds the document's own label, which
+    would make cross-validated quality (and the lexicon closeness tuned on it) look better
+    than it is."""
+
+    scores: list[float]
+    joins: dict[tuple[int, int], float]
+    lexicon: list[str]
+    words: dict[str, int]
+
+
 def _predict(head: FieldHead, spec: FieldSpec, rows: FieldRows, scored: Scored | None,
              threshold: float, extend: float,
              lexicon_ratio: float | None = None,
@@ -193,20 +207,6 @@ def _taken(model: FieldModel, specs: Sequence[FieldSpec], prepared: Sequence[Pre
     return out
 
 
-@dataclass
-class Scored:
-    """A document's candidates as one field head saw them: its booster's scores, its
-    joiner's probabilities, and the known values it was fitted with. Out-of-fold decisions
-    must use the fold's own lexicon: the final model's holds the document's own label, which
-    would make cross-validated quality (and the lexicon closeness tuned on it) look better
-    than it is."""
-
-    scores: list[float]
-    joins: dict[tuple[int, int], float]
-    lexicon: list[str]
-    words: dict[str, int]
-
-
 ScoreTable = dict[tuple[int, str], Scored]  # (document index, pointer) -> scored
 
 
@@ -228,14 +228,15 @@ def tune(model: FieldModel, specs: Sequence[FieldSpec], prepared: Sequence[Prepa
          table: ScoreTable) -> None:
     """Sets each head's thresholds to those that score best on `prepared` (ties: higher)."""
     by_pointer = {s.pointer: s for s in specs}
-    taken: list[frozenset[int]] = [frozenset()] * len(prepared)
-    # names first: the lines they take are then kept out of an address (`apply`'s order)
-    for pointer, head in sorted(model.fields.items(),
-                                key=lambda ph: yields_lines(by_pointer[ph[0]])):
-        spec = by_pointer[pointer]
-        if yields_lines(spec) and not any(taken):
-            taken = _taken(model, specs, prepared, table)
-        _tune_head(head, spec, prepared, table, taken)
+    addresses = [p for p in model.fields if yields_lines(by_pointer[p])]
+    # names first: the lines they take, once tuned, are kept out of an address (`apply`'s
+    # order)
+    for pointer, head in model.fields.items():
+        if pointer not in addresses:
+            _tune_head(head, by_pointer[pointer], prepared, table, [])
+    taken = _taken(model, specs, prepared, table) if addresses else []
+    for pointer in addresses:
+        _tune_head(model.fields[pointer], by_pointer[pointer], prepared, table, taken)
 
 
 def _tune_head(head: FieldHead, spec: FieldSpec, prepared: Sequence[Prepared],
