@@ -54,6 +54,10 @@ PHOTO_TYPES = frozenset({"image/jpeg", "image/webp"})
 DEFAULT_IMAGE_DPI = 96.0  # an image without a resolution: img2pdf's default too
 TESSERACT_TARGET_PX = 2200  # small scans are upscaled so their long side reaches this
 MAX_PIXELS = 80_000_000
+# A reading of a page the orientation classifier turned is kept without a second look when
+# its character-weighted confidence reaches this: right-way-up receipts read at 0.96-0.99,
+# the one upside-down reading among 60 SROIE train receipts at 0.65.
+ORIENTATION_SURE = 0.85
 
 
 class ReadParams(Params):
@@ -179,8 +183,6 @@ def _map_lines(lines: list[Line], fn) -> list[Line]:
 def ocr_image(image: Image.Image, dpi: float, engine: str, languages: list[str],
               detect_orientation: bool = True, deskew: bool = True) -> OcrOutcome:
     """Read one image; boxes come back in points of the upright image."""
-    from PIL import Image
-
     if image.width * image.height > MAX_PIXELS:
         raise InvalidInput(f"image of {image.width}x{image.height} pixels is too large to OCR")
     if image.mode not in ("RGB", "L"):
@@ -188,8 +190,31 @@ def ocr_image(image: Image.Image, dpi: float, engine: str, languages: list[str],
     turn = 0
     if detect_orientation and min(image.size) >= 32:
         turn = _orientation().detect(image)  # counter-clockwise degrees to be upright
-        if turn:
-            image = image.rotate(turn, expand=True)
+    if not turn:
+        return _read_upright(image, dpi, engine, languages, deskew, 0)
+    turned = _read_upright(image.rotate(turn, expand=True), dpi, engine, languages, deskew, turn)
+    if reading_confidence(turned.lines) >= ORIENTATION_SURE:
+        return turned
+    # the classifier turns about 1 in 100 upright receipts (SROIE train: 3 of 321); a page
+    # read the wrong way up reads as garbage, so when the turned reading is weak the page is
+    # also read as it came, and the more confident reading wins
+    as_is = _read_upright(image, dpi, engine, languages, deskew, 0)
+    return max((turned, as_is), key=lambda r: reading_confidence(r.lines))
+
+
+def reading_confidence(lines: list[Line]) -> float:
+    """The recognizer's confidence over a reading, weighted by characters (0 when empty)."""
+    chars = sum(len(w.text) for line in lines for w in line.words)
+    if not chars:
+        return 0.0
+    return sum(len(w.text) * w.confidence for line in lines for w in line.words) / chars
+
+
+def _read_upright(image: Image.Image, dpi: float, engine: str, languages: list[str],
+                  deskew: bool, turn: int) -> OcrOutcome:
+    """Read an image already turned upright by `turn` degrees counter-clockwise."""
+    from PIL import Image
+
     work = image
     scale = 1.0
     skew = 0.0
