@@ -5,8 +5,10 @@ Normalisation (SROIE's key fields are compared as the dataset's evaluation does 
 noise is set aside):
 - company, address: upper case, only letters and digits kept (spacing and punctuation vary
   with the OCR and with how lines are joined);
-- date: both sides parsed to a calendar date (the ground truth day-first, as in Malaysia);
-- total / amounts: numerically, to the cent; a receipt whose total is not annotated ("") is
+- date: both sides parsed to a calendar date (the ground truth day-first, as in Malaysia;
+  eight digits as yyyymmdd, else ddmmyyyy);
+- total / amounts: numerically, to the cent (a currency code around the ground truth, as in
+  `RM22.65`, is not part of the number); a receipt whose total is not annotated ("") is
   left out of that field.
 invoice2data fields: dates and amounts as above; issuer when either side's words contain
 the other's ("Free" ~ "Free SAS"); identifiers (invoice number, VAT, IBAN, BIC, order id)
@@ -85,17 +87,32 @@ def _alnum(value: Any) -> str:
 
 
 def _day(value: Any) -> str | None:
+    """A ground-truth date: SROIE's keys also write `20180304`, `25032018`, `(06/12/2016)`.
+    Written apart from docmill's own `learned.matching.as_date` on purpose: the judge does not
+    share code with what it judges."""
+    import datetime as dt
+
     import dateutil.parser
 
+    text = str(value).strip().strip("()[] ")
+    if re.fullmatch(r"\d{8}", text):
+        for y, m, d in ((text[:4], text[4:6], text[6:]), (text[4:], text[2:4], text[:2])):
+            try:
+                return dt.date(int(y), int(m), int(d)).isoformat()
+            except ValueError:
+                continue
+        return None
     try:
-        return dateutil.parser.parse(str(value), dayfirst=True).date().isoformat()
+        return dateutil.parser.parse(text, dayfirst=True).date().isoformat()
     except (ValueError, OverflowError):
         return None
 
 
 def _money(value: Any) -> float | None:
+    """A number, with a currency sign or code around it (SROIE's keys: `RM22.65`)."""
+    text = re.sub(r"^[A-Za-z$€£¥\s]+|[A-Za-z$€£¥\s]+$", "", str(value)).replace(",", "")
     try:
-        return float(str(value).replace("$", "").replace(",", "").strip())
+        return float(text)
     except ValueError:
         return None
 

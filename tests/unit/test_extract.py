@@ -252,3 +252,26 @@ def test_letters_around_a_number_are_not_a_currency(text):
     from docmill.extraction.values import find_amounts
 
     assert find_amounts(text) == []
+
+
+@pytest.mark.parametrize("text, iso", [
+    ("20180428/191204", "2018-04-28"),  # date and time printed without separators
+    ("00440010036 25032018 13:11:54 0003", "2018-03-25"),
+    ("27032018", "2018-03-27"),
+    ("05 02-18", "2018-02-05"),  # a separator lost to a space
+    ("05~05-17", "2017-05-05"),  # or misread
+    ("#19-18/03/2018", "2018-03-18"),
+    ("2703/2018", "2018-03-27"),
+])
+def test_dates_as_ocr_reads_receipts(text, iso):
+    from docmill.extraction.values import find_dates
+
+    assert [f.value for f in find_dates(text)] == [iso]
+
+
+@pytest.mark.parametrize("text", ["qty 2 10-20", "INV 20180001", "TEL 07-3523888",
+                                  "1 X 19.00 19.00", "20181301", "12 34-5678"])
+def test_numbers_that_are_not_dates(text):
+    from docmill.extraction.values import find_dates
+
+    assert find_dates(text) == []

@@ -274,3 +274,71 @@ def test_full_width_forms_are_read_as_their_ascii_letters():
     seg = layout.segs[0]
     assert seg.text == "AEON BHD (126926-H)"
     assert seg.text[seg.offsets[2][0]:seg.offsets[2][1]] == "(126926-H)"
+
+
+@pytest.mark.parametrize("label, iso", [
+    ("20180304", "2018-03-04"),  # SROIE keys print some dates as yyyymmdd ...
+    ("25032018", "2018-03-25"),  # ... or ddmmyyyy
+    ("(06/12/2016)", "2016-12-06"),  # with the brackets the receipt printed around it
+    ("05-02-18", "2018-02-05"),
+    ("2018-03-04", "2018-03-04"),
+    ("12345678", None),
+])
+def test_labelled_dates_are_read_as_the_dates_they_are(label, iso):
+    from docmill.extraction.learned.matching import as_date
+
+    assert as_date(label) == iso
+
+
+def _receipt_lines(*texts: str) -> Document:
+    from docmill.documents import Block, Box, Line, Page, Word
+
+    lines = []
+    for row, text in enumerate(texts):
+        words, x = [], 10.0
+        for piece in text.split():
+            words.append(Word(piece, Box(x, 20.0 * row, x + 8 * len(piece), 20.0 * row + 10)))
+            x += 8 * len(piece) + 6
+        lines.append(Line(words))
+    return Document([Page(1, 400.0, 20.0 * len(texts) + 20, "ocr", [Block("text", lines)])])
+
+
+@pytest.mark.parametrize("rounding_line, paid_line, expected", [
+    # the page rounds cash: the rounded total is what was paid
+    ("Rounding Adj -0.01", "Total Rounded 112.45", 112.45),
+    ("Rounding -0.01", "Net Total 112.45", 112.45),
+    # no rounding line: the amount stays as the model chose it
+    ("Discount 0.01", "Net Total 112.45", 112.46),
+    # a rounding line, but the rounded amount is not printed
+    ("Rounding Adj -0.01", "Thank you", 112.46),
+    # the label and its amount in two columns, read as two lines
+    ("Rounding:RM", "-0.01 25.45 112.45", 112.45),
+])
+def test_cash_rounding_takes_the_rounded_total_the_page_prints(rounding_line, paid_line,
+                                                               expected):
+    from docmill.extraction.layout import Layout
+    from docmill.extraction.learned.candidates import DocContext
+    from docmill.extraction.learned.model import candidates, predict_field
+
+    spec = next(s for s in field_specs(SCHEMA) if s.pointer == "total")
+    layout = Layout.of(_receipt_lines("Total Incl GST 112.46", rounding_line, paid_line,
+                                      "Cash 200.00", "Change 87.54"))
+    ctx = DocContext.of(layout, {}, {})
+    cands = candidates(layout, spec, ctx, False)
+    scores = [1.0 if abs(float(c.value) - 112.46) < 0.005 else 0.1 for c in cands]
+    plain = predict_field(spec, cands, scores, 0.5, 0.5)
+    rounded = predict_field(spec, cands, scores, 0.5, 0.5, cash_rounding=ctx.rounds_cash)
+    assert plain is not None and float(plain.value) == pytest.approx(112.46)
+    assert rounded is not None and float(rounded.value) == pytest.approx(expected)
+
+
+def test_cash_rounding_is_tuned_and_kept_in_the_model_file(prepared, tiny):
+    """Tuning sets the option only for amounts, and only when it gets more documents right;
+    the file keeps it."""
+    specs = field_specs(SCHEMA)
+    tune(tiny, specs, prepared[:14], scores_of(tiny, prepared[:14]))
+    assert all(not h.cash_rounding for p, h in tiny.fields.items() if h.kind != "amount")
+    tiny.fields["total"].cash_rounding = True
+    again = FieldModel.from_bytes(tiny.to_bytes())
+    assert again.fields["total"].cash_rounding and not again.fields["date"].cash_rounding
+    tiny.fields["total"].cash_rounding = False

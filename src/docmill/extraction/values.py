@@ -37,11 +37,19 @@ _NUMERIC_DATE = re.compile(
     r"|(?<![\d/.\-])(\d{1,2})([-/.])(\d{1,2})\5(\d{4}|\d{2})"
     r"(?:(?![\d/\-]|\.\d)|(?=\d{1,2}:\d\d))")
 # what OCR makes of a date, tried only when a text has no well-formed date: one glued to a
-# number before it ("#19-18/03/2018"), or with a separator lost ("2703/2018")
+# number before it ("#19-18/03/2018"), with a separator lost ("2703/2018", "05 02-18") or
+# misread ("05~05-17"), or printed without separators ("20180428/191204", "25032018 13:11")
+_DAY, _MONTH = r"(0[1-9]|[12]\d|3[01])", r"(0[1-9]|1[0-2])"
 _LOOSE_DATES = (
     (re.compile(r"(?<!\d)(\d{1,2})([/.])(\d{1,2})\2(\d{4})(?:(?!\d)|(?=\d{1,2}:\d\d))"),
      (4, 3, 1), 0.7),
     (re.compile(r"(?<![\d/.\-])(\d{2})(\d{2})[/.-](20\d\d)(?!\d)"), (3, 2, 1), 0.5),
+    (re.compile(r"(?<![\d/.\-])(\d\d)(?: |\s*~\s*)(\d\d)[-/](\d{4}|\d\d)(?![\d/.\-])"),
+     (3, 2, 1), 0.5),
+    (re.compile(r"(?<![\d/.\-])(\d\d)[-/](\d\d)\s*~\s*(\d{4}|\d\d)(?![\d/.\-])"),
+     (3, 2, 1), 0.5),
+    (re.compile(rf"(?<![\d.,\-])(20\d\d){_MONTH}{_DAY}(?![\d.,\-])"), (1, 2, 3), 0.4),
+    (re.compile(rf"(?<![\d.,\-]){_DAY}{_MONTH}(20\d\d)(?![\d.,\-])"), (3, 2, 1), 0.4),
 )
 _MONTHS = (r"jan(?:uary|vier|uar|uari|eiro)?|feb(?:ruary|ruar|ruari|rero)?|f[ée]v(?:rier)?|"
            r"m[aä]r(?:ch|s|z|t|zo)?|apr(?:il|ile)?|avr(?:il)?|abr(?:il)?|ma[iy]|mei|mai|mayo|"
@@ -126,10 +134,9 @@ def find_dates(text: str, month_first: bool = False) -> list[Found]:
     if not out:
         for pattern, (yi, mi, di), quality in _LOOSE_DATES:
             for m in pattern.finditer(text):
-                day, month = int(m.group(di)), int(m.group(mi))
-                date = _make_date(int(m.group(yi)), month, day) if not month_first else \
-                    _make_date(int(m.group(yi)), day, month) or _make_date(
-                        int(m.group(yi)), month, day)
+                day, month, year = int(m.group(di)), int(m.group(mi)), _year(m.group(yi))
+                date = _make_date(year, month, day) if not month_first else \
+                    _make_date(year, day, month) or _make_date(year, month, day)
                 if date:
                     out.append(Found(date.isoformat(), m.start(), m.end(), quality))
             if out:

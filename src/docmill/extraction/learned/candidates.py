@@ -30,6 +30,7 @@ _POSTCODE = re.compile(r"\b\d{5}\b")
 _TRAILER = re.compile(r"\s*(\(|\[|\b(co\.?\s*(reg\.?)?\s*no|reg\.?\s*no|gst|tel|phone)\b|"
                       r"\b\d{4,}-?[A-Z]\b)", re.IGNORECASE)
 _PHONE_HINT = re.compile(r"(?i)\b(tel|phone|fax|h/p|hp|mobile)\b")
+_ROUNDING = re.compile(r"(?i)\bround")
 _TAX_HINT = re.compile(r"(?i)\b(gst|sst|vat|tax|reg|co\.?\s*no|roc|id)\b")
 
 
@@ -65,6 +66,7 @@ class DocContext:
     label_scores: dict[tuple[int, str], float]  # (seg index, field pointer) -> best label score
     differences: set[int] = field(default_factory=set)  # a - b of two amounts (cash - change)
     sums: set[int] = field(default_factory=set)  # a + b of two amounts (subtotal + tax)
+    rounds_cash: bool = False  # a line says the total was rounded ("Rounding Adj")
 
     @classmethod
     def of(cls, layout: Layout, rule_fields: dict[str, dict[str, Any]],
@@ -84,7 +86,8 @@ class DocContext:
         differences = {_round(a - b) for a in distinct for b in distinct if 0 < b < a}
         sums = {_round(a + b) for i, a in enumerate(distinct) for b in distinct[i:] if a > 0}
         return cls(layout, order, widths, median(heights) if heights else 10.0, amounts,
-                   rule_fields, label_scores, differences, sums)
+                   rule_fields, label_scores, differences, sums,
+                   any(_ROUNDING.search(s.text) for s in layout.segs))
 
     def position(self, seg: Seg) -> int:
         index = getattr(self, "_position", None)

@@ -15,10 +15,20 @@ from docmill.extraction.schema import FieldSpec
 
 
 def as_date(value: Any) -> str | None:
-    """ISO date of a labelled value: ISO as given, else read day first."""
-    text = str(value).strip()
+    """ISO date of a labelled value: ISO as given, eight digits as yyyymmdd when that is a
+    date (else ddmmyyyy), else read day first; brackets and stray marks around it ignored."""
+    text = str(value).strip().strip("()[]{}<>,;:'\" ")
     if re.fullmatch(r"\d{4}-\d\d-\d\d", text[:10]):
         return text[:10]
+    import datetime as dt
+
+    if re.fullmatch(r"\d{8}", text):
+        for year, month, day in ((text[:4], text[4:6], text[6:]), (text[4:], text[2:4], text[:2])):
+            try:
+                return dt.date(int(year), int(month), int(day)).isoformat()
+            except ValueError:
+                continue
+        return None
     import dateutil.parser
 
     try:

@@ -54,6 +54,7 @@ class FieldHead:
     fix_words: bool = False  # correct one-character misreadings with `words`
     joiner: Any = None  # lightgbm.Booster deciding where a multi-line value ends (joining.py)
     join: float = JOIN_OFF  # extend a value to a line the joiner gives at least this
+    cash_rounding: bool = False  # on a page that rounds cash, the rounded amount printed
 
     def joins(self, cands: list[Cand]) -> dict[tuple[int, int], float]:
         return join_probabilities(self.joiner, cands)  # {} without a joiner
@@ -80,7 +81,7 @@ class FieldModel:
                                "lexicon": h.lexicon, "lexicon_ratio": h.lexicon_ratio,
                                "words": h.words, "fix_words": h.fix_words,
                                "joiner": h.joiner.model_to_string() if h.joiner else None,
-                               "join": h.join}
+                               "join": h.join, "cash_rounding": h.cash_rounding}
                            for p, h in self.fields.items()}}
         return gzip.compress(json.dumps(body, separators=(",", ":")).encode(), mtime=0)
 
@@ -111,7 +112,8 @@ class FieldModel:
                                            float(spec.get("lexicon_ratio") or 0.0),
                                            {str(k): int(v) for k, v in
                                             (spec.get("words") or {}).items()},
-                                           bool(spec.get("fix_words")))
+                                           bool(spec.get("fix_words")),
+                                           cash_rounding=bool(spec.get("cash_rounding")))
                 if spec.get("joiner"):
                     if body.get("join_features") != list(JOIN_FEATURES):
                         raise ModelError(f"field {pointer!r}: a joiner of another version; "
@@ -217,6 +219,26 @@ def corrected_words(text: str, words: dict[str, int]) -> str:
     return _TOKEN.sub(fix, text)
 
 
+def rounded_amount(value: Any, cands: list[Cand]) -> Any:
+    """Where cash is rounded to 5 cents (Malaysia, Switzerland, ...) a receipt prints the
+    total, a rounding adjustment and the rounded total, which is what was paid: on such a
+    page (`DocContext.rounds_cash`) `value` becomes that rounded amount if it is printed."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return value
+    rounded = round(round(number * 20) / 20, 2)
+    if abs(rounded - number) < 0.005:
+        return value
+    for c in cands:
+        try:
+            if abs(float(c.value) - rounded) < 0.005:
+                return c.value
+        except (TypeError, ValueError):
+            continue
+    return value
+
+
 def _runs(by_seg: dict[int, tuple[float, Cand]], around: int) -> list[str]:
     """Texts of the runs of up to MAX_LINES adjacent lines that include line `around`."""
     out = []
@@ -231,7 +253,8 @@ def predict_field(spec: FieldSpec, cands: list[Cand], scores: list[float], thres
                   extend: float, lexicon: list[str] | None = None,
                   lexicon_ratio: float = 0.0, words: dict[str, int] | None = None,
                   joins: dict[tuple[int, int], float] | None = None, join: float = JOIN_OFF,
-                  taken: frozenset[int] = frozenset()) -> Prediction | None:
+                  taken: frozenset[int] = frozenset(),
+                  cash_rounding: bool = False) -> Prediction | None:
     """The best candidate if the model is sure enough (a run of lines for an address: a
     neighbouring line joins when its own score passes `extend` or the joiner's probability
     of going on to it passes `join`, unless another field already holds it: `taken`, the
@@ -244,6 +267,8 @@ def predict_field(spec: FieldSpec, cands: list[Cand], scores: list[float], thres
         return None
     if spec.kind not in MULTILINE_KINDS:
         value = cands[best].value
+        if cash_rounding and spec.kind == "amount":
+            value = rounded_amount(value, cands)
         if lexicon and isinstance(value, str):
             value = known_value([value], lexicon, lexicon_ratio) or \
                 corrected_words(value, words or {})
@@ -309,7 +334,8 @@ def apply(model: FieldModel, layout: Layout, specs: list[FieldSpec],
                               head.lexicon, head.lexicon_ratio,
                               head.words if head.fix_words else None,
                               head.joins(cands), head.join,
-                              frozenset(taken) if yields_lines(spec) else frozenset())
+                              frozenset(taken) if yields_lines(spec) else frozenset(),
+                              head.cash_rounding and ctx.rounds_cash)
         if found is not None:
             out[spec.pointer] = found
             if claims_lines(spec):

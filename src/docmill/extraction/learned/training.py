@@ -60,6 +60,7 @@ class FieldRows:
     labels: list[bool]
     expected: Any
     rule_value: Any
+    rounds_cash: bool = False  # DocContext.rounds_cash of the document
 
 
 @dataclass
@@ -88,7 +89,8 @@ def prepare(example: Example, schema: dict[str, Any]) -> Prepared:
         cands = candidates(layout, spec, ctx, month_first)
         expected = expected_value(example.expected, spec)
         out.fields[spec.pointer] = FieldRows(cands, positives(spec, expected, cands), expected,
-                                             expected_value(rules["data"], spec))
+                                             expected_value(rules["data"], spec),
+                                             ctx.rounds_cash)
     return out
 
 
@@ -167,23 +169,26 @@ def _predict(head: FieldHead, spec: FieldSpec, rows: FieldRows, scored: Scored |
              threshold: float, extend: float,
              lexicon_ratio: float | None = None,
              fix_words: bool | None = None, join: float | None = None,
-             taken: frozenset[int] = frozenset()) -> Prediction | None:
+             taken: frozenset[int] = frozenset(),
+             cash_rounding: bool | None = None) -> Prediction | None:
     if scored is None:
         return None
     fix = head.fix_words if fix_words is None else fix_words
     return predict_field(spec, rows.cands, scored.scores, threshold, extend, scored.lexicon,
                          head.lexicon_ratio if lexicon_ratio is None else lexicon_ratio,
                          scored.words if fix else None, scored.joins,
-                         head.join if join is None else join, taken)
+                         head.join if join is None else join, taken,
+                         rows.rounds_cash and (head.cash_rounding if cash_rounding is None
+                                               else cash_rounding))
 
 
 def _decide(head: FieldHead, spec: FieldSpec, rows: FieldRows, scored: Scored | None,
             threshold: float, extend: float,
             lexicon_ratio: float | None = None,
             fix_words: bool | None = None, join: float | None = None,
-            taken: frozenset[int] = frozenset()) -> Any:
+            taken: frozenset[int] = frozenset(), cash_rounding: bool | None = None) -> Any:
     found = _predict(head, spec, rows, scored, threshold, extend, lexicon_ratio, fix_words,
-                     join, taken)
+                     join, taken, cash_rounding)
     return found.value if found is not None else rows.rule_value
 
 
@@ -265,6 +270,9 @@ def _tune_head(head: FieldHead, spec: FieldSpec, prepared: Sequence[Prepared],
             hits(head.threshold, head.extend, lexicon_ratio=r), -r))
         head.fix_words = hits(head.threshold, head.extend, fix_words=True) > \
             hits(head.threshold, head.extend, fix_words=False)
+    if spec.kind == "amount":
+        head.cash_rounding = hits(head.threshold, head.extend, cash_rounding=True) > \
+            hits(head.threshold, head.extend, cash_rounding=False)
 
 
 def _held(spec: FieldSpec, taken: list[frozenset[int]], i: int) -> frozenset[int]:
