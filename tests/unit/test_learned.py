@@ -342,3 +342,29 @@ def test_cash_rounding_is_tuned_and_kept_in_the_model_file(prepared, tiny):
     again = FieldModel.from_bytes(tiny.to_bytes())
     assert again.fields["total"].cash_rounding and not again.fields["date"].cash_rounding
     tiny.fields["total"].cash_rounding = False
+
+
+@pytest.mark.parametrize("read, meant", [
+    ("URBAN 1DEA SDN BHD", "URBAN IDEA SDN BHD"),  # a 1 opening a word of letters
+    ("KMF F0ODICIOUS SDN BHD", "KMF FOODICIOUS SDN BHD"),  # a 0 between letters
+    ("TSH POWER HARDWÀRE TRADING", "TSH POWER HARDWARE TRADING"),  # an accent OCR added
+    # digits that belong where they are stay
+    ("OLIVE9 PHARMACY", "OLIVE9 PHARMACY"), ("NO1, JALAN SS21/39", "NO1, JALAN SS21/39"),
+    ("CT281 - TEALIVE", "CT281 - TEALIVE"), ("1-UTAMA, JLN PJU 1A/3", "1-UTAMA, JLN PJU 1A/3"),
+])
+def test_shape_fix_undoes_what_ocr_makes_of_letters(read, meant):
+    from docmill.extraction.learned.model import shape_fixed
+
+    assert shape_fixed(read) == meant
+
+
+def test_shape_fix_is_tuned_for_text_only_and_kept_in_the_model_file(prepared, tiny):
+    specs = field_specs(SCHEMA)
+    tune(tiny, specs, prepared[:14], scores_of(tiny, prepared[:14]))
+    assert all(not h.fix_shapes for h in tiny.fields.values()
+               if h.kind not in ("organization", "address", "person", "text"))
+    before = tiny.fields["company"].fix_shapes
+    tiny.fields["company"].fix_shapes = True
+    again = FieldModel.from_bytes(tiny.to_bytes())
+    assert again.fields["company"].fix_shapes and not again.fields["total"].fix_shapes
+    tiny.fields["company"].fix_shapes = before

@@ -21,6 +21,7 @@ from typing import Any
 from docmill.extraction.layout import Layout
 from docmill.extraction.learned.candidates import (
     DENSE,
+    LINE_KINDS,
     MULTILINE_KINDS,
     Cand,
     DocContext,
@@ -55,6 +56,7 @@ class FieldHead:
     joiner: Any = None  # lightgbm.Booster deciding where a multi-line value ends (joining.py)
     join: float = JOIN_OFF  # extend a value to a line the joiner gives at least this
     cash_rounding: bool = False  # on a page that rounds cash, the rounded amount printed
+    fix_shapes: bool = False  # text: 0/1 inside a word read as O/I, accents OCR added dropped
 
     def joins(self, cands: list[Cand]) -> dict[tuple[int, int], float]:
         return join_probabilities(self.joiner, cands)  # {} without a joiner
@@ -81,7 +83,8 @@ class FieldModel:
                                "lexicon": h.lexicon, "lexicon_ratio": h.lexicon_ratio,
                                "words": h.words, "fix_words": h.fix_words,
                                "joiner": h.joiner.model_to_string() if h.joiner else None,
-                               "join": h.join, "cash_rounding": h.cash_rounding}
+                               "join": h.join, "cash_rounding": h.cash_rounding,
+                               "fix_shapes": h.fix_shapes}
                            for p, h in self.fields.items()}}
         return gzip.compress(json.dumps(body, separators=(",", ":")).encode(), mtime=0)
 
@@ -113,7 +116,8 @@ class FieldModel:
                                            {str(k): int(v) for k, v in
                                             (spec.get("words") or {}).items()},
                                            bool(spec.get("fix_words")),
-                                           cash_rounding=bool(spec.get("cash_rounding")))
+                                           cash_rounding=bool(spec.get("cash_rounding")),
+                                           fix_shapes=bool(spec.get("fix_shapes")))
                 if spec.get("joiner"):
                     if body.get("join_features") != list(JOIN_FEATURES):
                         raise ModelError(f"field {pointer!r}: a joiner of another version; "
@@ -219,6 +223,20 @@ def corrected_words(text: str, words: dict[str, int]) -> str:
     return _TOKEN.sub(fix, text)
 
 
+_DIGIT_IN_WORD = re.compile(r"(?<=[^\W\d_])[01](?=[^\W\d_])|\b1(?=[^\W\d_]{3,}\b)")
+
+
+def shape_fixed(text: str) -> str:
+    """`text` with what OCR makes of letters undone: a 0 or 1 between two letters or a 1
+    opening a word of letters (`F0OD`, `1DEA`) read as O / I, and accents on Latin letters
+    dropped (`HARDWÀRE`). Only where tuning says it helps: a name may carry real accents."""
+    import unicodedata
+
+    text = _DIGIT_IN_WORD.sub(lambda m: "O" if m.group(0) == "0" else "I", text)
+    folded = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in folded if not unicodedata.combining(ch))
+
+
 def rounded_amount(value: Any, cands: list[Cand]) -> Any:
     """Where cash is rounded to 5 cents (Malaysia, Switzerland, ...) a receipt prints the
     total, a rounding adjustment and the rounded total, which is what was paid: on such a
@@ -254,7 +272,8 @@ def predict_field(spec: FieldSpec, cands: list[Cand], scores: list[float], thres
                   lexicon_ratio: float = 0.0, words: dict[str, int] | None = None,
                   joins: dict[tuple[int, int], float] | None = None, join: float = JOIN_OFF,
                   taken: frozenset[int] = frozenset(),
-                  cash_rounding: bool = False) -> Prediction | None:
+                  cash_rounding: bool = False, fix_shapes: bool = False
+                  ) -> Prediction | None:
     """The best candidate if the model is sure enough (a run of lines for an address: a
     neighbouring line joins when its own score passes `extend` or the joiner's probability
     of going on to it passes `join`, unless another field already holds it: `taken`, the
@@ -272,6 +291,8 @@ def predict_field(spec: FieldSpec, cands: list[Cand], scores: list[float], thres
         if lexicon and isinstance(value, str):
             value = known_value([value], lexicon, lexicon_ratio) or \
                 corrected_words(value, words or {})
+        if fix_shapes and isinstance(value, str) and spec.kind in LINE_KINDS:
+            value = shape_fixed(value)
         return Prediction(value, scores[best], [cands[best]])
     by_seg: dict[int, tuple[float, Cand]] = {}
     for c, p in zip(cands, scores, strict=True):
@@ -297,6 +318,8 @@ def predict_field(spec: FieldSpec, cands: list[Cand], scores: list[float], thres
         if known is not None and len(alnum(known)) < 0.9 * len(alnum(value)):
             known = None  # a known shorter value would drop lines the model kept (a branch)
         value = known or corrected_words(value, words or {})
+    if fix_shapes:
+        value = shape_fixed(value)
     return Prediction(value, scores[best], ordered)
 
 
@@ -335,7 +358,7 @@ def apply(model: FieldModel, layout: Layout, specs: list[FieldSpec],
                               head.words if head.fix_words else None,
                               head.joins(cands), head.join,
                               frozenset(taken) if yields_lines(spec) else frozenset(),
-                              head.cash_rounding and ctx.rounds_cash)
+                              head.cash_rounding and ctx.rounds_cash, head.fix_shapes)
         if found is not None:
             out[spec.pointer] = found
             if claims_lines(spec):

@@ -170,7 +170,8 @@ def _predict(head: FieldHead, spec: FieldSpec, rows: FieldRows, scored: Scored |
              lexicon_ratio: float | None = None,
              fix_words: bool | None = None, join: float | None = None,
              taken: frozenset[int] = frozenset(),
-             cash_rounding: bool | None = None) -> Prediction | None:
+             cash_rounding: bool | None = None,
+             fix_shapes: bool | None = None) -> Prediction | None:
     if scored is None:
         return None
     fix = head.fix_words if fix_words is None else fix_words
@@ -179,16 +180,18 @@ def _predict(head: FieldHead, spec: FieldSpec, rows: FieldRows, scored: Scored |
                          scored.words if fix else None, scored.joins,
                          head.join if join is None else join, taken,
                          rows.rounds_cash and (head.cash_rounding if cash_rounding is None
-                                               else cash_rounding))
+                                               else cash_rounding),
+                         head.fix_shapes if fix_shapes is None else fix_shapes)
 
 
 def _decide(head: FieldHead, spec: FieldSpec, rows: FieldRows, scored: Scored | None,
             threshold: float, extend: float,
             lexicon_ratio: float | None = None,
             fix_words: bool | None = None, join: float | None = None,
-            taken: frozenset[int] = frozenset(), cash_rounding: bool | None = None) -> Any:
+            taken: frozenset[int] = frozenset(), cash_rounding: bool | None = None,
+            fix_shapes: bool | None = None) -> Any:
     found = _predict(head, spec, rows, scored, threshold, extend, lexicon_ratio, fix_words,
-                     join, taken, cash_rounding)
+                     join, taken, cash_rounding, fix_shapes)
     return found.value if found is not None else rows.rule_value
 
 
@@ -270,6 +273,9 @@ def _tune_head(head: FieldHead, spec: FieldSpec, prepared: Sequence[Prepared],
             hits(head.threshold, head.extend, lexicon_ratio=r), -r))
         head.fix_words = hits(head.threshold, head.extend, fix_words=True) > \
             hits(head.threshold, head.extend, fix_words=False)
+    if spec.kind in LINE_KINDS:
+        head.fix_shapes = hits(head.threshold, head.extend, fix_shapes=True) > \
+            hits(head.threshold, head.extend, fix_shapes=False)
     if spec.kind == "amount":
         head.cash_rounding = hits(head.threshold, head.extend, cash_rounding=True) > \
             hits(head.threshold, head.extend, cash_rounding=False)
