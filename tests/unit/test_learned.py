@@ -368,3 +368,97 @@ def test_shape_fix_is_tuned_for_text_only_and_kept_in_the_model_file(prepared, t
     again = FieldModel.from_bytes(tiny.to_bytes())
     assert again.fields["company"].fix_shapes and not again.fields["total"].fix_shapes
     tiny.fields["company"].fix_shapes = before
+
+
+def test_runs_around_the_best_lines_stay_short_on_one_page_and_off_taken_lines():
+    from docmill.extraction.layout import Layout
+    from docmill.extraction.learned.candidates import DocContext
+    from docmill.extraction.learned.model import candidates
+    from docmill.extraction.learned.spans import MAX_LINES, line_table, runs_around
+
+    spec = next(s for s in field_specs(SCHEMA) if s.pointer == "address")
+    layout = Layout.of(_receipt_lines(*(f"LINE {n} JALAN" for n in range(12))))
+    cands = candidates(layout, spec, DocContext.of(layout, {}, {}), False)
+    lines = line_table(cands, [0.9 if c.order == 5 else 0.1 for c in cands])
+    runs = runs_around(lines, [5])
+    assert (5, 5) in runs and (0, 5) in runs and (5, 10) in runs
+    assert all(s <= 5 <= e and e - s < MAX_LINES for s, e in runs)
+    assert (0, 4) not in runs and (4, 10) not in runs
+    # line 3 belongs to the name: no run goes through it, the anchor's own line may be taken
+    held = runs_around(lines, [5, 1], taken=frozenset({3, 5}))
+    assert all(not (s <= 3 <= e) for s, e in held) and (4, 5) in held and (1, 2) in held
+
+
+def test_a_run_is_positive_when_it_spells_the_label_best():
+    from docmill.extraction.layout import Layout
+    from docmill.extraction.learned.candidates import DocContext
+    from docmill.extraction.learned.model import candidates
+    from docmill.extraction.learned.spans import (
+        candidate_runs,
+        line_table,
+        run_text,
+        span_rows,
+    )
+
+    spec = next(s for s in field_specs(SCHEMA) if s.pointer == "address")
+    layout = Layout.of(_receipt_lines("SYARIKAT ABC SDN BHD", "NO 12 JALAN MERANTI",
+                                      "TAMAN SRI", "43000 KAJANG", "TEL 03-8736 1234",
+                                      "TOTAL 12.00"))
+    cands = candidates(layout, spec, DocContext.of(layout, {}, {}), False)
+    lines = line_table(cands, [0.8 if 1 <= c.order <= 2 else 0.1 for c in cands])
+    expected = "NO 12, JALAN MERANTI, TAMAN SRI, 43000 KAJANG"
+    xs, ys = span_rows(lines, {}, (1, 2), expected)
+    runs, feats = candidate_runs(lines, {}, (1, 2))
+    assert len(xs) == len(runs) and feats == xs and sum(ys) == 1
+    assert run_text(lines, *runs[ys.index(1)]).startswith("NO 12 JALAN MERANTI")
+    assert runs[ys.index(1)] == (1, 3)
+    # nothing close to the label: no positive at all
+    assert sum(span_rows(lines, {}, (1, 2), "LOT 5 PERSIARAN KLANG")[1]) == 0
+
+
+def test_the_spanner_learns_runs_and_round_trips_in_the_model_file(prepared, tiny):
+    """A spanner fitted on the runs of 20 receipts (the tiny model's scores) chooses runs
+    that spell the address at least as often as the greedy extension, the model file keeps
+    it, and a spanner of other features is a clear error."""
+    from docmill.extraction.learned.model import predict_field
+    from docmill.extraction.learned.spans import fit_spanner, line_table, span_rows
+
+    spec = next(s for s in field_specs(SCHEMA) if s.pointer == "address")
+    head = tiny.fields["address"]
+    xs, ys = [], []
+    for p in prepared:
+        rows = p.fields["address"]
+        scores = head.scores(rows.cands)
+        greedy = predict_field(spec, rows.cands, scores, 0.0, head.extend)
+        orders = [c.order for c in greedy.cands]
+        x, y = span_rows(line_table(rows.cands, scores), {}, (min(orders), max(orders)),
+                         rows.expected)
+        xs += x
+        ys += y
+    spanner = fit_spanner(xs, ys)
+    assert spanner is not None and sum(ys) >= 20
+    from docmill.extraction.learned.matching import same
+
+    def right(use: bool) -> int:
+        return sum(same(spec, p.fields["address"].expected, predict_field(
+            spec, p.fields["address"].cands, head.scores(p.fields["address"].cands), 0.0,
+            head.extend, spanner=spanner if use else None).value) for p in prepared)
+
+    assert right(True) >= right(False) and right(True) >= 14
+    head.spanner, head.use_spans = spanner, True
+    try:
+        blob = tiny.to_bytes()
+        again = FieldModel.from_bytes(blob).fields["address"]
+        assert again.use_spans and again.spanner is not None
+        rows = prepared[3].fields["address"]
+        scores = head.scores(rows.cands)
+        assert predict_field(spec, rows.cands, scores, 0.0, head.extend,
+                             spanner=again.spanner).value == \
+            predict_field(spec, rows.cands, scores, 0.0, head.extend, spanner=spanner).value
+        body = json.loads(gzip.decompress(blob))
+        body["span_features"] = body["span_features"][:-1]
+        with pytest.raises(ModelError, match="spanner of another version"):
+            FieldModel.from_bytes(gzip.compress(json.dumps(body).encode()))
+    finally:
+        head.spanner, head.use_spans = None, False
+

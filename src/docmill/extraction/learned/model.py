@@ -1,8 +1,9 @@
 """The field-model file, and applying it to a read document.
 
 A model file is gzip'd JSON: `{"format": "docmill-field-model", "version": 1, "fields":
-{pointer: {"kind", "vocab", "booster", "threshold", "extend"}}, "trained": {...},
-"quality": {...}}`; `booster` is LightGBM's own text dump. One file per document type, small
+{pointer: {"kind", "vocab", "booster", "threshold", "extend", "joiner", "spanner", ...}},
+"trained": {...}, "quality": {...}}`; `booster` (and a multi-line field's `joiner` and
+`spanner`) is LightGBM's own text dump. One file per document type, small
 enough to ship in the package (a few hundred KB) and to keep in the blob store for a taught
 type. Loading checks the format and every booster, so a truncated or foreign file is a
 `ModelError` (the caller falls back to the rules), never a crash mid-extraction.
@@ -30,11 +31,17 @@ from docmill.extraction.learned.candidates import (
     generate,
 )
 from docmill.extraction.learned.joining import JOIN_FEATURES, join_probabilities
+from docmill.extraction.learned.spans import (
+    MAX_LINES,
+    SPAN_FEATURES,
+    best_run,
+    line_table,
+    ordered,
+)
 from docmill.extraction.schema import FieldSpec
 
 FORMAT = "docmill-field-model"
 VERSION = 1
-MAX_LINES = 6  # a multi-line value (an address) spans at most this many lines
 JOIN_OFF = 1.01  # a join threshold no probability reaches
 
 
@@ -57,6 +64,8 @@ class FieldHead:
     join: float = JOIN_OFF  # extend a value to a line the joiner gives at least this
     cash_rounding: bool = False  # on a page that rounds cash, the rounded amount printed
     fix_shapes: bool = False  # text: 0/1 inside a word read as O/I, accents OCR added dropped
+    spanner: Any = None  # lightgbm.Booster choosing a multi-line value's run (spans.py)
+    use_spans: bool = False  # the spanner decides the run (tuning found it better)
 
     def joins(self, cands: list[Cand]) -> dict[tuple[int, int], float]:
         return join_probabilities(self.joiner, cands)  # {} without a joiner
@@ -76,7 +85,7 @@ class FieldModel:
     def to_bytes(self) -> bytes:
         body = {"format": FORMAT, "version": VERSION, "trained": self.trained,
                 "quality": self.quality, "dense": list(DENSE),
-                "join_features": list(JOIN_FEATURES),
+                "join_features": list(JOIN_FEATURES), "span_features": list(SPAN_FEATURES),
                 "fields": {p: {"kind": h.kind, "vocab": sorted(h.vocab, key=h.vocab.__getitem__),
                                "booster": h.booster.model_to_string(),
                                "threshold": h.threshold, "extend": h.extend,
@@ -84,7 +93,9 @@ class FieldModel:
                                "words": h.words, "fix_words": h.fix_words,
                                "joiner": h.joiner.model_to_string() if h.joiner else None,
                                "join": h.join, "cash_rounding": h.cash_rounding,
-                               "fix_shapes": h.fix_shapes}
+                               "fix_shapes": h.fix_shapes,
+                               "spanner": h.spanner.model_to_string() if h.spanner else None,
+                               "use_spans": h.use_spans}
                            for p, h in self.fields.items()}}
         return gzip.compress(json.dumps(body, separators=(",", ":")).encode(), mtime=0)
 
@@ -124,6 +135,16 @@ class FieldModel:
                                          "retrain it")
                     heads[pointer].joiner = lightgbm.Booster(model_str=spec["joiner"])
                     heads[pointer].join = float(spec.get("join", JOIN_OFF))
+                if spec.get("spanner"):
+                    if body.get("span_features") != list(SPAN_FEATURES):
+                        raise ModelError(f"field {pointer!r}: a spanner of another version; "
+                                         "retrain it")
+                    spanner = lightgbm.Booster(model_str=spec["spanner"])
+                    if spanner.num_feature() != len(SPAN_FEATURES):
+                        raise ModelError(f"field {pointer!r}: the spanner does not fit its "
+                                         "features")
+                    heads[pointer].spanner = spanner
+                    heads[pointer].use_spans = bool(spec.get("use_spans"))
         except (KeyError, TypeError, ValueError, lightgbm.basic.LightGBMError) as exc:
             raise ModelError(f"corrupt field model ({type(exc).__name__}: {exc})") from exc
         return cls(heads, body.get("trained") or {}, body.get("quality") or {})
@@ -272,12 +293,13 @@ def predict_field(spec: FieldSpec, cands: list[Cand], scores: list[float], thres
                   lexicon_ratio: float = 0.0, words: dict[str, int] | None = None,
                   joins: dict[tuple[int, int], float] | None = None, join: float = JOIN_OFF,
                   taken: frozenset[int] = frozenset(),
-                  cash_rounding: bool = False, fix_shapes: bool = False
-                  ) -> Prediction | None:
+                  cash_rounding: bool = False, fix_shapes: bool = False,
+                  spanner: Any = None) -> Prediction | None:
     """The best candidate if the model is sure enough (a run of lines for an address: a
     neighbouring line joins when its own score passes `extend` or the joiner's probability
     of going on to it passes `join`, unless another field already holds it: `taken`, the
-    lines of the name above an address); for text, a value seen in training that the lines
+    lines of the name above an address; with a `spanner`, the run it rates best of all
+    those around the best lines); for text, a value seen in training that the lines
     around it spell wins over the raw text."""
     if not scores:
         return None
@@ -294,10 +316,7 @@ def predict_field(spec: FieldSpec, cands: list[Cand], scores: list[float], thres
         if fix_shapes and isinstance(value, str) and spec.kind in LINE_KINDS:
             value = shape_fixed(value)
         return Prediction(value, scores[best], [cands[best]])
-    by_seg: dict[int, tuple[float, Cand]] = {}
-    for c, p in zip(cands, scores, strict=True):
-        if c.order not in by_seg or p > by_seg[c.order][0]:
-            by_seg[c.order] = (p, c)
+    by_seg = line_table(cands, scores)
     first = cands[best]
     chosen = {first.order: first}
     for step in (-1, 1):
@@ -306,11 +325,11 @@ def predict_field(spec: FieldSpec, cands: list[Cand], scores: list[float], thres
                 by_seg[i][0] >= extend or (joins or {}).get((i - step, i), 0.0) >= join):
             chosen[i] = by_seg[i][1]
             i += step
-    # joined top to bottom by the lines' centres: on a tilted page the boxes grow tall and
-    # a visual row can hold two stacked lines, listed left to right
-    ordered = sorted((chosen[i] for i in sorted(chosen)),
-                     key=lambda c: (c.seg.page, round(c.seg.box.cy / 4), c.seg.box.x0))
-    value = " ".join(str(c.value) for c in ordered)
+    if spanner is not None:
+        start, end = best_run(spanner, by_seg, joins or {}, (min(chosen), max(chosen)), taken)
+        chosen = {i: by_seg[i][1] for i in range(start, end + 1)}
+    lines = ordered([chosen[i] for i in sorted(chosen)])
+    value = " ".join(str(c.value) for c in lines)
     if lexicon:  # around the model's three best lines, a run may spell a known value
         tops = sorted(by_seg, key=lambda i: -by_seg[i][0])[:3]
         runs = [value] + [r for i in tops for r in _runs(by_seg, i)]
@@ -320,7 +339,7 @@ def predict_field(spec: FieldSpec, cands: list[Cand], scores: list[float], thres
         value = known or corrected_words(value, words or {})
     if fix_shapes:
         value = shape_fixed(value)
-    return Prediction(value, scores[best], ordered)
+    return Prediction(value, scores[best], lines)
 
 
 def candidates(layout: Layout, spec: FieldSpec, ctx: DocContext,
@@ -358,7 +377,8 @@ def apply(model: FieldModel, layout: Layout, specs: list[FieldSpec],
                               head.words if head.fix_words else None,
                               head.joins(cands), head.join,
                               frozenset(taken) if yields_lines(spec) else frozenset(),
-                              head.cash_rounding and ctx.rounds_cash, head.fix_shapes)
+                              head.cash_rounding and ctx.rounds_cash, head.fix_shapes,
+                              head.spanner if head.use_spans else None)
         if found is not None:
             out[spec.pointer] = found
             if claims_lines(spec):

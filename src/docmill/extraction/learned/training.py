@@ -39,6 +39,7 @@ from docmill.extraction.learned.model import (
     predict_field,
     yields_lines,
 )
+from docmill.extraction.learned.spans import Memoized, fit_spanner, line_table, span_rows
 from docmill.extraction.schema import FieldSpec, field_specs
 
 THRESHOLDS = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
@@ -163,6 +164,7 @@ class Scored:
     joins: dict[tuple[int, int], float]
     lexicon: list[str]
     words: dict[str, int]
+    spanner: Any = None  # fitted on other folds' documents only, like the booster
 
 
 def _predict(head: FieldHead, spec: FieldSpec, rows: FieldRows, scored: Scored | None,
@@ -171,17 +173,20 @@ def _predict(head: FieldHead, spec: FieldSpec, rows: FieldRows, scored: Scored |
              fix_words: bool | None = None, join: float | None = None,
              taken: frozenset[int] = frozenset(),
              cash_rounding: bool | None = None,
-             fix_shapes: bool | None = None) -> Prediction | None:
+             fix_shapes: bool | None = None,
+             use_spans: bool | None = None) -> Prediction | None:
     if scored is None:
         return None
     fix = head.fix_words if fix_words is None else fix_words
+    spans = head.use_spans if use_spans is None else use_spans
     return predict_field(spec, rows.cands, scored.scores, threshold, extend, scored.lexicon,
                          head.lexicon_ratio if lexicon_ratio is None else lexicon_ratio,
                          scored.words if fix else None, scored.joins,
                          head.join if join is None else join, taken,
                          rows.rounds_cash and (head.cash_rounding if cash_rounding is None
                                                else cash_rounding),
-                         head.fix_shapes if fix_shapes is None else fix_shapes)
+                         head.fix_shapes if fix_shapes is None else fix_shapes,
+                         scored.spanner if spans else None)
 
 
 def _decide(head: FieldHead, spec: FieldSpec, rows: FieldRows, scored: Scored | None,
@@ -189,9 +194,9 @@ def _decide(head: FieldHead, spec: FieldSpec, rows: FieldRows, scored: Scored | 
             lexicon_ratio: float | None = None,
             fix_words: bool | None = None, join: float | None = None,
             taken: frozenset[int] = frozenset(), cash_rounding: bool | None = None,
-            fix_shapes: bool | None = None) -> Any:
+            fix_shapes: bool | None = None, use_spans: bool | None = None) -> Any:
     found = _predict(head, spec, rows, scored, threshold, extend, lexicon_ratio, fix_words,
-                     join, taken, cash_rounding, fix_shapes)
+                     join, taken, cash_rounding, fix_shapes, use_spans)
     return found.value if found is not None else rows.rule_value
 
 
@@ -219,7 +224,8 @@ ScoreTable = dict[tuple[int, str], Scored]  # (document index, pointer) -> score
 
 
 def scored_by(head: FieldHead, rows: FieldRows) -> Scored:
-    return Scored(head.scores(rows.cands), head.joins(rows.cands), head.lexicon, head.words)
+    return Scored(head.scores(rows.cands), head.joins(rows.cands), head.lexicon, head.words,
+                  head.spanner)
 
 
 def scores_of(model: FieldModel, prepared: Sequence[Prepared]) -> ScoreTable:
@@ -281,6 +287,76 @@ def _tune_head(head: FieldHead, spec: FieldSpec, prepared: Sequence[Prepared],
             hits(head.threshold, head.extend, cash_rounding=False)
 
 
+def add_spanners(model: FieldModel, specs: Sequence[FieldSpec], prepared: Sequence[Prepared],
+                 table: ScoreTable, folds: int) -> bool:
+    """Fits each multi-line field's spanner (spans.py) on out-of-fold scores: one per fold
+    from the other folds' documents, kept in `table` for tuning, and one from all of them for
+    `model`. The runs it learns from are those around the greedy run the tuned thresholds
+    give. False when no field has enough documents for one."""
+    by_pointer = {s.pointer: s for s in specs}
+    added = False
+    for pointer, head in model.fields.items():
+        spec = by_pointer[pointer]
+        if spec.kind not in MULTILINE_KINDS:
+            continue
+        rows: dict[int, tuple[list[list[float]], list[int]]] = {}
+        for i, p in enumerate(prepared):
+            scored, fields = table.get((i, pointer)), p.fields.get(pointer)
+            if scored is None or fields is None or is_empty(fields.expected):
+                continue
+            greedy = _predict(head, spec, fields, scored, 0.0, head.extend, use_spans=False)
+            if greedy is None:
+                continue
+            orders = [c.order for c in greedy.cands]
+            rows[i] = span_rows(line_table(fields.cands, scored.scores), scored.joins,
+                                (min(orders), max(orders)), fields.expected)
+        head.spanner = _spanner_from(rows, lambda i: True)
+        if head.spanner is None:
+            continue
+        for fold in range(folds):
+            fitted = _spanner_from(rows, _other_folds(fold, folds))
+            for i in range(fold, len(prepared), folds):
+                if (i, pointer) in table:
+                    table[(i, pointer)].spanner = Memoized(fitted) if fitted is not None else None
+        added = True
+    return added
+
+
+def _spanner_from(rows: dict[int, tuple[list[list[float]], list[int]]],
+                  docs: Callable[[int], bool]) -> Any:
+    xs = [x for i, (x_rows, _) in rows.items() if docs(i) for x in x_rows]
+    ys = [y for i, (_, y_rows) in rows.items() if docs(i) for y in y_rows]
+    return fit_spanner(xs, ys)
+
+
+def _other_folds(fold: int, folds: int) -> Callable[[int], bool]:
+    return lambda i: i % folds != fold
+
+
+def tune_spans(model: FieldModel, specs: Sequence[FieldSpec], prepared: Sequence[Prepared],
+               table: ScoreTable) -> None:
+    """Lets each spanner decide its field's runs where that gets more documents right out of
+    fold (names first, as `apply` decides them)."""
+    by_pointer = {s.pointer: s for s in specs}
+    order = sorted((p for p, h in model.fields.items() if h.spanner is not None),
+                   key=lambda p: yields_lines(by_pointer[p]))
+    for pointer in order:
+        head, spec = model.fields[pointer], by_pointer[pointer]
+        taken = _taken(model, specs, prepared, table) if yields_lines(spec) else []
+
+        def hits(use_spans: bool, head: FieldHead = head, spec: FieldSpec = spec,
+                 pointer: str = pointer, taken: list[frozenset[int]] = taken) -> int:
+            return sum(same(spec, p.fields[pointer].expected,
+                            _decide(head, spec, p.fields[pointer], table.get((i, pointer)),
+                                    head.threshold, head.extend, taken=_held(spec, taken, i),
+                                    use_spans=use_spans))
+                       for i, p in enumerate(prepared) if pointer in p.fields)
+
+        head.use_spans = hits(True) > hits(False)
+        if head.use_spans:  # the thresholds that suit the greedy run may not suit the spanner
+            _tune_head(head, spec, prepared, table, taken)
+
+
 def _held(spec: FieldSpec, taken: list[frozenset[int]], i: int) -> frozenset[int]:
     return taken[i] if yields_lines(spec) and i < len(taken) else frozenset()
 
@@ -336,6 +412,8 @@ def cross_validate(prepared: Sequence[Prepared], specs: Sequence[FieldSpec], fol
             progress(fold + 1, k + 1)
     final = fit(prepared, specs)
     tune(final, specs, prepared, table)
+    if add_spanners(final, specs, prepared, table, k):
+        tune_spans(final, specs, prepared, table)
     quality = score(final, specs, prepared, table)
     if progress:
         progress(k + 1, k + 1)
