@@ -200,7 +200,6 @@ def best_run(spanner: Any, lines: Lines, joins: dict[tuple[int, int], float],
     return runs[best]
 
 
-
 class Memoized:
     """One document's spanner during tuning, remembering its choices: tuning asks about the
     same runs for every threshold tried, and the choice depends only on the greedy run and
