@@ -462,3 +462,39 @@ def test_the_spanner_learns_runs_and_round_trips_in_the_model_file(prepared, tin
     finally:
         head.spanner, head.use_spans = None, False
 
+
+
+def test_cross_validation_fits_spanners_that_never_saw_the_document(prepared):
+    """Each document's runs are chosen, while tuning, by a spanner fitted on the other folds
+    only; the model gets one fitted on every fold, and tuning records whether it decides."""
+    from docmill.extraction.learned.spans import Memoized
+    from docmill.extraction.learned.training import cross_validate
+
+    captured = {}
+    import docmill.extraction.learned.training as training
+
+    real = training.tune_spans
+
+    def spy(model, specs, prepared_, table):
+        captured["table"] = table
+        real(model, specs, prepared_, table)
+
+    # 20 receipts are too few runs for a spanner per fold: each one twice, its copy at an
+    # index of the same parity, so in the same one of the 2 folds (no copy crosses folds)
+    docs = list(prepared) * 2
+    training.tune_spans = spy
+    try:
+        quality, model = cross_validate(docs, field_specs(SCHEMA), folds=2)
+    finally:
+        training.tune_spans = real
+    head = model.fields["address"]
+    assert head.spanner is not None and model.fields["total"].spanner is None
+    table = captured["table"]
+    assert all(isinstance(table[(i, "address")].spanner, Memoized) for i in range(len(docs)))
+    folds = [{id(table[(i, "address")].spanner.booster) for i in range(f, len(docs), 2)}
+             for f in (0, 1)]
+    # one spanner per fold, fitted on the other fold, neither of them the final one
+    assert all(len(f) == 1 for f in folds) and folds[0] != folds[1]
+    assert id(head.spanner) not in folds[0] | folds[1]
+    assert 0 <= quality["address"]["accuracy"] <= 1
+    assert FieldModel.from_bytes(model.to_bytes()).fields["address"].use_spans == head.use_spans
